@@ -1,0 +1,48 @@
+# pdm — two commands: `make demo` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp-install
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv sysdeps lint typecheck bench-store clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "[venv] installing into $(VENV) (torch, tsai, airflow, dash: ~7 GB, a few minutes the first time)"
+	$(PY) -m pip install -q --upgrade pip
+	# Three steps, as verified on these machines: torch from local disk first,
+	# then tsai with its pins, then the rest; a single resolve backtracks badly.
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q tsai==1.0.1 fastai==2.8.7 "fastcore>=1.13.2,<2" pyts==0.13.0 jupyter_core traitlets
+	$(PY) -m pip install -q apache-airflow==3.3.2 apache-airflow-providers-influxdb influxdb-client pandas "dash[testing]" plotly
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# System packages the tests need: a real InfluxDB 1.x server and headless Chromium.
+sysdeps:
+	@if ! command -v influxd >/dev/null || ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		echo "[sysdeps] apt-get install influxdb chromium chromium-driver"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb chromium chromium-driver >/dev/null; \
+	fi
+
+demo: venv
+	$(VENV)/bin/pdmctl demo
+
+test: venv sysdeps
+	@bash scripts/run-tests.sh $(PY) $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check pdm sensors_sim dags dashboard tests benchmarks
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+bench-store: venv sysdeps
+	@bash scripts/with-influxdb.sh $(PY) benchmarks/store_io.py
+
+clean:
+	rm -rf pdm-data test-artifacts .pytest_cache

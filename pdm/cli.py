@@ -1,0 +1,143 @@
+"""``pdmctl``: pdm's command line.
+
+Each subcommand is a thin shell over a package function that the Airflow
+DAGs and the tests call too. Heavy modules are imported inside the
+subcommand that needs them, so ``pdmctl --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from pdm import __version__
+from pdm.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("pdm")
+
+#: Subcommands that later work fills in: name → (help, issue that delivers it).
+PLANNED: dict[str, tuple[str, int]] = {
+    "train": ("train the hybrid-attention autoencoder on healthy windows", 4),
+    "score": ("score the latest windows, write scores, alarms and root causes", 5),
+    "evaluate": ("event metrics (lead time, false alarms per machine-month) against a failure log", 5),
+    "import": ("import your own plant's history from CSV or Parquet", 5),
+    "report": ("write an HTML report with metrics and score timelines", 5),
+    "benchmark": ("run TSHAE and the baselines on the same windows", 5),
+    "dashboard": ("serve the plant-floor dashboard", 7),
+}
+
+
+def _store_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from pdm.store import open_store
+
+    with open_store(settings.store) as store:
+        if args.action == "ping":
+            store.ping()
+            print(f"{settings.store.backend} store is reachable")
+        elif args.action == "machines":
+            for m in store.machines():
+                print(m)
+        elif args.action == "sensors":
+            print(store.sensors(args.machine or None).to_string(index=False))
+        elif args.action == "summary":
+            from pdm.store.summary import summarize
+
+            print(summarize(store).to_string())
+    return 0
+
+
+def _config_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    # SecretStr fields print as '**********'.
+    print(settings.model_dump_json(indent=2))
+    return 0
+
+
+def _demo_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from pdm.demo import run_demo
+
+    run_demo(settings, machines=args.machines, days=args.days, seed=args.seed)
+    return 0
+
+
+def _simulate_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from pdm.store import open_store
+    from sensors_sim.basic import backfill
+
+    with open_store(settings.store) as store:
+        backfill(store, machines=args.machines, days=args.days, seed=args.seed, start=args.start)
+    return 0
+
+
+def _planned(name: str, issue: int) -> Callable[[argparse.Namespace, Settings], int]:
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        print(f"pdmctl {name}: not available yet (planned in issue #{issue})", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``pdmctl`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="pdmctl",
+        description="pdm: predictive maintenance — ingest, train, score, alarm, explain.",
+    )
+    parser.add_argument("--version", action="version", version=f"pdmctl {__version__}")
+    parser.add_argument("--config", help="TOML settings file (else PDM_CONFIG; env PDM_* wins)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("store", help="inspect the configured time-series store")
+    p.add_argument("action", choices=["ping", "machines", "sensors", "summary"])
+    p.add_argument("--machine", action="append", help="limit to a machine (repeatable)")
+    p.set_defaults(func=_store_cmd)
+
+    p = sub.add_parser("config", help="print the effective settings (secrets masked)")
+    p.set_defaults(func=_config_cmd)
+
+    p = sub.add_parser("simulate", help="write simulated plant data into the store")
+    p.add_argument("mode", choices=["backfill"], help="backfill: write history as fast as possible")
+    p.add_argument("--machines", type=int, default=5)
+    p.add_argument("--days", type=float, default=2.0)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--start", default="2024-01-01T00:00:00Z", help="first timestamp (UTC)")
+    p.set_defaults(func=_simulate_cmd)
+
+    p = sub.add_parser("demo", help="the main job on the embedded store, from nothing to results")
+    p.add_argument("--machines", type=int, default=5)
+    p.add_argument("--days", type=float, default=2.0)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=_demo_cmd)
+
+    for name, (text, issue) in PLANNED.items():
+        p = sub.add_parser(name, help=f"{text} (planned: issue #{issue})")
+        p.set_defaults(func=_planned(name, issue))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``pdmctl``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(f"pdmctl: {exc}", file=sys.stderr)
+        return 2
+    from pdm.store.errors import StoreError
+
+    try:
+        return int(args.func(args, settings))
+    except StoreError as exc:
+        print(f"pdmctl {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""The measurements pdm writes and reads, with their tag keys and field types.
+
+Field types follow InfluxDB's: ``float``, ``integer``, ``boolean``, ``string``.
+A measurement not listed here is accepted too; its field types are then taken
+from what is already stored and from the batch itself.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+FieldType = Literal["float", "integer", "boolean", "string"]
+
+# Tags that identify where a point comes from, in the plant's words.
+MACHINE_TAG = "machine"
+SENSOR_TAG = "sensor"
+ASSET_TAGS = ("plant", "line", MACHINE_TAG)
+
+VIBRATION = "vibration"
+TEMPERATURE = "temperature"
+PROCESS = "process"
+OPERATOR_LOG = "operator_log"
+
+#: Declared field types per measurement. Vibration band energies are named
+#: ``band_*`` and are floats too (see :func:`declared_type`).
+FIELD_TYPES: dict[str, dict[str, FieldType]] = {
+    VIBRATION: {"rms": "float", "peak": "float", "kurtosis": "float", "crest": "float"},
+    TEMPERATURE: {"celsius": "float"},
+    PROCESS: {"speed_rpm": "float", "load_pct": "float", "current_a": "float", "running": "boolean"},
+    OPERATOR_LOG: {"message": "string", "severity": "integer"},
+    "pdm_score": {"score": "float", "threshold": "float"},
+}
+
+# Names that go into queries unquoted-safe: letters, digits, _ . - and no
+# leading digit-only weirdness. Anything else could inject query syntax.
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+
+
+def is_safe_name(name: str) -> bool:
+    """True when ``name`` may be used as a measurement, tag key or field name."""
+    return isinstance(name, str) and bool(_NAME_RE.match(name))
+
+
+def declared_type(measurement: str, field: str) -> FieldType | None:
+    """The declared type of ``measurement.field``, or None when not declared."""
+    types = FIELD_TYPES.get(measurement)
+    if types is None:
+        return None
+    if field in types:
+        return types[field]
+    if measurement == VIBRATION and field.startswith("band_"):
+        return "float"
+    return None

@@ -1,0 +1,1 @@
+"""Sensor simulator: plants, machines, sensors and operator logs for demos and tests."""

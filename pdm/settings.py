@@ -66,7 +66,7 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    store: StoreSettings = Field(default_factory=StoreSettings)
+    store: StoreSettings = Field(default_factory=lambda: StoreSettings())
     data_dir: Path = Path("pdm-data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

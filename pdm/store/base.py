@@ -19,7 +19,8 @@ import abc
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from datetime import datetime
+from typing import Any, ClassVar, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 Aggregate = Literal["mean", "max", "min", "last"]
 AGGREGATES: tuple[str, ...] = ("mean", "max", "min", "last")
-TimeLike = pd.Timestamp | str | int | Any
+TimeLike: TypeAlias = pd.Timestamp | datetime | str | int
 
 #: Default rows per chunk for streamed reads.
 CHUNK_ROWS = 100_000
@@ -269,7 +270,7 @@ class Store(abc.ABC):
         """Raise StoreUnavailableError / AuthenticationError unless the store answers."""
         self._ping()
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release connections."""
 
     def __enter__(self) -> Store:

@@ -304,8 +304,8 @@ def from_frame(
         ftypes[c] = ftype
         values, problems = _validate_column(col, ftype)
         out[c] = values
-        for i, why in problems:
-            reasons[i] = reasons[i] or f"field {c!r} {why}"
+        for row, why in problems:
+            reasons[row] = reasons[row] or f"field {c!r} {why}"
 
     result = pd.DataFrame(out)
     field_present = np.zeros(n, dtype=bool)

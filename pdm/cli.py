@@ -63,10 +63,34 @@ def _demo_cmd(args: argparse.Namespace, settings: Settings) -> int:
 
 def _simulate_cmd(args: argparse.Namespace, settings: Settings) -> int:
     from pdm.store import open_store
-    from sensors_sim.basic import backfill
+    from sensors_sim.config import FleetConfigError, fleet_config
+    from sensors_sim.run import backfill, stream
 
-    with open_store(settings.store) as store:
-        backfill(store, machines=args.machines, days=args.days, seed=args.seed, start=args.start)
+    try:
+        config = fleet_config(args.config, machines=args.machines, seed=args.seed, start=args.start)
+    except FleetConfigError as exc:
+        print(f"pdmctl simulate: {exc}", file=sys.stderr)
+        return 2
+    store_settings = settings.store
+    if args.store:
+        store_settings = store_settings.model_copy(update={"backend": args.store})
+    with open_store(store_settings) as store:
+        if args.mode == "backfill":
+            res = backfill(store, config, args.days, labels_path=args.labels)
+            print(f"wrote {res.points:,} values for {len(config.machines())} machines, "
+                  f"{res.start:%Y-%m-%d} to {res.end:%Y-%m-%d}, in {res.seconds:.1f}s "
+                  f"({res.points_per_s:,.0f} values/s); labels: {args.labels or 'store only (pdm_truth)'}")
+        else:
+            import signal
+            import threading
+
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            try:
+                n = stream(store, config, args.speed, stop=stop)
+            except KeyboardInterrupt:
+                n = 0
+            print(f"stream stopped; {n:,} values written this run")
     return 0
 
 
@@ -85,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="pdm: predictive maintenance — ingest, train, score, alarm, explain.",
     )
     parser.add_argument("--version", action="version", version=f"pdmctl {__version__}")
-    parser.add_argument("--config", help="TOML settings file (else PDM_CONFIG; env PDM_* wins)")
+    parser.add_argument("--settings", help="TOML settings file (else PDM_CONFIG; env PDM_* wins)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -97,17 +121,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print the effective settings (secrets masked)")
     p.set_defaults(func=_config_cmd)
 
-    p = sub.add_parser("simulate", help="write simulated plant data into the store")
-    p.add_argument("mode", choices=["backfill"], help="backfill: write history as fast as possible")
-    p.add_argument("--machines", type=int, default=5)
-    p.add_argument("--days", type=float, default=2.0)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--start", default="2024-01-01T00:00:00Z", help="first timestamp (UTC)")
+    p = sub.add_parser("simulate", help="write a simulated plant (faults, nuisances, logs, ground truth) into the store")
+    p.add_argument("mode", choices=["backfill", "stream"],
+                   help="backfill: history as fast as possible; stream: live points until stopped (resumes)")
+    p.add_argument("--config", dest="config", metavar="FILE", help="fleet file, TOML or YAML (default: a 20-machine plant)")
+    p.add_argument("--machines", type=int, help="scale the fleet to N machines")
+    p.add_argument("--days", type=float, default=7.0, help="backfill: days of history")
+    p.add_argument("--seed", type=int, help="random seed (default: the fleet file's)")
+    p.add_argument("--start", help="first timestamp, UTC ISO-8601 (default: the fleet file's)")
+    p.add_argument("--speed", type=float, default=60.0, help="stream: simulated seconds per real second")
+    p.add_argument("--labels", metavar="FILE", help="backfill: also write ground truth to FILE (.csv or .parquet)")
+    p.add_argument("--store", choices=["embedded", "influxdb1", "influxdb2"], help="override the configured back end")
     p.set_defaults(func=_simulate_cmd)
 
     p = sub.add_parser("demo", help="the main job on the embedded store, from nothing to results")
-    p.add_argument("--machines", type=int, default=5)
-    p.add_argument("--days", type=float, default=2.0)
+    p.add_argument("--machines", type=int, default=10)
+    p.add_argument("--days", type=float, default=7.0)
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=_demo_cmd)
 
@@ -126,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(args.settings)
     except SettingsError as exc:
         print(f"pdmctl: {exc}", file=sys.stderr)
         return 2

@@ -16,18 +16,20 @@ from pdm.store.summary import summarize
 log = logging.getLogger(__name__)
 
 
-def run_demo(settings: Settings, machines: int = 5, days: float = 2.0, seed: int = 7) -> None:
+def run_demo(settings: Settings, machines: int = 10, days: float = 7.0, seed: int = 7) -> None:
     """Run every stage that exists, printing a line per step."""
-    from sensors_sim.basic import backfill
+    from sensors_sim.config import fleet_config
+    from sensors_sim.run import backfill
 
     cfg = settings.store
     where = cfg.path if cfg.backend == "embedded" else cfg.url
     print(f"[1/3] store: {cfg.backend} at {where}")
+    labels = settings.data_dir / "labels.csv"
     with open_store(cfg) as store:
         store.ping()
-        t = time.perf_counter()
-        n = backfill(store, machines=machines, days=days, seed=seed)
-        print(f"[2/3] simulated {machines} machines x {days:g} days: {n:,} points in {time.perf_counter() - t:.1f}s")
+        res = backfill(store, fleet_config(machines=machines, seed=seed), days, labels_path=labels)
+        print(f"[2/3] simulated {machines} machines x {days:g} days: {res.points:,} values in {res.seconds:.1f}s; "
+              f"ground truth in {labels} and pdm_truth")
         t = time.perf_counter()
         summary = summarize(store)
         print(f"[3/3] read back in {time.perf_counter() - t:.1f}s:")

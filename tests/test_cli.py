@@ -43,7 +43,7 @@ def test_simulate_then_store_summary_on_the_embedded_store(tmp_path, monkeypatch
     monkeypatch.setenv("PDM_STORE__BACKEND", "embedded")
     assert main(["simulate", "backfill", "--machines", "2", "--days", "0.25"]) == 0
     assert main(["store", "machines"]) == 0
-    assert capsys.readouterr().out.split() == ["pump-001", "pump-002"]
+    assert capsys.readouterr().out.split() == ["fan-002", "pump-001"]
     assert main(["store", "summary"]) == 0
     out = capsys.readouterr().out
     assert "vibration" in out and "temperature" in out and "process" in out

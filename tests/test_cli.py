@@ -42,6 +42,7 @@ def test_simulate_then_store_summary_on_the_embedded_store(tmp_path, monkeypatch
     monkeypatch.setenv("PDM_STORE__PATH", str(tmp_path / "s.duckdb"))
     monkeypatch.setenv("PDM_STORE__BACKEND", "embedded")
     assert main(["simulate", "backfill", "--machines", "2", "--days", "0.25"]) == 0
+    assert "wrote" in capsys.readouterr().out
     assert main(["store", "machines"]) == 0
     assert capsys.readouterr().out.split() == ["fan-002", "pump-001"]
     assert main(["store", "summary"]) == 0

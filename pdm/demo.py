@@ -33,4 +33,12 @@ def run_demo(settings: Settings, machines: int = 10, days: float = 7.0, seed: in
         t = time.perf_counter()
         summary = summarize(store)
         print(f"[3/3] read back in {time.perf_counter() - t:.1f}s:")
-        print(summary.to_string())
+        per_measurement = summary.reset_index().groupby("measurement").agg(
+            machines=("machine", "nunique"), points=("points", "sum"), first=("first", "min"), last=("last", "max")
+        )
+        print(per_measurement.to_string())
+        truth = store.read("pdm_truth")
+        if not truth.empty:
+            kinds = truth.groupby(["kind", "is_failure"]).size().rename("events").reset_index()
+            print("ground truth (pdm_truth):")
+            print(kinds.to_string(index=False))

@@ -1,0 +1,72 @@
+"""Temporal attention: hybrid is exact where it should be, and its weights are distributions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pdm.model.attention import TemporalAttention
+
+
+def _pair(kind: str, **kw) -> tuple[TemporalAttention, TemporalAttention]:
+    torch.manual_seed(0)
+    full = TemporalAttention(32, 4, "full")
+    other = TemporalAttention(32, 4, kind, **kw)
+    other.qkv.load_state_dict(full.qkv.state_dict())
+    other.out.load_state_dict(full.out.state_dict())
+    return full.eval(), other.eval()
+
+
+@pytest.mark.parametrize("n", [17, 64, 100])
+def test_hybrid_equals_full_attention_when_the_window_covers_the_sequence_and_there_is_one_bucket(n):
+    full, hybrid = _pair("hybrid", window=128, chunk=128, rounds=2)
+    x = torch.randn(3, n, 32)
+    out_full, rec_full = full(x, need_weights=True)
+    out_hybrid, rec_hybrid = hybrid(x, need_weights=True)
+    torch.testing.assert_close(out_hybrid, out_full, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(rec_hybrid, rec_full, rtol=1e-5, atol=1e-6)
+
+
+def test_window_attention_equals_full_attention_when_the_window_covers_the_sequence():
+    full, window = _pair("window", window=64)
+    x = torch.randn(2, 40, 32)
+    torch.testing.assert_close(window(x)[0], full(x)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_the_written_out_attention_equals_the_fused_one():
+    full, explicit = _pair("full_explicit")
+    x = torch.randn(2, 33, 32)
+    torch.testing.assert_close(explicit(x)[0], full(x)[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["hybrid", "window", "full"])
+def test_attention_rows_sum_to_one_and_forward_applies_exactly_those_weights(kind):
+    torch.manual_seed(1)
+    layer = TemporalAttention(32, 4, kind, window=8, chunk=8, rounds=3).eval()
+    x = torch.randn(2, 200, 32)
+    weights = layer.dense_weights(x)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4, 200), rtol=1e-5, atol=1e-5)
+    assert (weights >= 0).all()
+    if kind != "full":
+        assert (weights == 0).float().mean() > 0.5  # sparse: most pairs are never scored
+    b, n, _ = x.shape
+    q, k, v = layer.qkv(x).view(b, n, 3, 4, 8).permute(2, 0, 3, 1, 4)
+    expected = layer.out((weights @ v).transpose(1, 2).reshape(b, n, 32))
+    torch.testing.assert_close(layer(x)[0], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_the_temporal_map_is_a_distribution_over_tokens():
+    layer = TemporalAttention(32, 4, "hybrid", window=8, chunk=8).eval()
+    _, received = layer(torch.randn(2, 70, 32), need_weights=True)
+    assert received.shape == (2, 70)
+    torch.testing.assert_close(received.sum(-1), torch.ones(2), rtol=1e-5, atol=1e-5)
+
+
+def test_lsh_puts_similar_keys_in_the_same_chunk_more_often_than_chance():
+    torch.manual_seed(2)
+    layer = TemporalAttention(32, 4, "hybrid", window=4, chunk=4, rounds=1, buckets=8)
+    base = torch.randn(8, 8)
+    x = base.repeat_interleave(8, dim=0)[torch.randperm(64)] + 0.01 * torch.randn(64, 8)
+    order = layer._bucket_order(x[None, None], 0, 8)[0, 0]
+    groups = (x[order] @ x[order].T).diagonal(offset=1)
+    assert groups.mean() > (x @ x.T).mean()

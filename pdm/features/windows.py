@@ -97,10 +97,9 @@ class WindowSet:
         sets = [s for s in sets if len(s)]
         if not sets:
             raise ValueError("no windows")
-        return WindowSet(
-            *(np.concatenate([getattr(s, k) for s in sets]) for k in ("values", "mask", "context", "events", "start", "machine")),
-            channels=sets[0].channels, problems=[p for s in sets for p in s.problems],
-        )
+        arrays = {k: np.concatenate([getattr(s, k) for s in sets])
+                  for k in ("values", "mask", "context", "events", "start", "machine")}
+        return WindowSet(**arrays, channels=sets[0].channels, problems=[p for s in sets for p in s.problems])
 
     def packed(self) -> np.ndarray:
         """values (NaN→0) | mask | context | events stacked on the channel axis: tsai's single-array X."""

@@ -96,6 +96,7 @@ class TemporalAttention(nn.Module):
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
         self.gate = nn.Linear(d_model, heads) if kind == "hybrid" else None
+        self.rotations: Tensor
         gen = torch.Generator().manual_seed(seed)
         # Random rotations for angular LSH, fixed so scoring is deterministic.
         self.register_buffer("rotations", torch.randn(rounds, self.head_dim, 64, generator=gen), persistent=True)
@@ -124,9 +125,10 @@ class TemporalAttention(nn.Module):
         else:
             ow, rw = self._window(q, k, v, need_weights)
             ol, rl = self._lsh(q, k, v, need_weights)
+            assert self.gate is not None
             g = torch.sigmoid(self.gate(x)).permute(0, 2, 1)[..., None]  # (B, H, N, 1)
             o = g * ow + (1 - g) * ol
-            if need_weights:
+            if need_weights and rw is not None and rl is not None:
                 gm = g[..., 0].mean(dim=1)  # (B, N): gate per query, averaged over heads
                 # Received attention mixes the branches per query; approximating with the
                 # mean gate keeps it a distribution over tokens.
@@ -150,6 +152,7 @@ class TemporalAttention(nn.Module):
         if self.kind == "window":
             return ow
         ol, _ = self._lsh(q, k, eye, False)
+        assert self.gate is not None
         g = torch.sigmoid(self.gate(x)).permute(0, 2, 1)[..., None]
         return g * ow + (1 - g) * ol
 

@@ -154,6 +154,7 @@ class TSHAE(nn.Module):
         self.embed = nn.Linear(2 * p, d)  # a patch of values and its mask → a token
         self.context = nn.Linear(cfg.context_channels * p, d) if cfg.context_channels else None
         self.channel = nn.Parameter(torch.randn(cfg.channels, d) * 0.02)
+        self.position: Tensor
         self.register_buffer("position", _sinusoid(cfg.tokens, d), persistent=False)
         self.event_embed = nn.Linear(max(cfg.event_channels, 1) * p, d)
         self.no_event = nn.Parameter(torch.randn(1, 1, d) * 0.02)

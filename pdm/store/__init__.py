@@ -8,7 +8,7 @@ See :class:`pdm.store.base.Store` for the contract.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pdm.store.base import Store, WriteResult
 from pdm.store.batch import Point
@@ -48,7 +48,7 @@ def open_store(settings: StoreSettings | None = None) -> Store:
         from pdm.settings import load_settings
 
         settings = load_settings().store
-    common = dict(
+    common: dict[str, Any] = dict(
         timeout_s=settings.timeout_s,
         retries=settings.retries,
         backoff_s=settings.backoff_s,

@@ -222,12 +222,17 @@ def from_points(
         data: dict[str, Any] = {"time": np.fromiter((ns for _, ns, _, _ in items), np.int64, len(items))}
         for k in tag_keys:
             data[k] = [t.get(k, "") for _, _, t, _ in items]
-        for k in ftypes:
-            data[k] = [f.get(k) for *_, f in items]
+        for k, t in ftypes.items():
+            values = [f.get(k) for *_, f in items]
+            # Build each column in its own dtype: a list of ints with None would become float64.
+            data[k] = pd.array(values, dtype=_PANDAS_DTYPE[t]) if t != "string" else values
         frame = _typed(pd.DataFrame(data), ftypes)
         positions = np.fromiter((i for i, *_ in items), np.int64, len(items))
         batches.append(_merge_duplicates(Batch(meas, frame, tag_keys, ftypes, positions)))
     return batches, rejected
+
+
+_PANDAS_DTYPE = {"float": "Float64", "integer": "Int64", "boolean": "boolean"}
 
 
 def _typed(frame: pd.DataFrame, ftypes: Mapping[str, FieldType]) -> pd.DataFrame:
@@ -241,6 +246,9 @@ def cast_field(col: pd.Series, ftype: FieldType) -> pd.Series:
     if ftype == "float":
         return col.astype("float64")
     if ftype == "integer":
+        if col.dtype == object:
+            # Straight from Python ints: going through float64 would lose bits above 2**53.
+            return pd.Series(pd.array(col.tolist(), dtype="Int64"), index=col.index)
         return col.astype("Int64")
     if ftype == "boolean":
         return col.astype("boolean")

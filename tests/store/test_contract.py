@@ -317,3 +317,13 @@ def test_any_tag_text_and_float_round_trips_exactly(store: Store, machine: str, 
     got = store.read("prop", machine)
     assert got["line"].tolist() == [line] * len(values)
     assert all(a == b or (math.isnan(a) and math.isnan(b)) for a, b in zip(got["v"], values, strict=True))
+
+
+def test_large_integers_round_trip_without_losing_bits(store: Store):
+    big = 2**60 + 1
+    store.write([
+        Point("counters", {"machine": "m1"}, {"cycles": big}, T0),
+        Point("counters", {"machine": "m1"}, {"other": 1.5}, T0 + pd.Timedelta("1s")),
+    ])
+    got = store.read("counters", "m1")
+    assert got["cycles"].iloc[0] == big

@@ -1,0 +1,1 @@
+"""Developer tools: helpers for tests, benchmarks and ``make test`` (not used in production)."""

@@ -8,7 +8,7 @@ line-protocol lines. Each side starts from the same DataFrame:
 - influxdb1 (ours): ``InfluxDB1Store.write`` / ``read`` against the real 1.x server.
 - influxdb1 raw baseline: a hand-written loop that formats line protocol with
   f-strings and POSTs /write in 10,000-line bodies; reads with one InfluxQL
-  query (``epoch=ns``, chunked JSON) parsed into Python row lists.
+  query (``epoch=ns``, chunked JSON, uncompressed) parsed into Python row lists.
 
 Needs ``PDM_TEST_INFLUXDB1_URL`` (``make bench-store`` starts a server).
 Writes ``benchmarks/results/store_io.json`` and ``store_io.md``.
@@ -74,6 +74,8 @@ def raw_read(url: str, db: str) -> int:
         params={"db": db, "q": "SELECT * FROM bench GROUP BY *", "epoch": "ns", "chunked": "true", "chunk_size": 100_000},
         stream=True,
         timeout=300,
+        # Uncompressed, as the store reads: on loopback InfluxDB's gzip costs more than it saves.
+        headers={"Accept-Encoding": "identity"},
     )
     resp.raise_for_status()
     rows = 0

@@ -19,7 +19,6 @@ log = logging.getLogger("pdm")
 
 #: Subcommands that later work fills in: name → (help, issue that delivers it).
 PLANNED: dict[str, tuple[str, int]] = {
-    "train": ("train the hybrid-attention autoencoder on healthy windows", 4),
     "score": ("score the latest windows, write scores, alarms and root causes", 5),
     "evaluate": ("event metrics (lead time, false alarms per machine-month) against a failure log", 5),
     "import": ("import your own plant's history from CSV or Parquet", 5),
@@ -94,6 +93,27 @@ def _simulate_cmd(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _train_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from pdm.model.pipeline import FeatureConfig, train_fleet
+    from pdm.model.train import TrainConfig
+    from pdm.store import open_store
+
+    machines = [m for chunk in (args.machines or []) for m in chunk.split(",") if m] or None
+    features = FeatureConfig(step=args.step, window=args.window, stride=args.stride)
+    overrides = {"attention": args.attention, "d_model": args.d_model, "layers": args.layers, "patch": args.patch}
+    cfg = TrainConfig(epochs=args.epochs, seed=args.seed, batch_size=args.batch_size)
+    with open_store(settings.store) as store:
+        report = train_fleet(store, settings.data_dir / "models", machines=machines, start=args.start,
+                             stop=args.stop, features=features, model_overrides=overrides, train_cfg=cfg)
+    for m, why in report.skipped.items():
+        print(f"skipped {m}: {why}")
+    met = report.metrics
+    print(f"trained on {len(report.machines)} machines, {met['windows']} windows, {met['epochs_run']} epochs "
+          f"in {met['seconds']:.1f}s; valid loss {met['valid_loss'][-1]:.4f}")
+    print(f"model directory: {report.path}")
+    return 0
+
+
 def _planned(name: str, issue: int) -> Callable[[argparse.Namespace, Settings], int]:
     def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"pdmctl {name}: not available yet (planned in issue #{issue})", file=sys.stderr)
@@ -139,6 +159,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=float, default=7.0)
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=_demo_cmd)
+
+    p = sub.add_parser("train", help="train the hybrid-attention autoencoder on healthy windows from the store")
+    p.add_argument("--machines", action="append", help="machine ids, comma-separated or repeated (default: all)")
+    p.add_argument("--from", dest="start", help="first time (UTC ISO-8601; default: the data's start)")
+    p.add_argument("--to", dest="stop", help="end time, exclusive (default: now)")
+    p.add_argument("--step", default="10min", help="grid step")
+    p.add_argument("--window", type=int, default=144, help="window length in steps (64..16384)")
+    p.add_argument("--stride", type=int, default=12, help="steps between window starts")
+    p.add_argument("--patch", type=int, default=8, help="time steps per token")
+    p.add_argument("--attention", choices=["hybrid", "full", "window"], default="hybrid")
+    p.add_argument("--d-model", dest="d_model", type=int, default=64)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_train_cmd)
 
     for name, (text, issue) in PLANNED.items():
         p = sub.add_parser(name, help=f"{text} (planned: issue #{issue})")

@@ -13,6 +13,7 @@ kept out of training when labels are given.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,7 +49,8 @@ class RobustScaler:
     def fit(self, frame: pd.DataFrame) -> RobustScaler:
         """Fit on ``frame`` (rows = healthy grid steps, columns = ``channels``)."""
         x = self._pre(frame[self.channels].to_numpy())
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels are reported below
             q1, med, q3 = np.nanpercentile(x, [25, 50, 75], axis=0)
         iqr = q3 - q1
         self.problems = []

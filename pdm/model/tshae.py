@@ -161,9 +161,11 @@ class TSHAE(nn.Module):
         self.layers = nn.ModuleList(_Layer(cfg, i) for i in range(cfg.layers))
         self.norm = nn.LayerNorm(d)
         self.decode = nn.Linear(d, p)
-        # tsai's MVP pretraining expects a model head it can replace.
-        self.head = self.decode
-        self.head_nf = d
+        self.head_nf = d  # tsai's MVP looks for .head / .head_nf
+
+    @property
+    def head(self) -> nn.Module:
+        return self.decode
 
     def forward(self, values: Tensor, mask: Tensor, context: Tensor | None = None, events: Tensor | None = None,
                 need_maps: bool = False) -> TSHAEOutput:

@@ -1,0 +1,185 @@
+"""Training TSHAE with tsai/fastai: one-cycle schedule, early stopping, progress bar.
+
+Windows are packed into tsai's single-array layout (values | mask | context
+| events on the channel axis, see :meth:`pdm.features.WindowSet.packed`) and
+the target is the same array, so tsai's ``get_ts_dls`` and a fastai
+``Learner`` drive the loop; the model unpacks the array itself. Training
+is seeded and reproducible on the CPU; a GPU is used when present.
+
+During training a random 15 % of observed values are hidden from the model
+(masked reconstruction, as in MVP), which keeps it from copying its input.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from pdm.features import WindowSet
+from pdm.model.tshae import TSHAE, TSHAEConfig, masked_huber
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """How to train (serialised with the model)."""
+
+    epochs: int = 10
+    lr_max: float = 2e-3
+    batch_size: int = 32
+    valid_frac: float = 0.2
+    patience: int = 3
+    hide_frac: float = 0.15
+    seed: int = 0
+    device: str = "auto"  # "cpu", "cuda" or "auto"
+    progress: bool = True
+    freeze: list[str] = field(default_factory=list)  # parameter name prefixes not trained (fine-tuning)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class PackedTSHAE(nn.Module):
+    """Adapter: tsai's packed (B, 2C+K+E, T) array in, reconstruction (B, C, T) out."""
+
+    def __init__(self, model: TSHAE, hide_frac: float = 0.0) -> None:
+        super().__init__()
+        self.model = model
+        self.hide_frac = hide_frac
+        cfg = model.cfg
+        self.splits = (cfg.channels, cfg.channels, cfg.context_channels, max(cfg.event_channels, 0))
+
+    def unpack(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        c, _, k, e = self.splits
+        values, mask = x[:, :c], x[:, c : 2 * c]
+        return values, mask, x[:, 2 * c : 2 * c + k], x[:, 2 * c + k : 2 * c + k + e]
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.as_subclass(Tensor)
+        values, mask, ctx, ev = self.unpack(x)
+        if self.training and self.hide_frac > 0:
+            mask = mask * (torch.rand_like(mask) >= self.hide_frac)
+        return self.model(values, mask, ctx, ev).reconstruction
+
+
+def packed_loss(delta: float, channels: int):
+    """fastai loss: masked Huber between the reconstruction and the packed target's values."""
+
+    def loss(pred: Tensor, target: Tensor) -> Tensor:
+        target = target.as_subclass(Tensor)
+        return masked_huber(pred, target[:, :channels], target[:, channels : 2 * channels], delta)
+
+    return loss
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def train(windows: WindowSet, model_cfg: TSHAEConfig, cfg: TrainConfig, model: TSHAE | None = None) -> tuple[TSHAE, dict[str, Any]]:
+    """Train (or continue training ``model``) on ``windows``; returns the model and metrics.
+
+    Metrics: ``train_loss``/``valid_loss`` per epoch, ``seconds``, ``windows``.
+    """
+    import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle)
+    import tsai.data.core as tsai_core
+    from fastai.callback.progress import ProgressCallback
+    from fastai.callback.tracker import EarlyStoppingCallback
+    from fastai.data.core import DataLoaders
+    from fastai.learner import Learner
+    from tsai.data.core import get_ts_dls
+
+    # NumPy 2: tsai's loader stores batch indices in int8 and drops the last batch otherwise.
+    tsai_core.smallest_dtype = lambda n: np.int64
+    if len(windows) < 4:
+        raise ValueError(f"too few training windows ({len(windows)}); need at least 4")
+    seed_everything(cfg.seed)
+    x = windows.packed()
+    n = len(x)
+    order = np.random.default_rng(cfg.seed).permutation(n)
+    n_valid = max(1, int(round(n * cfg.valid_frac)))
+    splits = (sorted(order[n_valid:].tolist()), sorted(order[:n_valid].tolist()))
+    device = _device(cfg.device)
+    dls = get_ts_dls(x, x, splits=splits, tfms=[None, None], bs=cfg.batch_size, drop_last=False,
+                     device=device, shuffle_train=True, seed=cfg.seed)
+    assert isinstance(dls, DataLoaders)
+    if model is None:
+        seed_everything(cfg.seed)
+        model = TSHAE(model_cfg)
+    for name, p in model.named_parameters():
+        p.requires_grad_(not any(name.startswith(f) for f in cfg.freeze))
+    net = PackedTSHAE(model, cfg.hide_frac)
+    cbs = [EarlyStoppingCallback(monitor="valid_loss", patience=cfg.patience)]
+    learn = Learner(dls, net, loss_func=packed_loss(model_cfg.huber_delta, model_cfg.channels), cbs=cbs)
+    if not cfg.progress:
+        learn.remove_cb(ProgressCallback)
+    began = time.perf_counter()
+    with learn.no_logging() if not cfg.progress else _null():
+        learn.fit_one_cycle(cfg.epochs, lr_max=cfg.lr_max)
+    seconds = time.perf_counter() - began
+    values = learn.recorder.values
+    model = net.model.cpu().eval()
+    metrics = {
+        "train_loss": [float(v[0]) for v in values],
+        "valid_loss": [float(v[1]) for v in values],
+        "epochs_run": len(values),
+        "seconds": seconds,
+        "windows": n,
+        "windows_per_s": n * len(values) / max(seconds, 1e-9),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model, metrics
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@torch.no_grad()
+def reconstruct(model: TSHAE, windows: WindowSet, batch_size: int = 64, need_maps: bool = False) -> dict[str, np.ndarray]:
+    """Reconstruction (and maps) for every window, in batches, on the CPU.
+
+    Returns ``reconstruction`` (n, C, T) and, with ``need_maps``, ``temporal``,
+    ``spatial``, ``cross``.
+    """
+    model.eval()
+    out: dict[str, list[np.ndarray]] = {}
+    for lo in range(0, len(windows), batch_size):
+        sl = slice(lo, lo + batch_size)
+        res = model(torch.from_numpy(np.nan_to_num(windows.values[sl])), torch.from_numpy(windows.mask[sl]),
+                    torch.from_numpy(windows.context[sl]), torch.from_numpy(windows.events[sl]), need_maps=need_maps)
+        for k in ("reconstruction", "temporal", "spatial", "cross"):
+            v = getattr(res, k)
+            if v is not None:
+                out.setdefault(k, []).append(v.numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def channel_errors(windows: WindowSet, reconstruction: np.ndarray) -> np.ndarray:
+    """Mean absolute error per window and channel over observed values: (n, C), NaN if unobserved."""
+    err = np.abs(np.nan_to_num(windows.values) - reconstruction) * windows.mask
+    count = windows.mask.sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, err.sum(axis=2) / count, np.nan)

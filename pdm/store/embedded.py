@@ -248,8 +248,9 @@ class EmbeddedStore(Store):
             if q.fields is not None:
                 fields = {f: fields[f] for f in q.fields if f in fields}
             if q.every_ns is not None:
-                # Strings have no mean; InfluxDB drops them from aggregates too.
-                fields = {f: c for f, c in fields.items() if cols[c] != "VARCHAR"}
+                # Only numbers are aggregated (the store contract): strings have no mean,
+                # and Flux's mean refuses booleans, so every back end leaves both out.
+                fields = {f: c for f, c in fields.items() if cols[c] in ("DOUBLE", "BIGINT")}
             if not fields:
                 return
             where, params = self._where(q, tags, fields if q.fields is not None else None)

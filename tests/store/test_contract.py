@@ -327,3 +327,17 @@ def test_large_integers_round_trip_without_losing_bits(store: Store):
     ])
     got = store.read("counters", "m1")
     assert got["cycles"].iloc[0] == big
+
+
+def test_downsampling_aggregates_numeric_fields_and_leaves_out_text_and_flags(store: Store):
+    times = pd.date_range(T0, periods=6, freq="20min")
+    frame = pd.DataFrame(
+        {"machine": "m1", "load_pct": [10.0, 20, 30, 40, 50, 60], "cycles": [1, 2, 3, 4, 5, 6],
+         "running": [True, False, True, True, True, True], "note": list("abcdef")},
+        index=times,
+    )
+    store.write(frame, "process", ["machine"])
+    got = store.read("process", "m1", T0, T0 + pd.Timedelta("2h"), every="1h", agg="mean")
+    assert sorted(c for c in got.columns if c != "machine") == ["cycles", "load_pct"]
+    assert got["load_pct"].tolist() == [20.0, 50.0]
+    assert got["cycles"].tolist() == [2.0, 5.0]

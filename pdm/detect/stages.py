@@ -1,0 +1,227 @@
+"""Score → calibrate → threshold → alarm: small stages, each fit / apply / to_dict / from_dict.
+
+- :class:`ChannelCalibrator` turns per-channel reconstruction errors into
+  robust z-scores against the machine's healthy errors, and aggregates them
+  into one machine score (mean of the ``top_k`` largest channel z-scores:
+  a fault shows in few channels, and one noisy channel should not alarm).
+- :class:`POTThreshold` sets the machine's threshold by peaks over threshold
+  (extreme value theory, as in SPOT): a generalised Pareto distribution fitted
+  to the healthy scores' excesses over a high quantile gives the score
+  exceeded with probability ``risk``. With too few healthy scores it falls
+  back to a fixed quantile and says so.
+- :class:`AlarmRule` raises when ``k`` of the last ``n`` scores exceed the
+  threshold, clears with hysteresis, grades severity and estimates the time
+  to failure from the score's trend.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChannelCalibrator:
+    """Per-channel robust z-scores of errors, and the machine score."""
+
+    top_k: int = 3
+    median: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    iqr: np.ndarray = field(default_factory=lambda: np.ones(0))
+
+    def fit(self, errors: np.ndarray) -> ChannelCalibrator:
+        """``errors`` (windows, channels) on healthy data; NaN = channel unobserved."""
+        with np.errstate(all="ignore"):
+            q1, med, q3 = np.nanpercentile(errors, [25, 50, 75], axis=0)
+        self.median = np.nan_to_num(med, nan=0.0)
+        spread = q3 - q1
+        self.iqr = np.where(np.isfinite(spread) & (spread > 1e-9), spread, 1e-3)
+        return self
+
+    def channel_scores(self, errors: np.ndarray) -> np.ndarray:
+        """(windows, channels) z-scores, NaN where unobserved."""
+        return (errors - self.median) / self.iqr
+
+    def apply(self, errors: np.ndarray) -> np.ndarray:
+        """Machine score per window: mean of the top-k channel z-scores (≥ 0)."""
+        z = np.nan_to_num(self.channel_scores(errors), nan=-np.inf)
+        k = min(self.top_k, z.shape[1])
+        top = -np.sort(-z, axis=1)[:, :k]
+        top = np.where(np.isfinite(top), top, 0.0)
+        return np.maximum(top.mean(axis=1), 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"top_k": self.top_k, "median": self.median.tolist(), "iqr": self.iqr.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ChannelCalibrator:
+        return cls(int(d["top_k"]), np.asarray(d["median"], float), np.asarray(d["iqr"], float))
+
+
+@dataclass
+class POTThreshold:
+    """Peaks-over-threshold threshold on healthy scores.
+
+    Parameters
+    ----------
+    risk
+        Probability that a healthy score exceeds the threshold (per window).
+    level
+        Quantile of the healthy scores above which excesses are modelled.
+    min_scores
+        Fewer healthy scores than this → fixed-quantile fallback.
+    """
+
+    risk: float = 1e-3
+    level: float = 0.95
+    min_scores: int = 100
+    fallback_quantile: float = 0.995
+    threshold: float = math.inf
+    method: str = "unfitted"
+    gpd_shape: float = 0.0
+    gpd_scale: float = 0.0
+    note: str = ""
+
+    def fit(self, scores: np.ndarray) -> POTThreshold:
+        from scipy.stats import genpareto
+
+        s = np.asarray(scores, float)
+        s = s[np.isfinite(s)]
+        if len(s) < self.min_scores:
+            if len(s) == 0:
+                raise ValueError("no healthy scores to set a threshold from")
+            self.threshold = float(np.quantile(s, self.fallback_quantile))
+            self.method = "quantile"
+            self.note = (f"only {len(s)} healthy scores (< {self.min_scores}): threshold is their "
+                         f"{self.fallback_quantile:.3f} quantile, not a POT fit")
+            log.warning("%s", self.note)
+            return self
+        t = float(np.quantile(s, self.level))
+        excess = s[s > t] - t
+        if len(excess) < 10 or np.ptp(excess) == 0:
+            self.threshold, self.method = float(s.max()), "max"
+            self.note = "healthy scores have no tail to fit; threshold = their maximum"
+            return self
+        shape, _, scale = genpareto.fit(excess, floc=0.0)
+        n, nt = len(s), len(excess)
+        q = self.risk * n / nt
+        if abs(shape) < 1e-6:
+            z = t - scale * math.log(q)
+        else:
+            z = t + scale / shape * (q ** (-shape) - 1)
+        self.threshold = float(max(z, t))
+        self.method, self.gpd_shape, self.gpd_scale = "pot", float(shape), float(scale)
+        self.note = ""
+        return self
+
+    def apply(self, scores: np.ndarray) -> np.ndarray:
+        """True where the score exceeds the threshold."""
+        return np.asarray(scores, float) > self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> POTThreshold:
+        return cls(**d)
+
+
+SEVERITIES = ("watch", "warning", "critical")
+
+
+@dataclass
+class Alarm:
+    """One alarm episode of one machine."""
+
+    start: int  # ns, first window that raised it
+    end: int | None  # ns, window at which it cleared (None = still open)
+    severity: str  # the highest reached
+    peak_ratio: float  # max score / threshold
+    ttf_hours: float | None  # time to failure estimated at the last window of the episode
+
+
+@dataclass
+class AlarmRule:
+    """k of n above threshold raises; ``clear_n`` windows below ``hysteresis`` × threshold clear.
+
+    Severity by score / threshold: ≥ 1 watch, ≥ ``warning_ratio`` warning,
+    ≥ ``critical_ratio`` (or an estimated time to failure under
+    ``critical_ttf_h``) critical. Time to failure: the log-score trend over
+    the last ``trend_windows`` windows extrapolated to ``failure_ratio`` ×
+    threshold.
+    """
+
+    k: int = 3
+    n: int = 5
+    clear_n: int = 6
+    hysteresis: float = 0.8
+    warning_ratio: float = 1.5
+    critical_ratio: float = 3.0
+    failure_ratio: float = 6.0
+    critical_ttf_h: float = 72.0
+    trend_windows: int = 24
+
+    def fit(self, *_: Any) -> AlarmRule:
+        return self
+
+    def ttf_hours(self, times: np.ndarray, ratio: np.ndarray) -> float | None:
+        """Hours until the ratio reaches ``failure_ratio`` on its log-linear trend (None: not rising)."""
+        ok = np.isfinite(ratio) & (ratio > 0)
+        if ok.sum() < 3:
+            return None
+        t = times[ok] / 3.6e12
+        y = np.log(ratio[ok])
+        slope, intercept = np.polyfit(t - t[-1], y, 1)
+        if slope <= 1e-6:
+            return None
+        now = intercept
+        if now >= math.log(self.failure_ratio):
+            return 0.0
+        return float((math.log(self.failure_ratio) - now) / slope)
+
+    def apply(self, times: np.ndarray, scores: np.ndarray, threshold: float) -> list[Alarm]:
+        """Alarm episodes over a machine's score series (times in ns, ascending)."""
+        ratio = np.asarray(scores, float) / threshold if threshold > 0 else np.zeros(len(scores))
+        above = ratio > 1.0
+        alarms: list[Alarm] = []
+        current: Alarm | None = None
+        below_run = 0
+        for i in range(len(ratio)):
+            window = above[max(0, i - self.n + 1) : i + 1]
+            if current is None:
+                if window.sum() >= self.k:
+                    current = Alarm(int(times[i]), None, "watch", float(ratio[i]), None)
+                    below_run = 0
+                continue
+            current.peak_ratio = max(current.peak_ratio, float(ratio[i]))
+            lo = max(0, i - self.trend_windows + 1)
+            current.ttf_hours = self.ttf_hours(times[lo : i + 1], ratio[lo : i + 1])
+            current.severity = self.severity(current.peak_ratio, current.ttf_hours, current.severity)
+            below_run = below_run + 1 if ratio[i] < self.hysteresis else 0
+            if below_run >= self.clear_n:
+                current.end = int(times[i])
+                alarms.append(current)
+                current = None
+        if current is not None:
+            alarms.append(current)
+        return alarms
+
+    def severity(self, peak_ratio: float, ttf: float | None, previous: str = "watch") -> str:
+        level = 0
+        if peak_ratio >= self.warning_ratio:
+            level = 1
+        if peak_ratio >= self.critical_ratio or (ttf is not None and ttf <= self.critical_ttf_h and peak_ratio >= self.warning_ratio):
+            level = 2
+        return SEVERITIES[max(level, SEVERITIES.index(previous))]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AlarmRule:
+        return cls(**d)

@@ -1,0 +1,81 @@
+"""Detection stages on hand-made series with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import genpareto
+
+from pdm.detect import AlarmRule, ChannelCalibrator, POTThreshold
+
+HOUR = 3_600 * 10**9
+
+
+def test_the_calibrator_scores_a_step_in_one_channel_and_ignores_a_quiet_one():
+    rng = np.random.default_rng(0)
+    healthy = rng.normal(1.0, 0.1, (500, 5))
+    cal = ChannelCalibrator(top_k=1).fit(healthy)
+    test = rng.normal(1.0, 0.1, (10, 5))
+    test[5:, 2] += 2.0  # a step of 20 healthy standard deviations in channel 2
+    scores = cal.apply(test)
+    assert scores[:5].max() < 3 and scores[5:].min() > 10
+    assert np.argmax(cal.channel_scores(test)[7]) == 2
+
+
+def test_calibration_survives_unobserved_channels():
+    cal = ChannelCalibrator().fit(np.array([[1.0, np.nan], [1.2, np.nan], [0.8, np.nan]]))
+    assert np.isfinite(cal.apply(np.array([[1.0, np.nan]]))).all()
+
+
+def test_pot_threshold_matches_the_known_tail_of_a_generalised_pareto_sample():
+    shape, scale, risk = 0.1, 1.0, 1e-3
+    scores = genpareto.rvs(shape, scale=scale, size=20_000, random_state=1)
+    th = POTThreshold(risk=risk, level=0.9).fit(scores)
+    exact = genpareto.ppf(1 - risk, shape, scale=scale)
+    assert th.method == "pot"
+    assert th.threshold == pytest.approx(exact, rel=0.1)
+    assert np.mean(th.apply(genpareto.rvs(shape, scale=scale, size=200_000, random_state=2))) == pytest.approx(risk, rel=0.3)
+
+
+def test_too_few_healthy_scores_fall_back_to_a_quantile_and_say_so():
+    th = POTThreshold(min_scores=100).fit(np.arange(50, dtype=float))
+    assert th.method == "quantile" and "only 50 healthy scores" in th.note
+
+
+def test_stages_round_trip_through_dicts():
+    cal = ChannelCalibrator().fit(np.random.default_rng(0).normal(size=(50, 3)))
+    assert ChannelCalibrator.from_dict(cal.to_dict()).to_dict() == cal.to_dict()
+    th = POTThreshold().fit(np.random.default_rng(0).exponential(size=1000))
+    assert POTThreshold.from_dict(th.to_dict()).threshold == th.threshold
+    rule = AlarmRule(k=2, n=4)
+    assert AlarmRule.from_dict(rule.to_dict()) == rule
+
+
+def test_a_step_change_raises_an_alarm_at_the_kth_window_above_threshold():
+    times = np.arange(40) * HOUR
+    scores = np.full(40, 0.5)
+    scores[20:] = 2.0  # step at window 20
+    alarms = AlarmRule(k=3, n=5).apply(times, scores, threshold=1.0)
+    assert len(alarms) == 1
+    assert alarms[0].start == times[22]  # the 3rd window above threshold
+    assert alarms[0].end is None
+
+
+def test_a_single_spike_does_not_alarm_and_an_episode_clears_with_hysteresis():
+    times = np.arange(60) * HOUR
+    scores = np.full(60, 0.5)
+    scores[5] = 10.0  # one spike
+    scores[20:30] = 2.0
+    scores[30:33] = 0.9  # above the hysteresis level: stays open
+    alarms = AlarmRule(k=3, n=5, clear_n=6, hysteresis=0.8).apply(times, scores, threshold=1.0)
+    assert len(alarms) == 1
+    assert alarms[0].start == times[22]
+    assert alarms[0].end == times[38]  # six windows below 0.8 after index 33
+
+
+def test_a_rising_score_is_graded_critical_with_a_time_to_failure():
+    times = np.arange(48) * HOUR
+    ratio = np.exp(np.linspace(-1, np.log(3.2), 48))  # exponential growth, as bearing wear
+    alarms = AlarmRule().apply(times, ratio, threshold=1.0)
+    assert alarms and alarms[-1].severity == "critical"
+    assert alarms[-1].ttf_hours is not None and 0 < alarms[-1].ttf_hours < 72

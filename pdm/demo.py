@@ -23,16 +23,16 @@ def run_demo(settings: Settings, machines: int = 10, days: float = 7.0, seed: in
 
     cfg = settings.store
     where = cfg.path if cfg.backend == "embedded" else cfg.url
-    print(f"[1/3] store: {cfg.backend} at {where}")
+    print(f"[1/4] store: {cfg.backend} at {where}")
     labels = settings.data_dir / "labels.csv"
     with open_store(cfg) as store:
         store.ping()
         res = backfill(store, fleet_config(machines=machines, seed=seed), days, labels_path=labels)
-        print(f"[2/3] simulated {machines} machines x {days:g} days: {res.points:,} values in {res.seconds:.1f}s; "
+        print(f"[2/4] simulated {machines} machines x {days:g} days: {res.points:,} values in {res.seconds:.1f}s; "
               f"ground truth in {labels} and pdm_truth")
         t = time.perf_counter()
         summary = summarize(store)
-        print(f"[3/3] read back in {time.perf_counter() - t:.1f}s:")
+        print(f"[3/4] read back in {time.perf_counter() - t:.1f}s:")
         per_measurement = summary.reset_index().groupby("measurement").agg(
             machines=("machine", "nunique"), points=("points", "sum"), first=("first", "min"), last=("last", "max")
         )
@@ -42,3 +42,16 @@ def run_demo(settings: Settings, machines: int = 10, days: float = 7.0, seed: in
             kinds = truth.groupby(["kind", "is_failure"]).size().rename("events").reset_index()
             print("ground truth (pdm_truth):")
             print(kinds.to_string(index=False))
+        from pdm.model.pipeline import FeatureConfig, train_fleet
+        from pdm.model.train import TrainConfig
+
+        t = time.perf_counter()
+        report = train_fleet(
+            store, settings.data_dir / "models", start=res.start, stop=res.end,
+            features=FeatureConfig(window=72, stride=6),
+            model_overrides={"d_model": 32, "layers": 2}, train_cfg=TrainConfig(epochs=3, seed=seed),
+        )
+        met = report.metrics
+        print(f"[4/4] trained TSHAE on {len(report.machines)} machines ({met['windows']} healthy windows, "
+              f"{met['epochs_run']} epochs) in {time.perf_counter() - t:.1f}s: valid loss "
+              f"{met['valid_loss'][0]:.4f} -> {met['valid_loss'][-1]:.4f}; model directory {report.path}")

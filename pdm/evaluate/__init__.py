@@ -1,0 +1,1 @@
+"""Evaluation of alarms against failures: event metrics first."""

@@ -1,0 +1,155 @@
+"""Event metrics: what a reliability engineer asks of alarms.
+
+A failure is *caught* when an alarm of the same machine starts within
+``horizon`` before it (and before it, not after); its lead time is the
+failure time minus that first alarm's start. An alarm that precedes no
+failure within the horizon is a *false alarm*; it is attributed to the
+labelled nuisance (maintenance, sensor replaced, dropout, spike, stuck
+sensor, clock skew, duplicates, regime change) it overlaps, if any.
+
+Cost model for the downtime figure (stated, and configurable): a failure
+caught at least ``planning_lead`` ahead becomes a planned stop that takes
+``planned_fraction`` of the unplanned repair time; others stay unplanned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class EventMetrics:
+    failures: int
+    caught: int
+    recall: float
+    recall_24h: float
+    recall_72h: float
+    alarms: int
+    true_alarms: int
+    precision: float
+    false_alarms: int
+    machine_months: float
+    false_alarms_per_machine_month: float
+    false_alarms_by_cause: dict[str, int]
+    median_lead_h: float | None
+    rootcause_top1: float | None
+    rootcause_top3: float | None
+    unplanned_downtime_h: float
+    downtime_turned_planned_h: float
+    downtime_saved_h: float
+    per_failure: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ts(x: Any) -> pd.Series:
+    return pd.to_datetime(x, utc=True)
+
+
+def event_metrics(
+    failures: pd.DataFrame,
+    alarms: pd.DataFrame,
+    observed: pd.DataFrame,
+    nuisances: pd.DataFrame | None = None,
+    *,
+    horizon: pd.Timedelta = pd.Timedelta("14D"),
+    planning_lead: pd.Timedelta = pd.Timedelta("24h"),
+    planned_fraction: float = 0.5,
+) -> EventMetrics:
+    """Event metrics of ``alarms`` against ``failures``.
+
+    Parameters
+    ----------
+    failures
+        machine, failure (time), optional repair_end, optional root_cause (";"-joined channels).
+    alarms
+        machine, start, optional channels (list or ";"-joined, ranked strongest first).
+    observed
+        machine, start, end: the period each machine was scored (for machine-months).
+    nuisances
+        machine, kind, start, end of labelled non-failure events.
+    """
+    fails = failures.copy()
+    fails["failure"] = _ts(fails["failure"])
+    alarms = alarms.copy()
+    alarms["start"] = _ts(alarms["start"]) if len(alarms) else pd.Series(dtype="datetime64[ns, UTC]")
+    alarms["_used"] = False
+    per_failure = []
+    leads: list[float] = []
+    top1: list[bool] = []
+    top3: list[bool] = []
+    unplanned = planned_h = saved = 0.0
+    for _, f in fails.sort_values("failure").iterrows():
+        sel = (alarms["machine"] == f["machine"]) & (alarms["start"] < f["failure"]) & (alarms["start"] >= f["failure"] - horizon)
+        repair_h = 0.0
+        if "repair_end" in f and pd.notna(f.get("repair_end")):
+            repair_h = (pd.Timestamp(f["repair_end"]) - f["failure"]) / pd.Timedelta("1h")
+        row: dict[str, Any] = {"machine": f["machine"], "failure": f["failure"], "caught": bool(sel.any())}
+        if sel.any():
+            first = alarms[sel].sort_values("start").iloc[0]
+            alarms.loc[sel, "_used"] = True
+            lead = (f["failure"] - first["start"]) / pd.Timedelta("1h")
+            leads.append(lead)
+            row["lead_h"] = lead
+            truth = [c for c in str(f.get("root_cause") or "").split(";") if c]
+            ranked = _channels(first.get("channels"))
+            if truth and ranked:
+                top1.append(ranked[0] in truth)
+                top3.append(any(c in truth for c in ranked[:3]))
+                row["rootcause_rank"] = next((i + 1 for i, c in enumerate(ranked) if c in truth), None)
+            if lead * pd.Timedelta("1h") >= planning_lead:
+                planned_h += repair_h * planned_fraction
+                saved += repair_h * (1 - planned_fraction)
+            else:
+                unplanned += repair_h
+        else:
+            unplanned += repair_h
+        per_failure.append(row)
+
+    false = alarms[~alarms["_used"]] if len(alarms) else alarms
+    by_cause: dict[str, int] = {}
+    for _, a in false.iterrows():
+        cause = "unexplained"
+        if nuisances is not None and len(nuisances):
+            n = nuisances[nuisances["machine"] == a["machine"]]
+            hit = n[(_ts(n["start"]) - pd.Timedelta("1D") <= a["start"]) & (_ts(n["end"]) + pd.Timedelta("1D") >= a["start"])]
+            if len(hit):
+                cause = str(hit.iloc[0]["kind"])
+        by_cause[cause] = by_cause.get(cause, 0) + 1
+    months = float(((_ts(observed["end"]) - _ts(observed["start"])) / pd.Timedelta("30D")).sum())
+    n_fail, n_alarm = len(fails), len(alarms)
+    true_alarms = int(alarms["_used"].sum()) if n_alarm else 0
+    return EventMetrics(
+        failures=n_fail,
+        caught=len(leads),
+        recall=len(leads) / n_fail if n_fail else float("nan"),
+        recall_24h=sum(lead >= 24 for lead in leads) / n_fail if n_fail else float("nan"),
+        recall_72h=sum(lead >= 72 for lead in leads) / n_fail if n_fail else float("nan"),
+        alarms=n_alarm,
+        true_alarms=true_alarms,
+        precision=true_alarms / n_alarm if n_alarm else float("nan"),
+        false_alarms=len(false),
+        machine_months=months,
+        false_alarms_per_machine_month=len(false) / months if months else float("nan"),
+        false_alarms_by_cause=by_cause,
+        median_lead_h=float(np.median(leads)) if leads else None,
+        rootcause_top1=float(np.mean(top1)) if top1 else None,
+        rootcause_top3=float(np.mean(top3)) if top3 else None,
+        unplanned_downtime_h=unplanned,
+        downtime_turned_planned_h=planned_h,
+        downtime_saved_h=saved,
+        per_failure=per_failure,
+    )
+
+
+def _channels(value: Any) -> list[str]:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, str):
+        return [c for c in value.split(";") if c]
+    return list(value)

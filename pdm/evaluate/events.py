@@ -20,6 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+HORIZON = pd.Timedelta("14D")
+PLANNING_LEAD = pd.Timedelta("24h")
+
 
 @dataclass
 class EventMetrics:
@@ -57,8 +60,8 @@ def event_metrics(
     observed: pd.DataFrame,
     nuisances: pd.DataFrame | None = None,
     *,
-    horizon: pd.Timedelta = pd.Timedelta("14D"),
-    planning_lead: pd.Timedelta = pd.Timedelta("24h"),
+    horizon: pd.Timedelta = HORIZON,
+    planning_lead: pd.Timedelta = PLANNING_LEAD,
     planned_fraction: float = 0.5,
 ) -> EventMetrics:
     """Event metrics of ``alarms`` against ``failures``.

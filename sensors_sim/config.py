@@ -54,7 +54,7 @@ class FaultRates(_Model):
     """Random faults: how often, and which modes."""
 
     per_machine_year: float = Field(3.0, ge=0)
-    modes: tuple[FaultMode, ...] = FAULT_MODES
+    modes: tuple[FaultMode, ...] = FAULT_MODES  # type: ignore[assignment]
     repair_hours: tuple[float, float] = (8.0, 72.0)
 
     @field_validator("repair_hours")
@@ -148,11 +148,15 @@ class FleetConfig(_Model):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> FleetConfig:
-        seen: set[str] = set()
-        for m in self.machines():
-            if m.id in seen:
-                raise ValueError(f"machine id {m.id!r} appears twice")
-            seen.add(m.id)
+        # The error is raised at the top level, so name both entries here.
+        seen: dict[str, str] = {}
+        for p, plant in enumerate(self.plants):
+            for k, line in enumerate(plant.lines):
+                for i, m in enumerate(line.machines):
+                    where = f"plants[{p}].lines[{k}].machines[{i}] ({m.id})"
+                    if m.id in seen:
+                        raise ValueError(f"{where}.id: machine id {m.id!r} appears twice (first at {seen[m.id]})")
+                    seen[m.id] = where
         return self
 
     def machines(self) -> list[MachineSpec]:
@@ -189,10 +193,17 @@ def parse_config(data: dict[str, Any], source: str = "config") -> FleetConfig:
         return FleetConfig.model_validate(data)
     except ValidationError as exc:
         problems = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        errors = [(tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))), err)
+                  for err in exc.errors()]
+        for loc, err in errors:
+            # A list whose bad entry was refused also reports itself as too short:
+            # noise next to the real error, which names the entry.
+            if err["type"] == "too_short" and any(other[: len(loc)] == loc and other != loc for other, _ in errors):
+                continue
             msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{_entry_name(data, loc) or '(top level)'}: {msg}")
+            name = _entry_name(data, loc)
+            # Checks across entries (duplicate ids) name the entries themselves.
+            problems.append(f"{name}: {msg}" if name else msg)
         raise FleetConfigError(f"{source}: " + "; ".join(problems)) from None
 
 

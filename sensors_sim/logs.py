@@ -17,6 +17,7 @@ from sensors_sim.timeline import NS_DAY, NS_HOUR, NS_MIN
 
 if TYPE_CHECKING:
     from sensors_sim.plant import Machine
+    from sensors_sim.timeline import Event
 
 SHIFT_STARTS_H = (6, 14, 22)
 
@@ -45,9 +46,18 @@ def _operator(rng: np.random.Generator) -> str:
     return f"op-{int(rng.integers(1, 13)):02d}"
 
 
+#: One log entry: time (ns), event_type, operator, message, severity.
+Entry = tuple[int, str, str, str, int]
+COLUMNS = ("event_type", "operator", "message", "severity")
+
+
 def day_logs(seed: int, m: Machine, day_start: int, times: np.ndarray, severity: np.ndarray,
-             running: np.ndarray, d: int) -> pd.DataFrame:
-    """One machine's log entries on one day."""
+             running: np.ndarray, d: int, events: list[Event] | None = None) -> list[Entry]:
+    """One machine's log entries on one day, in time order.
+
+    ``events``: the machine's events near the day (all of them if None).
+    """
+    events = m.events if events is None else events
     rng = np.random.default_rng([seed, m.index, d, 9])
     rows: list[tuple[int, str, str, int]] = []  # time, event_type, message, severity
     day_end = day_start + NS_DAY
@@ -56,7 +66,7 @@ def day_logs(seed: int, m: Machine, day_start: int, times: np.ndarray, severity:
     def at(t: int) -> int:
         return int(np.clip((t - times[0]) // step, 0, len(times) - 1))
 
-    active = [e for e in m.events if e.is_failure and e.start < day_end and e.end > day_start]
+    active = [e for e in events if e.is_failure and e.start < day_end and e.end > day_start]
     dow = pd.Timestamp(day_start, unit="ns").dayofweek
 
     # Morning inspection on weekdays.
@@ -86,7 +96,7 @@ def day_logs(seed: int, m: Machine, day_start: int, times: np.ndarray, severity:
         t = day_start + int(10.5 * NS_HOUR + rng.uniform(0, 2) * NS_HOUR)
         rows.append((t, "lubrication", "greased DE and NDE bearings per schedule", 0))
     # Work orders.
-    for e in m.events:
+    for e in events:
         if e.is_failure and day_start <= e.end < day_end:
             rows.append((e.end, "work_order", f"breakdown: {m.id} tripped and stopped ({e.kind.replace('_', ' ')})", 3))
         if e.is_failure and e.repair_end and day_start <= e.repair_end < day_end:
@@ -97,20 +107,11 @@ def day_logs(seed: int, m: Machine, day_start: int, times: np.ndarray, severity:
         if e.kind == "sensor_replaced" and day_start <= e.start < day_end:
             rows.append((e.start, "work_order", f"replaced sensor {e.sensors[0].rsplit('.', 1)[0]}", 1))
     rows.sort()
-    return pd.DataFrame(
-        {
-            "time": np.array([r[0] for r in rows], dtype=np.int64),
-            **{k: v for k, v in m.tags().items()},
-            "event_type": [r[1] for r in rows],
-            "operator": [_operator(rng) for _ in rows],
-            "message": [r[2] for r in rows],
-            "severity": np.array([r[3] for r in rows], dtype=np.int64),
-        }
-    )
+    return [(t, kind, _operator(rng), text, sev) for t, kind, text, sev in rows]
 
 
 def handover_notes(seed: int, plant: str, line: str, line_index: int, machines: list[str],
-                   stopped: list[list[str]], day_start: int, d: int) -> pd.DataFrame:
+                   stopped: list[list[str]], day_start: int, d: int) -> list[Entry]:
     """Shift handover notes of a line (no machine tag: they are about the line).
 
     ``stopped[i]`` lists the machines standing still at the i-th shift change.
@@ -123,8 +124,4 @@ def handover_notes(seed: int, plant: str, line: str, line_index: int, machines: 
         if down:
             text += "; stopped: " + ", ".join(down)
         rows.append((day_start + h * NS_HOUR, text))
-    return pd.DataFrame({
-        "time": np.array([r[0] for r in rows], dtype=np.int64), "plant": plant, "line": line, "machine": "",
-        "event_type": "handover", "operator": [_operator(rng) for _ in rows],
-        "message": [r[1] for r in rows], "severity": np.zeros(len(rows), dtype=np.int64),
-    })
+    return [(t, "handover", _operator(rng), text, 0) for t, text in rows]

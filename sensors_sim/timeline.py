@@ -7,7 +7,7 @@ events. Every event is labelled as what it is (ground truth).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -15,7 +15,8 @@ import numpy as np
 from sensors_sim.config import FleetConfig, MachineSpec
 from sensors_sim.machines import MACHINE_TYPES, VIBRATION_POINTS
 
-NS_MIN = 60 * 10**9
+NS_S = 10**9
+NS_MIN = 60 * NS_S
 NS_HOUR = 60 * NS_MIN
 NS_DAY = 24 * NS_HOUR
 HORIZON_DAYS = 3650
@@ -122,7 +123,16 @@ def machine_timeline(config: FleetConfig, index: int, machine: MachineSpec) -> l
         cursor = span[1]
 
     events.extend(_nuisances(config, index, machine, t0, horizon, busy))
-    return sorted(events, key=lambda e: (e.start, e.kind))
+    return sorted((_whole_seconds(e) for e in events), key=lambda e: (e.start, e.kind))
+
+
+def _whole_seconds(e: Event) -> Event:
+    """Event times on whole seconds, as a work order or a maintenance log records them
+    (and as a labels file written with microseconds keeps them exactly)."""
+    def r(t: int) -> int:
+        return (t + NS_S // 2) // NS_S * NS_S
+
+    return replace(e, start=r(e.start), end=r(e.end), repair_end=None if e.repair_end is None else r(e.repair_end))
 
 
 def _poisson_times(rng: np.random.Generator, per_day: float, t0: int, t1: int) -> list[int]:
@@ -175,12 +185,21 @@ def line_regimes(config: FleetConfig, line_index: int, line: str) -> list[Event]
     """Regime changes of a line (new product, new set point): load level changes for days."""
     rng = _rng(config.seed, 10_000 + line_index, 3)
     t0 = int(config.start.timestamp() * 1e9)
-    out = []
-    for t in _poisson_times(rng, config.nuisance.regime_changes_per_line_year / 365, t0 + 5 * NS_DAY,
-                            t0 + HORIZON_DAYS * NS_DAY):
-        out.append(Event(f"line:{line}", "regime_change", t, t + int(rng.uniform(3, 14) * NS_DAY), False, (),
+    horizon = t0 + HORIZON_DAYS * NS_DAY
+    per_day = config.nuisance.regime_changes_per_line_year / 365
+    out: list[Event] = []
+    # A line makes one product at a time: a regime lasts until it ends, and the
+    # next one starts (at the configured rate) after that, so they never overlap.
+    t = t0 + 5 * NS_DAY
+    while per_day > 0:
+        t += int(rng.exponential(1 / per_day) * NS_DAY)
+        if t >= horizon:
+            break
+        end = t + int(rng.uniform(3, 14) * NS_DAY)
+        out.append(Event(f"line:{line}", "regime_change", t, end, False, (),
                          params={"load_factor": float(rng.choice([0.6, 0.75, 1.25, 1.35]))}))
-    return out
+        t = end
+    return [_whole_seconds(e) for e in out]
 
 
 def fleet_timeline(config: FleetConfig) -> dict[str, list[Event]]:

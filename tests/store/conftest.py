@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 
@@ -27,23 +26,7 @@ if os.environ.get("PDM_TEST_INFLUXDB2_URL"):
     BACKENDS.append("influxdb2-real")
 
 
-@pytest.fixture(scope="session")
-def influxdb1_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a real InfluxDB 1.x server."""
-    url = os.environ.get("PDM_TEST_INFLUXDB1_URL")
-    if url:
-        yield url
-        return
-    if shutil.which("influxd") is None:
-        pytest.skip("no influxd: run `make test`, which installs and starts InfluxDB 1.x")
-    from pdm.devtools.influxd import InfluxServer
-
-    server = InfluxServer(tmp_path_factory.mktemp("influxd"))
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+# influxdb1_url (a real InfluxDB 1.x server) comes from tests/conftest.py.
 
 
 def _settings(backend: str, request: pytest.FixtureRequest, tmp_path) -> StoreSettings:

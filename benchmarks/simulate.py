@@ -89,8 +89,11 @@ def child(backend: str, machines: int, days: int, seed: int, url: str | None, pr
             store.close()
             if backend != "embedded":
                 requests.post(f"{url}/query", params={"q": 'DROP DATABASE "bench_sim"'}, timeout=60)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "seconds": res.seconds,
+        "cpu_s": usage.ru_utime + usage.ru_stime,  # this process (not influxd), set-up included
+        "load_avg_end": os.getloadavg()[0],
         "points": res.points,
         "values_per_s": res.points / res.seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -227,16 +230,19 @@ def markdown(res: dict) -> str:
         "",
         f"Measured {res['date']} on {res['machine']}. Values = field values written (InfluxDB's points),",
         "sensor data, operator logs and ground truth; default resolutions (process and temperatures",
-        "every minute, vibration features every 10 min per measurement point).",
+        "every minute, vibration features every 10 min per measurement point). CPU: user + system",
+        "seconds of the backfill process (InfluxDB's server not included); on 2 cores the wall time",
+        "cannot drop below half of it. Other jobs on the machine slow the wall time down.",
         "",
-        "| back end | time | values | values/s | peak RSS | RSS early → late | s/day (late) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| back end | time | CPU | values | values/s | peak RSS | RSS early → late | s/day (late) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in res["rows"].items():
         mem = (f"{r['rss_early_mb']:.0f} → {r['rss_late_mb']:.0f} MB (day {r['early_day']} → {r['late_day']})"
                if r.get("rss_late_mb") is not None else "—")
         per_day = f"{r['seconds_per_day_late']:.2f}" if r.get("seconds_per_day_late") else "—"
-        lines.append(f"| {name} | {r['seconds']:.1f} s | {r['points']:,} | {r['values_per_s']:,.0f} | "
+        cpu = f"{r['cpu_s']:.0f} s" if r.get("cpu_s") is not None else "—"
+        lines.append(f"| {name} | {r['seconds']:.1f} s | {cpu} | {r['points']:,} | {r['values_per_s']:,.0f} | "
                      f"{r['peak_rss_mb']:.0f} MB | {mem} | {per_day} |")
     gen = res.get("generation")
     if gen:

@@ -23,6 +23,7 @@ branches equal full attention, hence so does the hybrid, exactly.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -42,20 +43,9 @@ def _pad_to(x: Tensor, multiple: int, dim: int) -> Tensor:
     return torch.cat([x, x.new_zeros(shape)], dim=dim)
 
 
-def _neighbours(x: Tensor, before: int, after: int) -> Tensor:
-    """(..., nb, w, d) blocks → (..., nb, (before+1+after)·w, d): each block with its neighbours."""
-    parts = []
-    for s in range(-before, after + 1):
-        if s == 0:
-            parts.append(x)
-            continue
-        shifted = torch.roll(x, shifts=-s, dims=-3)
-        if s < 0:
-            shifted[..., : -s, :, :] = 0
-        else:
-            shifted[..., -s:, :, :] = 0
-        parts.append(shifted)
-    return torch.cat(parts, dim=-2)
+def _additive(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """Boolean (nb, 1, K) key mask → additive (1, nb, 1, K): the 4-D form SDPA's fused CPU kernel takes."""
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, float("-inf"))[None]
 
 
 def _neighbour_mask(nb: int, w: int, n: int, before: int, after: int, device: torch.device) -> Tensor:
@@ -65,6 +55,205 @@ def _neighbour_mask(nb: int, w: int, n: int, before: int, after: int, device: to
     pos = (block + offs) * w + torch.arange(w, device=device).repeat(before + 1 + after)[None, :]
     valid = (block + offs >= 0) & (block + offs < nb) & (pos < n)
     return valid[:, None, :]
+
+
+@dataclass
+class _Plan:
+    """Geometry of one sparse-attention call over the qkv projection's output.
+
+    Q, K and V are read straight from the projection, (B, N, 3, H, d), seen as
+    a flat table of (B·N·3·H) rows of d: the LSH branch gathers rows by index,
+    the window branch copies token ranges per segment. Outputs go to a
+    (B·N·H + 1, d) table whose last row takes what padding queries produce.
+    """
+
+    b: int
+    h: int
+    n: int
+    w: int  # window block
+    nb: int  # window blocks
+    p: float  # attention dropout
+    seg: int  # rows (sequences × tokens) per segment: bounds the working memory
+    wmask: Tensor  # (1, nb, 1, 3w) additive
+    lsh: bool = False
+    rounds: int = 1
+    c: int = 0  # LSH chunk
+    nq: int = 0  # LSH chunks
+    lmask: Tensor | None = None  # (1, nq, 1, 2c) additive
+    qrows: Tensor | None = None  # (R·B·H, nq·c) qkv rows of the queries in bucket order (padding: row 0)
+    krows: Tensor | None = None  # (R·B·H, (nq+1)·c) qkv rows of the keys after a padding chunk (values: + H)
+    orows: Tensor | None = None  # (R·B·H, nq·c) output rows of the queries (padding: the extra last row)
+
+
+def _window_attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, w: int, p: float) -> Tensor:
+    """Blocked window attention: q (BH, m·w, d), k/v (BH, (m+2)·w, ·) its blocks and one either side → (BH, m·w, dv)."""
+    bh, m = q.shape[0], q.shape[1] // w
+    qb = q.reshape(bh, m, w, q.shape[-1])
+    kb = k.unfold(1, 3 * w, w).transpose(-1, -2)  # overlapping views, no copies
+    vb = v.unfold(1, 3 * w, w).transpose(-1, -2)
+    return F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask, dropout_p=p).reshape(bh, m * w, -1)
+
+
+def _lsh_attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, c: int, p: float) -> Tensor:
+    """Chunked attention in bucket order: q (RBH, m·c, d), k/v (RBH, (m+1)·c, ·) → (RBH, m·c, dv)."""
+    rb, m = q.shape[0], q.shape[1] // c
+    qc = q.reshape(rb, m, c, q.shape[-1])
+    kc = k.unfold(1, 2 * c, c).transpose(-1, -2)
+    vc = v.unfold(1, 2 * c, c).transpose(-1, -2)
+    return F.scaled_dot_product_attention(qc, kc, vc, attn_mask=mask, dropout_p=p).reshape(rb, m * c, -1)
+
+
+def _segments(count: int, per: int) -> list[tuple[int, int]]:
+    return [(lo, min(lo + per, count)) for lo in range(0, count, per)]
+
+
+def _window_span(plan: _Plan, b0: int, b1: int) -> tuple[int, int, int, int, int]:
+    """Blocks [b0, b1): query tokens [lo, hi), key tokens [klo, khi) and where they start in the key block rows."""
+    w, n = plan.w, plan.n
+    klo = max(0, (b0 - 1) * w)
+    return b0 * w, min(b1 * w, n), klo, min(n, (b1 + 1) * w), klo - (b0 - 1) * w
+
+
+def _window_inputs(qkv5: Tensor, plan: _Plan, b0: int, b1: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Zero-padded Q (BH, m·w, d) and K, V (BH, (m+2)·w, d) of blocks [b0, b1), copied from (B, N, 3, H, d)."""
+    b, h, w, d = plan.b, plan.h, plan.w, qkv5.shape[-1]
+    lo, hi, klo, khi, off = _window_span(plan, b0, b1)
+    m = b1 - b0
+    q = qkv5.new_zeros(b, h, m * w, d)
+    q[:, :, : hi - lo] = qkv5[:, lo:hi, 0].transpose(1, 2)
+    kv = qkv5.new_zeros(2, b, h, (m + 2) * w, d)
+    kv[:, :, :, off : off + khi - klo] = qkv5[:, klo:khi, 1:].permute(2, 0, 3, 1, 4)
+    return q.view(b * h, m * w, d), kv[0].view(b * h, -1, d), kv[1].view(b * h, -1, d)
+
+
+def _lsh_inputs(flat: Tensor, plan: _Plan, c0: int, c1: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Gathered Q, K, V of sorted chunks [c0, c1) (all rounds) and their qkv and output rows."""
+    assert plan.qrows is not None and plan.krows is not None and plan.orows is not None
+    c, rb, d = plan.c, plan.qrows.shape[0], flat.shape[-1]
+    qi = plan.qrows[:, c0 * c : c1 * c].reshape(-1)
+    ki = plan.krows[:, c0 * c : (c1 + 1) * c].reshape(-1)
+    q = flat.index_select(0, qi).view(rb, -1, d)
+    k = flat.index_select(0, ki).view(rb, -1, d)
+    v = flat.index_select(0, ki + plan.h).view(rb, -1, d)
+    return q, k, v, qi, plan.orows[:, c0 * c : c1 * c].reshape(-1)
+
+
+def _sparse_forward(qkv: Tensor, gate: Tensor | None, plan: _Plan) -> Tensor:
+    """g·window + (1 − g)·mean over rounds of LSH, segment by segment.
+
+    ``qkv``: (B, N, 3·H·d); ``gate``: (B, N, H) or None (window only). Returns (B, N, H·d).
+    """
+    b, h, n, w = plan.b, plan.h, plan.n, plan.w
+    d = qkv.shape[-1] // (3 * h)
+    qkv5 = qkv.view(b, n, 3, h, d)
+    out = qkv.new_empty(b * n * h + 1, d)  # last row: where padding queries write
+    view = out[:-1].view(b, n, h, d)
+    for b0, b1 in _segments(plan.nb, max(1, plan.seg // (b * h * w))):
+        lo, hi = _window_span(plan, b0, b1)[:2]
+        o = _window_attend(*_window_inputs(qkv5, plan, b0, b1), plan.wmask[:, b0:b1], w, plan.p)
+        o = o.view(b, h, -1, d)[:, :, : hi - lo].transpose(1, 2)
+        view[:, lo:hi] = o if gate is None else o * gate[:, lo:hi, :, None]
+    if plan.lsh:
+        assert gate is not None and plan.lmask is not None
+        other = torch.cat([1 - gate.reshape(-1), gate.new_zeros(1)]) / plan.rounds  # (1 − g) / R per output row
+        flat = qkv.view(-1, d)
+        for c0, c1 in _segments(plan.nq, max(1, plan.seg // (b * h * plan.c * plan.rounds))):
+            q, k, v, _, oi = _lsh_inputs(flat, plan, c0, c1)
+            o = _lsh_attend(q, k, v, plan.lmask[:, c0:c1], plan.c, plan.p)
+            out.index_add_(0, oi, o.reshape(-1, d) * other[oi, None])
+    return out[:-1].view(b, n, h * d)
+
+
+class _SparseAttention(torch.autograd.Function):
+    """Sparse attention from the qkv projection (B, N, 3·H·d) to (B, N, H·d), memory-lean.
+
+    The forward runs segment by segment without building a graph and keeps
+    only its inputs (the projection and the gate); the backward recomputes each
+    segment with autograd and adds its gradients straight into the
+    projection's gradient. So the branches' blocks, sorted copies and outputs
+    never all exist at once: peak memory stays near the fused full
+    attention's, and every chunk still runs on the fused SDPA kernel. Dropout
+    masks are replayed from the saved random state.
+    """
+
+    @staticmethod
+    def forward(ctx, qkv: Tensor, gate: Tensor | None, plan: _Plan) -> Tensor:  # type: ignore[override]
+        ctx.plan = plan
+        ctx.rng = _rng_state(qkv) if plan.p > 0 else None
+        ctx.save_for_backward(qkv, gate)
+        return _sparse_forward(qkv, gate, plan)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        qkv, gate = ctx.saved_tensors
+        plan: _Plan = ctx.plan
+        b, h, n, w = plan.b, plan.h, plan.n, plan.w
+        d = qkv.shape[-1] // (3 * h)
+        qkv5 = qkv.view(b, n, 3, h, d)
+        grad = grad.reshape(b, n, h, d)
+        dqkv = torch.zeros_like(qkv)
+        d5 = dqkv.view(b, n, 3, h, d)
+        dgate = torch.zeros_like(gate) if gate is not None else None
+        with _replay(ctx.rng, qkv), torch.enable_grad():
+            for b0, b1 in _segments(plan.nb, max(1, plan.seg // (b * h * w))):
+                lo, hi, klo, khi, off = _window_span(plan, b0, b1)
+                q, k, v = (t.requires_grad_() for t in _window_inputs(qkv5, plan, b0, b1))
+                o = _window_attend(q, k, v, plan.wmask[:, b0:b1], w, plan.p)
+                g_o = grad[:, lo:hi] if gate is None else grad[:, lo:hi] * gate[:, lo:hi, :, None]
+                go = o.new_zeros(b, h, o.shape[1], d)
+                go[:, :, : hi - lo] = g_o.transpose(1, 2)
+                dq, dk, dv = torch.autograd.grad(o, (q, k, v), go.view(b * h, -1, d))
+                d5[:, lo:hi, 0] += dq.view(b, h, -1, d)[:, :, : hi - lo].transpose(1, 2)
+                d5[:, klo:khi, 1] += dk.view(b, h, -1, d)[:, :, off : off + khi - klo].transpose(1, 2)
+                d5[:, klo:khi, 2] += dv.view(b, h, -1, d)[:, :, off : off + khi - klo].transpose(1, 2)
+                if dgate is not None:
+                    mine = o.detach().view(b, h, -1, d)[:, :, : hi - lo].transpose(1, 2)
+                    dgate[:, lo:hi] += (grad[:, lo:hi] * mine).sum(-1)
+            if plan.lsh:
+                assert gate is not None and dgate is not None and plan.lmask is not None
+                last = b * n * h
+                flat, dflat = qkv.view(-1, d), dqkv.view(-1, d)
+                fgrad, fgate, fdgate = grad.reshape(-1, d), gate.reshape(-1), dgate.view(-1)
+                for c0, c1 in _segments(plan.nq, max(1, plan.seg // (b * h * plan.c * plan.rounds))):
+                    q, k, v, qi, oi = _lsh_inputs(flat, plan, c0, c1)
+                    q, k, v = q.requires_grad_(), k.requires_grad_(), v.requires_grad_()
+                    o = _lsh_attend(q, k, v, plan.lmask[:, c0:c1], plan.c, plan.p).reshape(-1, d)
+                    real = (oi < last).to(grad.dtype)[:, None] / plan.rounds
+                    oi = oi.clamp(max=last - 1)
+                    go = fgrad.index_select(0, oi) * real  # ∂L/∂(this round's output), before the gate
+                    dq, dk, dv = torch.autograd.grad(o, (q, k, v), go * (1 - fgate.index_select(0, oi))[:, None])
+                    ki = plan.krows[:, c0 * plan.c : (c1 + 1) * plan.c].reshape(-1)  # type: ignore[index]
+                    dflat.index_add_(0, qi, dq.reshape(-1, d))  # padding rows add exact zeros to row 0
+                    dflat.index_add_(0, ki, dk.reshape(-1, d))
+                    dflat.index_add_(0, ki + h, dv.reshape(-1, d))
+                    fdgate.index_add_(0, oi, -(go * o.detach()).sum(-1))
+        return dqkv, dgate, None
+
+
+def _rng_state(x: Tensor) -> tuple[Tensor, Tensor | None]:
+    return torch.get_rng_state(), torch.cuda.get_rng_state(x.device) if x.is_cuda else None
+
+
+class _replay:
+    """Run with the random state saved at forward time (so dropout masks repeat), then restore."""
+
+    def __init__(self, state: tuple[Tensor, Tensor | None] | None, x: Tensor) -> None:
+        self.state, self.x = state, x
+
+    def __enter__(self) -> None:
+        if self.state is None:
+            return
+        self.saved = _rng_state(self.x)
+        torch.set_rng_state(self.state[0])
+        if self.state[1] is not None:
+            torch.cuda.set_rng_state(self.state[1], self.x.device)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.state is None:
+            return
+        torch.set_rng_state(self.saved[0])
+        if self.saved[1] is not None:
+            torch.cuda.set_rng_state(self.saved[1], self.x.device)
 
 
 class TemporalAttention(nn.Module):
@@ -93,6 +282,13 @@ class TemporalAttention(nn.Module):
         self.head_dim = d_model // heads
         self.window, self.chunk, self.rounds, self.buckets = window, chunk, rounds, buckets
         self.dropout = dropout
+        # Rows (sequences × tokens) the sparse kinds process at a time: bounds their working
+        # memory to a few MiB beyond Q, K, V and the gradients; measured not to cost time.
+        self.segment = 2048
+        # Above this many Q elements (B·N·D) training recomputes the sparse attention in the
+        # backward instead of keeping its intermediates (peak memory near the fused full
+        # attention's); below, plain autograd over one segment is faster.
+        self.recompute_above = 1 << 20
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
         self.gate = nn.Linear(d_model, heads) if kind == "hybrid" else None
@@ -109,31 +305,41 @@ class TemporalAttention(nn.Module):
         heads and queries (it sums to one over tokens): the temporal map.
         """
         b, n, _ = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(x)
         received = None
+        if self.kind in ("window", "hybrid"):
+            gate = torch.sigmoid(self.gate(x)) if self.gate is not None else None  # (B, N, H)
+            with torch.no_grad():
+                q, k = qkv.detach().view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)[:2]
+                plan = self._plan(q, k, gate is not None)
+                del q, k
+            if not (torch.is_grad_enabled() and (qkv.requires_grad or (gate is not None and gate.requires_grad))):
+                o = _sparse_forward(qkv, gate, plan)  # inference: segments bound the working memory
+            elif b * n * self.d_model > self.recompute_above:
+                o = _SparseAttention.apply(qkv, gate, plan)  # long input: recompute in the backward
+            else:
+                plan.seg = b * self.heads * n * max(1, self.rounds)  # short input: one segment, plain autograd
+                o = _sparse_forward(qkv, gate, plan)
+            assert isinstance(o, Tensor)
+            if need_weights:
+                q, k = qkv.view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)[:2]
+                received = self._window_received(q, k, plan)
+                if gate is not None:
+                    # Received attention mixes the branches per query; approximating with the
+                    # mean gate keeps it a distribution over tokens.
+                    gbar = gate.mean(dim=(1, 2))[:, None]
+                    received = gbar * received + (1 - gbar) * self._lsh_received(q, k, plan)
+            return self.out(o), received
+        q, k, v = qkv.view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if self.kind == "full":
             o = F.scaled_dot_product_attention(q, k, v, dropout_p=self._p())
             if need_weights:
                 received = self._received_full(q, k)
-        elif self.kind == "full_explicit":
+        else:  # full_explicit
             w = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.head_dim), dim=-1)
             o = F.dropout(w, self._p()) @ v
             if need_weights:
                 received = w.mean(dim=(1, 2))
-        elif self.kind == "window":
-            o, received = self._window(q, k, v, need_weights)
-        else:
-            ow, rw = self._window(q, k, v, need_weights)
-            ol, rl = self._lsh(q, k, v, need_weights)
-            assert self.gate is not None
-            g = torch.sigmoid(self.gate(x)).permute(0, 2, 1)[..., None]  # (B, H, N, 1)
-            o = g * ow + (1 - g) * ol
-            if need_weights and rw is not None and rl is not None:
-                gm = g[..., 0].mean(dim=1)  # (B, N): gate per query, averaged over heads
-                # Received attention mixes the branches per query; approximating with the
-                # mean gate keeps it a distribution over tokens.
-                gbar = gm.mean(dim=1, keepdim=True)
-                received = gbar * rw + (1 - gbar) * rl
         o = o.transpose(1, 2).reshape(b, n, self.d_model)
         return self.out(o), received
 
@@ -144,17 +350,20 @@ class TemporalAttention(nn.Module):
         """
         b, n, _ = x.shape
         q, k, _ = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        eye = torch.eye(n, dtype=x.dtype, device=x.device).expand(b, self.heads, n, n)
         if self.kind in ("full", "full_explicit"):
             return torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.head_dim), dim=-1)
-        # Attending with V = identity returns the weights themselves.
-        ow, _ = self._window(q, k, eye, False)
-        if self.kind == "window":
-            return ow
-        ol, _ = self._lsh(q, k, eye, False)
-        assert self.gate is not None
-        g = torch.sigmoid(self.gate(x)).permute(0, 2, 1)[..., None]
-        return g * ow + (1 - g) * ol
+        # Attending with V = identity returns the weights themselves: run the layer's own
+        # sparse forward with d columns of the identity as values at a time.
+        gate = torch.sigmoid(self.gate(x)) if self.gate is not None else None
+        plan = self._plan(q, k, gate is not None)
+        d, h = self.head_dim, self.heads
+        eye = torch.eye(n, dtype=x.dtype, device=x.device)
+        cols = []
+        for lo in range(0, n, d):
+            vals = F.pad(eye[:, lo : lo + d], (0, d - min(d, n - lo)))[None, :, None, :].expand(b, n, h, d)
+            qkv = torch.stack([q.transpose(1, 2), k.transpose(1, 2), vals], dim=2).reshape(b, n, 3 * h * d)
+            cols.append(_sparse_forward(qkv, gate, plan).view(b, n, h, d))
+        return torch.cat(cols, dim=-1)[..., :n].permute(0, 2, 1, 3)
 
     # ---------------------------------------------------------------- helpers
     def _p(self) -> float:
@@ -169,63 +378,67 @@ class TemporalAttention(nn.Module):
             total += w.sum(dim=2).mean(dim=1)
         return total / n
 
-    def _window(self, q: Tensor, k: Tensor, v: Tensor, need: bool) -> tuple[Tensor, Tensor | None]:
-        b, h, n, d = q.shape
+    def _plan(self, q: Tensor, k: Tensor, lsh: bool) -> _Plan:
+        """Blocks, masks, bucket orders and row maps for (B, H, N, d) queries and keys."""
+        b, h, n, _ = q.shape
         w = min(self.window, n)
         nb = math.ceil(n / w)
-        qb = _pad_to(q, w, 2).view(b, h, nb, w, d)
-        kb = _neighbours(_pad_to(k, w, 2).view(b, h, nb, w, d), 1, 1)
-        vb = _neighbours(_pad_to(v, w, 2).view(b, h, nb, w, v.shape[-1]), 1, 1)
-        mask = _neighbour_mask(nb, w, n, 1, 1, q.device)  # (nb, 1, 3w)
-        o = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask, dropout_p=self._p())
-        o = o.reshape(b, h, nb * w, -1)[:, :, :n]
-        received = None
-        if need:
-            s = (qb @ kb.transpose(-1, -2)) / math.sqrt(d)
-            wts = torch.softmax(s.masked_fill(~mask, float("-inf")), dim=-1)  # (b,h,nb,w,3w)
-            qvalid = (torch.arange(nb * w, device=q.device) < n).view(nb, w, 1)
-            wts = wts * qvalid
-            key_pos = (torch.arange(nb, device=q.device)[:, None] + torch.arange(-1, 2, device=q.device).repeat_interleave(w)[None, :]) * w \
-                + torch.arange(w, device=q.device).repeat(3)[None, :]
-            key_pos = key_pos.clamp(0, nb * w - 1)
-            per_key = wts.sum(dim=3).mean(dim=1)  # (b, nb, 3w)
-            rec = q.new_zeros(b, nb * w)
-            rec.scatter_add_(1, key_pos.reshape(1, -1).expand(b, -1), per_key.reshape(b, -1))
-            received = rec[:, :n] / n
-        return o, received
-
-    def _lsh(self, q: Tensor, k: Tensor, v: Tensor, need: bool) -> tuple[Tensor, Tensor | None]:
-        b, h, n, d = q.shape
+        dev = q.device
+        plan = _Plan(b=b, h=h, n=n, w=w, nb=nb, p=self._p(), seg=self.segment,
+                     wmask=_additive(_neighbour_mask(nb, w, n, 1, 1, dev), q.dtype))
+        if not lsh:
+            return plan
         c = min(self.chunk, n)
+        nq = math.ceil(n / c)
         nbuckets = self.buckets or max(1, 2 * round(n / c / 2))
-        outs, recs = [], []
-        for r in range(self.rounds):
-            qs, ks = self._bucket_order(q, r, nbuckets), self._bucket_order(k, r, nbuckets)
-            gather = lambda t, idx: t.gather(2, idx[..., None].expand(-1, -1, -1, t.shape[-1]))  # noqa: E731
-            nq = math.ceil(n / c)
-            qc = _pad_to(gather(q, qs), c, 2).view(b, h, nq, c, d)
-            kc = _neighbours(_pad_to(gather(k, ks), c, 2).view(b, h, nq, c, d), 1, 0)
-            vc = _neighbours(_pad_to(gather(v, ks), c, 2).view(b, h, nq, c, v.shape[-1]), 1, 0)
-            mask = _neighbour_mask(nq, c, n, 1, 0, q.device)
-            o = F.scaled_dot_product_attention(qc, kc, vc, attn_mask=mask, dropout_p=self._p())
-            o = o.reshape(b, h, nq * c, -1)[:, :, :n]
-            outs.append(torch.empty_like(o).scatter_(2, qs[..., None].expand_as(o), o))
-            if need:
-                s = (qc @ kc.transpose(-1, -2)) / math.sqrt(d)
-                wts = torch.softmax(s.masked_fill(~mask, float("-inf")), dim=-1)
-                wts = wts * (torch.arange(nq * c, device=q.device) < n).view(nq, c, 1)
-                per_key = wts.sum(dim=3)  # (b, h, nq, 2c): weight received by each sorted key slot
-                slot = (torch.arange(nq, device=q.device)[:, None] + torch.arange(-1, 1, device=q.device).repeat_interleave(c)[None, :]) * c \
-                    + torch.arange(c, device=q.device).repeat(2)[None, :]
-                slot = slot.clamp(0, nq * c - 1).reshape(-1)
-                ks_pad = _pad_to(ks, c, 2)  # sorted slot → original position
-                orig = ks_pad[:, :, slot]  # (b, h, nq·2c)
-                rec = q.new_zeros(b, h, nq * c)
-                rec.scatter_add_(2, orig, per_key.reshape(b, h, -1))
-                recs.append(rec[:, :, :n].mean(dim=1) / n)
-        o = torch.stack(outs).mean(dim=0)
-        received = torch.stack(recs).mean(dim=0) if need else None
-        return o, received
+        qs = torch.stack([self._bucket_order(q, r, nbuckets) for r in range(self.rounds)])  # (R, B, H, N)
+        ks = torch.stack([self._bucket_order(k, r, nbuckets) for r in range(self.rounds)])
+        # Sorted position → row of the flat qkv table (B·N·3·H, d) / of the output table (B·N·H + 1, d).
+        bi = torch.arange(b, device=dev).repeat_interleave(h).repeat(self.rounds)[:, None] * n
+        hi = torch.arange(h, device=dev).repeat(b * self.rounds)[:, None]
+        rb = bi.shape[0]
+        pad = torch.zeros(rb, nq * c - n, dtype=torch.long, device=dev)
+        plan.lsh, plan.rounds, plan.c, plan.nq = True, self.rounds, c, nq
+        plan.qrows = torch.cat([(bi + qs.reshape(rb, n)) * 3 * h + hi, pad], dim=1)
+        plan.krows = torch.cat([pad.new_zeros(rb, c), (bi + ks.reshape(rb, n)) * 3 * h + h + hi, pad], dim=1)
+        plan.orows = torch.cat([(bi + qs.reshape(rb, n)) * h + hi, pad + b * n * h], dim=1)
+        plan.lmask = _additive(_neighbour_mask(nq, c, n, 1, 0, dev), q.dtype)
+        return plan
+
+    def _window_received(self, q: Tensor, k: Tensor, plan: _Plan) -> Tensor:
+        """Attention each token receives in the window branch, averaged over heads and queries: (B, N)."""
+        b, h, n, d = q.shape
+        w, nb = plan.w, plan.nb
+        qb = _pad_to(q, w, 2).reshape(b, h, nb, w, d)
+        kb = F.pad(k, (0, 0, w, (nb + 1) * w - n)).unfold(2, 3 * w, w).transpose(-1, -2)  # (B, H, nb, 3w, d)
+        mask = _neighbour_mask(nb, w, n, 1, 1, q.device)  # (nb, 1, 3w)
+        s = (qb @ kb.transpose(-1, -2)) / math.sqrt(d)
+        wts = torch.softmax(s.masked_fill(~mask, float("-inf")), dim=-1)  # (b,h,nb,w,3w)
+        wts = wts * (torch.arange(nb * w, device=q.device) < n).view(nb, w, 1)
+        key_pos = (torch.arange(nb, device=q.device)[:, None] + torch.arange(-1, 2, device=q.device).repeat_interleave(w)[None, :]) * w \
+            + torch.arange(w, device=q.device).repeat(3)[None, :]
+        per_key = wts.sum(dim=3).mean(dim=1)  # (b, nb, 3w)
+        rec = q.new_zeros(b, nb * w)
+        rec.scatter_add_(1, key_pos.clamp(0, nb * w - 1).reshape(1, -1).expand(b, -1), per_key.reshape(b, -1))
+        return rec[:, :n] / n
+
+    def _lsh_received(self, q: Tensor, k: Tensor, plan: _Plan) -> Tensor:
+        """Attention each token receives in the LSH branch, averaged over rounds, heads and queries: (B, N)."""
+        b, h, n, d = q.shape
+        assert plan.qrows is not None and plan.krows is not None
+        c, nq, rb = plan.c, plan.nq, plan.qrows.shape[0]
+        # The plan's rows index the qkv table (B·N·3·H, d); rebuild that table from q and k.
+        table = torch.stack([q, k, k], dim=2).permute(0, 3, 2, 1, 4).reshape(-1, d)  # (B, N, 3, H, d) rows
+        qc = table.index_select(0, plan.qrows.reshape(-1)).view(rb, nq, c, d)
+        kc = table.index_select(0, plan.krows.reshape(-1)).view(rb, -1, d).unfold(1, 2 * c, c).transpose(-1, -2)
+        mask = _neighbour_mask(nq, c, n, 1, 0, q.device)  # (nq, 1, 2c)
+        s = (qc @ kc.transpose(-1, -2)) / math.sqrt(d)
+        wts = torch.softmax(s.masked_fill(~mask, float("-inf")), dim=-1)
+        wts = wts * (torch.arange(nq * c, device=q.device) < n).view(nq, c, 1)
+        per_key = wts.sum(dim=2)  # (R·B·H, nq, 2c): weight received by each sorted key slot
+        pos = (plan.krows.unfold(1, 2 * c, c) // (3 * h)) % n  # token of each key slot (padding: weight 0)
+        rec = q.new_zeros(rb, n).scatter_add_(1, pos.reshape(rb, -1), per_key.reshape(rb, -1))
+        return rec.view(self.rounds, b, h, n).mean(dim=(0, 2)) / n
 
     def _bucket_order(self, x: Tensor, r: int, nbuckets: int) -> Tensor:
         """Positions sorted by (bucket, position) for hash round ``r``: (B, H, N) long."""

@@ -8,6 +8,19 @@ is seeded and reproducible on the CPU; a GPU is used when present.
 
 During training a random 15 % of observed values are hidden from the model
 (masked reconstruction, as in MVP), which keeps it from copying its input.
+
+Optionally (``TrainConfig.mvp_epochs``) the main fit is preceded by
+pretraining with tsai's ``MVP`` callback: masked reconstruction of random
+subsequences (geometric lengths, mean ``mvp_lm`` steps, ``mvp_r`` of the
+observed values). MVP replaces the model's ``head`` with a 1x1 convolution
+from ``head_nf`` features per time step to every packed input variable;
+TSHAE has no per-time-step feature map (its tokens are per channel and
+patch), so :class:`MVPTSHAE` gives MVP one: TSHAE's own reconstruction, C
+channels per time step. MVP's head therefore sits on top of TSHAE's decoder,
+which it pretrains with the rest; it is dropped after pretraining. Masked
+values are hidden the way TSHAE expects (value 0 and mask 0), so the loss
+also sees the mask channel at those places (target 1), which the head
+learns at once.
 """
 
 from __future__ import annotations
@@ -42,6 +55,9 @@ class TrainConfig:
     device: str = "auto"  # "cpu", "cuda" or "auto"
     progress: bool = True
     freeze: list[str] = field(default_factory=list)  # parameter name prefixes not trained (fine-tuning)
+    mvp_epochs: int = 0  # epochs of tsai MVP pretraining before the main fit (0: none)
+    mvp_r: float = 0.15  # MVP: share of observed values masked
+    mvp_lm: float = 3.0  # MVP: mean masked subsequence length (steps)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,6 +84,39 @@ class PackedTSHAE(nn.Module):
         if self.training and self.hide_frac > 0:
             mask = mask * (torch.rand_like(mask) >= self.hide_frac)
         return self.model(values, mask, ctx, ev).reconstruction
+
+
+class MVPTSHAE(nn.Module):
+    """What tsai's MVP callback needs: ``head``/``head_nf`` on a (B, head_nf, T) feature map.
+
+    The feature map is TSHAE's reconstruction (head_nf = C); MVP swaps ``head``
+    for ``Conv1d(C, vars, 1)`` so the output has the packed input's shape.
+    """
+
+    def __init__(self, model: TSHAE) -> None:
+        super().__init__()
+        self.model = model
+        self.packed = PackedTSHAE(model, hide_frac=0.0)
+        self.head_nf = model.cfg.channels
+        self.head: nn.Module = nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.packed(x))
+
+
+def mvp_mask(channels: int, r: float, lm: float):
+    """MVP ``custom_mask``: tsai's subsequence mask on observed values, also hiding them in the mask channels."""
+    from tsai.callback.MVP import create_subsequence_mask
+
+    def mask(x: Tensor) -> Tensor:
+        x = x.as_subclass(Tensor)
+        hide = create_subsequence_mask(x[:, :channels], r=r, lm=lm) & (x[:, channels : 2 * channels] > 0)
+        out = torch.zeros(x.shape, dtype=torch.bool, device=x.device)
+        out[:, :channels] = hide
+        out[:, channels : 2 * channels] = hide
+        return out
+
+    return mask
 
 
 def packed_loss(delta: float, channels: int):
@@ -124,6 +173,9 @@ def train(windows: WindowSet, model_cfg: TSHAEConfig, cfg: TrainConfig, model: T
         model = TSHAE(model_cfg)
     for name, p in model.named_parameters():
         p.requires_grad_(not any(name.startswith(f) for f in cfg.freeze))
+    mvp: dict[str, Any] = {}
+    if cfg.mvp_epochs > 0:
+        mvp = _pretrain_mvp(dls, model, cfg)
     net = PackedTSHAE(model, cfg.hide_frac)
     cbs = [EarlyStoppingCallback(monitor="valid_loss", patience=cfg.patience)]
     learn = Learner(dls, net, loss_func=packed_loss(model_cfg.huber_delta, model_cfg.channels), cbs=cbs)
@@ -143,10 +195,43 @@ def train(windows: WindowSet, model_cfg: TSHAEConfig, cfg: TrainConfig, model: T
         "windows": n,
         "windows_per_s": n * len(values) / max(seconds, 1e-9),
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        **mvp,
     }
     for p in model.parameters():
         p.requires_grad_(True)
     return model, metrics
+
+
+def _pretrain_mvp(dls: Any, model: TSHAE, cfg: TrainConfig) -> dict[str, Any]:
+    """``cfg.mvp_epochs`` epochs of tsai MVP masked-subsequence reconstruction on ``dls``; returns metrics."""
+    import tempfile
+
+    from fastai.callback.core import Callback
+    from fastai.callback.progress import ProgressCallback
+    from fastai.learner import Learner
+    from tsai.callback.MVP import MVP
+
+    class _TrainNewHead(Callback):
+        # MVP swaps the head in before_fit, after fastai built the optimiser over the old
+        # parameters: rebuild it so the new head is trained too.
+        order = MVP.order + 1
+
+        def before_fit(self) -> None:
+            self.learn.create_opt()
+
+    net = MVPTSHAE(model)
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        cb = MVP(custom_mask=mvp_mask(model.cfg.channels, cfg.mvp_r, cfg.mvp_lm), target_dir=tmp, save_best=False)
+        # MVP swaps in its own masked MSE loss in before_fit; the Learner needs one to start.
+        learn = Learner(dls, net, loss_func=nn.MSELoss(), cbs=[cb, _TrainNewHead()])
+        if not cfg.progress:
+            learn.remove_cb(ProgressCallback)
+        with learn.no_logging() if not cfg.progress else _null():
+            learn.fit_one_cycle(cfg.mvp_epochs, lr_max=cfg.lr_max)
+    values = learn.recorder.values
+    return {"mvp_train_loss": [float(v[0]) for v in values], "mvp_valid_loss": [float(v[1]) for v in values],
+            "mvp_seconds": time.perf_counter() - began}
 
 
 class _null:

@@ -1,0 +1,294 @@
+"""Temporal attention scaling: time and peak memory of forward + backward, 1k-16k tokens.
+
+One ``TemporalAttention`` layer (4 heads x 64 dims per head, d_model = 256,
+batch 1, dropout 0, float32, CPU) per configuration:
+
+- ``hybrid``: gated sliding window (blocks of 64 tokens + neighbours) and LSH
+  (chunks of 64, 2 hash rounds), every chunk through PyTorch's fused
+  ``scaled_dot_product_attention``;
+- ``window``: the sliding-window branch alone;
+- ``full``: full attention through the fused SDPA kernel (never builds n x n);
+- ``full_explicit``: full attention written out, QK^T -> softmax -> V (builds
+  the n x n matrix, as the standard Transformer does).
+
+Each (kind, length) runs in a fresh subprocess: build the layer and input,
+warm up once on 256 tokens, reset the peak resident set (``/proc/self/clear_refs``
+= 5, Linux), then run forward + backward ``repeats`` times. Time is the median
+wall time of those runs; memory is the peak resident set (VmHWM) minus the
+resident set just before the first run, so the interpreter, torch and the
+input are not counted. Before each subprocess the benchmark waits (up to a
+minute) until the machine's other processes use < 15 % of the CPU, and
+records what they used: the machine is shared.
+
+Quality: a small TSHAE is trained twice on the same simulator windows, once
+with hybrid and once with full temporal attention (same seed, same data, a
+length where full attention is cheap), and the masked reconstruction error
+(mean absolute error over observed values) on held-out windows is compared.
+
+Writes ``benchmarks/results/attention_scaling.json`` and ``.md``.
+``--quick``: 1k and 2k tokens, no quality run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+KINDS = ("hybrid", "window", "full", "full_explicit")
+HEADS, HEAD_DIM = 4, 64
+
+
+def _proc_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def cpu_busy(seconds: float = 0.5) -> float:
+    """Fraction of the machine's CPU time used (by anyone) over ``seconds``."""
+
+    def read() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return v[3] + v[4], sum(v)
+
+    i0, t0 = read()
+    time.sleep(seconds)
+    i1, t1 = read()
+    return 1.0 - (i1 - i0) / max(t1 - t0, 1)
+
+
+def wait_quiet(limit: float = 0.15, timeout: float = 60.0) -> float:
+    """Wait until other processes use < ``limit`` of the CPU (at most ``timeout`` s); returns the last reading."""
+    began = time.time()
+    while True:
+        busy = cpu_busy()
+        if busy < limit or time.time() - began > timeout:
+            return busy
+
+
+def worker(kind: str, n: int, repeats: int) -> dict:
+    """Runs in the subprocess: one kind at one length."""
+    import torch
+
+    from pdm.model.attention import TemporalAttention
+
+    torch.manual_seed(0)
+    layer = TemporalAttention(HEADS * HEAD_DIM, HEADS, kind, window=64, chunk=64, rounds=2)
+    warm = torch.randn(1, 256, HEADS * HEAD_DIM, requires_grad=True)
+    out, _ = layer(warm)
+    out.sum().backward()
+    x = torch.randn(1, n, HEADS * HEAD_DIM, requires_grad=True)
+    layer.zero_grad(set_to_none=True)
+    Path("/proc/self/clear_refs").write_text("5")
+    base = _proc_kib("VmRSS")
+    times = []
+    for _ in range(repeats):
+        x.grad = None
+        layer.zero_grad(set_to_none=True)
+        t = time.perf_counter()
+        out, _ = layer(x)
+        out.sum().backward()
+        times.append(time.perf_counter() - t)
+        del out
+    peak = _proc_kib("VmHWM")
+    times.sort()
+    return {"kind": kind, "tokens": n, "seconds": times[len(times) // 2], "seconds_all": times,
+            "peak_mib": (peak - base) / 1024, "threads": torch.get_num_threads()}
+
+
+def run_one(kind: str, n: int, repeats: int, timeout: float) -> dict:
+    busy = wait_quiet()
+    cmd = [sys.executable, __file__, "--worker", kind, str(n), str(repeats)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"kind": kind, "tokens": n, "error": f"timed out after {timeout:.0f} s", "others_busy": busy}
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+        return {"kind": kind, "tokens": n, "error": f"exit {proc.returncode}: {tail[0]}", "others_busy": busy}
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res["others_busy"] = busy
+    return res
+
+
+def explicit_fits(n: int) -> tuple[bool, str]:
+    """The written-out attention keeps ~4 n x n float32 matrices per head alive (scores, softmax, grads)."""
+    need = 4 * HEADS * n * n * 4 * 1.1 / 2**30
+    avail = _meminfo_gib("MemAvailable")
+    return need < avail - 1.0, f"needs ~{need:.1f} GiB, {avail:.1f} GiB available"
+
+
+def _meminfo_gib(field: str) -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 2**20
+    return 0.0
+
+
+# ------------------------------------------------------------------ quality
+def quality(days: int, machines: int, epochs: int, window: int, patch: int) -> dict:
+    """Hybrid vs full temporal attention in TSHAE: held-out reconstruction error on simulator windows."""
+    import tempfile
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks.edge import simulator_windows
+    from pdm.model.train import TrainConfig, channel_errors, reconstruct, train
+    from pdm.model.tshae import TSHAEConfig
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = simulator_windows(Path(tmp), machines=machines, days=days, window=window, stride=window // 8)
+    windows = data["healthy_all"]
+    n = len(windows)
+    order = np.random.default_rng(0).permutation(n)
+    test_idx = np.sort(order[: n // 5])
+    train_idx = np.sort(order[n // 5:])
+    tr, te = data["subset"](windows, train_idx), data["subset"](windows, test_idx)
+    out: dict = {"windows_train": len(tr), "windows_test": len(te), "window_steps": window, "patch": patch,
+                 "tokens": window // patch, "epochs": epochs, "rows": {}}
+    for kind in ("full", "hybrid"):
+        cfg = TSHAEConfig(channels=len(tr.channels), context_channels=tr.context.shape[1],
+                          event_channels=tr.events.shape[1], window=window, patch=patch, d_model=64, heads=4,
+                          layers=2, attention=kind, attn_window=8, lsh_chunk=8, channel_names=list(tr.channels))
+        print(f"quality: training {kind} ({len(tr)} windows, {window // patch} tokens, {epochs} epochs)", flush=True)
+        model, metrics = train(tr, cfg, TrainConfig(epochs=epochs, patience=epochs, progress=False, seed=0))
+        err = channel_errors(te, reconstruct(model, te)["reconstruction"])
+        mae = float(np.nanmean(err))
+        out["rows"][kind] = {"test_mae": mae, "train_seconds": metrics["seconds"],
+                             "valid_loss": metrics["valid_loss"][-1]}
+        print(f"quality: {kind} held-out MAE {mae:.4f}", flush=True)
+    out["hybrid_over_full"] = out["rows"]["hybrid"]["test_mae"] / out["rows"]["full"]["test_mae"]
+    return out
+
+
+# ------------------------------------------------------------------- report
+def markdown(res: dict) -> str:
+    lines = [
+        "# Temporal attention scaling — forward + backward, one layer",
+        "",
+        f"Measured {res['date']} on {res['machine']}; {HEADS} heads x {HEAD_DIM} dims, batch 1, float32, "
+        f"{res['threads']} threads. Time: median of {res['repeats']} runs (1 for the written-out attention "
+        "from 8k); memory: peak resident set over the run minus the resident set before it, in a fresh "
+        "process per row. \"others\": CPU share used by other processes on this shared machine just before.",
+        "",
+        "| tokens | kind | time s | peak MiB | time / fused full | time / written-out | mem / fused full | mem / written-out | others |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in res["rows"]:
+        if "error" in row or "skipped" in row:
+            lines.append(f"| {row['tokens']:,} | {row['kind']} | — | — | | | | | {row.get('error') or row['skipped']} |")
+            continue
+        r = row.get("ratios", {})
+
+        def f(k: str) -> str:
+            return f"{r[k]:.3f}" if k in r else ""
+
+        lines.append(f"| {row['tokens']:,} | {row['kind']} | {row['seconds']:.3f} | {row['peak_mib']:,.0f} | "
+                     f"{f('time_vs_full')} | {f('time_vs_full_explicit')} | {f('mem_vs_full')} | "
+                     f"{f('mem_vs_full_explicit')} | {row.get('others_busy', 0):.0%} |")
+    t = res.get("targets")
+    if t:
+        lines += ["", f"## Targets at {t['tokens']:,} tokens (hybrid)", ""]
+        for name, item in t["checks"].items():
+            lines.append(f"- {name}: {item['value']} (target {item['target']}) — **{'met' if item['met'] else 'missed'}**")
+    q = res.get("quality")
+    if q:
+        lines += [
+            "",
+            f"## Reconstruction quality ({q['tokens']} tokens = {q['window_steps']} steps / patch {q['patch']}; "
+            f"{q['windows_train']} training, {q['windows_test']} held-out simulator windows, {q['epochs']} epochs)",
+            "",
+            "| temporal attention | held-out MAE | train s |",
+            "|---|---:|---:|",
+        ]
+        for kind, row in q["rows"].items():
+            lines.append(f"| {kind} | {row['test_mae']:.4f} | {row['train_seconds']:.1f} |")
+        lines.append("")
+        lines.append(f"hybrid / full = {q['hybrid_over_full']:.4f} (target <= 1.02): "
+                     f"**{'met' if q['hybrid_over_full'] <= 1.02 else 'missed'}**.")
+    for note in res.get("notes", []):
+        lines += ["", note]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        print(json.dumps(worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="1k and 2k tokens only, no quality run")
+    ap.add_argument("--lengths", type=int, nargs="*", default=None)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-quality", action="store_true")
+    ap.add_argument("--quality-days", type=int, default=40)
+    ap.add_argument("--quality-epochs", type=int, default=6)
+    args = ap.parse_args()
+    lengths = args.lengths or ([1024, 2048] if args.quick else [1024, 2048, 4096, 8192, 16384])
+    res: dict = {"rows": [], "repeats": args.repeats, "notes": []}
+    # The written-out attention last and alone at the longest lengths: it needs ~n^2 memory.
+    plan = [(k, n) for n in lengths for k in KINDS if not (k == "full_explicit" and n >= 8192)]
+    plan += [("full_explicit", n) for n in lengths if n >= 8192]
+    for kind, n in plan:
+        repeats = 1 if kind == "full_explicit" and n >= 8192 else args.repeats
+        if kind == "full_explicit":
+            ok, why = explicit_fits(n)
+            if not ok:
+                res["rows"].append({"kind": kind, "tokens": n, "skipped": f"skipped: {why}"})
+                print(f"{kind:>14} {n:>6}: skipped ({why})", flush=True)
+                continue
+        print(f"{kind:>14} {n:>6}: running ...", flush=True)
+        row = run_one(kind, n, repeats, timeout=1800)
+        res["rows"].append(row)
+        if "error" in row:
+            print(f"{kind:>14} {n:>6}: {row['error']}", flush=True)
+        else:
+            print(f"{kind:>14} {n:>6}: {row['seconds']:8.3f} s  {row['peak_mib']:9,.0f} MiB peak  "
+                  f"(others {row['others_busy']:.0%})", flush=True)
+    by = {(r["kind"], r["tokens"]): r for r in res["rows"] if "seconds" in r}
+    for (kind, n), row in by.items():
+        row["ratios"] = {}
+        for ref in ("full", "full_explicit"):
+            base = by.get((ref, n))
+            if base and ref != kind:
+                row["ratios"][f"time_vs_{ref}"] = row["seconds"] / base["seconds"]
+                row["ratios"][f"mem_vs_{ref}"] = row["peak_mib"] / max(base["peak_mib"], 1e-9)
+    top = max(lengths)
+    h, f, e = by.get(("hybrid", top)), by.get(("full", top)), by.get(("full_explicit", top))
+    if h and f:
+        checks = {
+            "time vs fused full": {"value": f"{h['seconds'] / f['seconds']:.3f}x", "target": "<= 0.2x",
+                                   "met": h["seconds"] <= 0.2 * f["seconds"]},
+            "peak memory vs fused full": {"value": f"{h['peak_mib']:.0f} / {f['peak_mib']:.0f} MiB", "target": "<= 1x",
+                                          "met": h["peak_mib"] <= f["peak_mib"]},
+        }
+        if e:
+            checks["peak memory vs written-out"] = {"value": f"{h['peak_mib'] / e['peak_mib']:.4f}x", "target": "<= 0.1x",
+                                                    "met": h["peak_mib"] <= 0.1 * e["peak_mib"]}
+        res["targets"] = {"tokens": top, "checks": checks}
+    if not args.quick and not args.no_quality:
+        res["quality"] = quality(args.quality_days, 4, args.quality_epochs, window=1024, patch=8)
+    import torch
+
+    res["threads"] = torch.get_num_threads()
+    res["torch"] = torch.__version__
+    res["date"] = time.strftime("%Y-%m-%d")
+    res["machine"] = f"this machine ({os.cpu_count()} cores, {platform.machine()})"
+    RESULTS.mkdir(exist_ok=True)
+    name = "attention_scaling_quick" if args.quick else "attention_scaling"
+    (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=2, default=str))
+    (RESULTS / f"{name}.md").write_text(markdown(res))
+    print(markdown(res))
+
+
+if __name__ == "__main__":
+    main()

@@ -65,6 +65,7 @@ def child(backend: str, machines: int, days: int, seed: int, url: str | None, pr
     from sensors_sim.run import backfill
 
     early, late = marks_for(days)
+    load_start = os.getloadavg()[0]
     rss: dict[int, float] = {}
     clock: dict[int, float] = {}
     began = time.perf_counter()
@@ -93,6 +94,7 @@ def child(backend: str, machines: int, days: int, seed: int, url: str | None, pr
     return {
         "seconds": res.seconds,
         "cpu_s": usage.ru_utime + usage.ru_stime,  # this process (not influxd), set-up included
+        "load_avg_start": load_start,  # 1-min load average: other jobs on the machine show here
         "load_avg_end": os.getloadavg()[0],
         "points": res.points,
         "values_per_s": res.points / res.seconds,
@@ -234,16 +236,18 @@ def markdown(res: dict) -> str:
         "seconds of the backfill process (InfluxDB's server not included); on 2 cores the wall time",
         "cannot drop below half of it. Other jobs on the machine slow the wall time down.",
         "",
-        "| back end | time | CPU | values | values/s | peak RSS | RSS early → late | s/day (late) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| back end | time | CPU | values | values/s | peak RSS | RSS early → late | s/day (late) | load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in res["rows"].items():
         mem = (f"{r['rss_early_mb']:.0f} → {r['rss_late_mb']:.0f} MB (day {r['early_day']} → {r['late_day']})"
                if r.get("rss_late_mb") is not None else "—")
         per_day = f"{r['seconds_per_day_late']:.2f}" if r.get("seconds_per_day_late") else "—"
         cpu = f"{r['cpu_s']:.0f} s" if r.get("cpu_s") is not None else "—"
+        load = (f"{r['load_avg_start']:.1f} → {r['load_avg_end']:.1f}" if r.get("load_avg_start") is not None
+                else "—")
         lines.append(f"| {name} | {r['seconds']:.1f} s | {cpu} | {r['points']:,} | {r['values_per_s']:,.0f} | "
-                     f"{r['peak_rss_mb']:.0f} MB | {mem} | {per_day} |")
+                     f"{r['peak_rss_mb']:.0f} MB | {mem} | {per_day} | {load} |")
     gen = res.get("generation")
     if gen:
         lines += ["", f"Generation alone (no store): {gen['seconds_per_day']:.2f} s per fleet-day "

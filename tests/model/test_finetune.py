@@ -83,3 +83,14 @@ def test_bad_requests_are_refused(fleet):
         finetune(fleet, WindowSet.concat([mine, _windows("d", 16, 4)]), epochs=1, progress=False)
     with pytest.raises(TypeError, match="unknown TrainConfig"):
         finetune(fleet, mine, epochs=1, progres=False)
+
+
+def test_mvp_pretraining_runs_tsai_masked_reconstruction_before_the_main_fit():
+    mine = _windows("c", 48, 5)
+    plain, m0 = train(mine, _cfg(), TrainConfig(epochs=1, progress=False))
+    pre, m1 = train(mine, _cfg(), TrainConfig(epochs=1, mvp_epochs=2, progress=False))
+    assert len(m1["mvp_train_loss"]) == 2 and all(np.isfinite(m1["mvp_valid_loss"]))
+    assert "mvp_train_loss" not in m0
+    # Same seed and data: only the MVP epochs differ, so the weights do.
+    assert not torch.equal(plain.decode.weight, pre.decode.weight)
+    assert torch.isfinite(pre.decode.weight).all()

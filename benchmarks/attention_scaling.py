@@ -12,7 +12,8 @@ batch 1, dropout 0, float32, CPU) per configuration:
   the n x n matrix, as the standard Transformer does).
 
 Each (kind, length) runs in a fresh subprocess: build the layer and input,
-warm up once on 256 tokens, reset the peak resident set (``/proc/self/clear_refs``
+warm up once on 256 tokens and once at full size (not for the written-out
+attention from 8k tokens: too slow), reset the peak resident set (``/proc/self/clear_refs``
 = 5, Linux), then run forward + backward ``repeats`` times. Time is the median
 wall time of those runs; memory is the peak resident set (VmHWM) minus the
 resident set just before the first run, so the interpreter, torch and the
@@ -95,6 +96,11 @@ def worker(kind: str, n: int, repeats: int) -> dict:
     out, _ = layer(warm)
     out.sum().backward()
     x = torch.randn(1, n, HEADS * HEAD_DIM, requires_grad=True)
+    if not (kind == "full_explicit" and n >= 8192):  # one untimed run at full size: lazy buffers, thread pools
+        out, _ = layer(x)
+        out.sum().backward()
+        del out
+    x.grad = None
     layer.zero_grad(set_to_none=True)
     Path("/proc/self/clear_refs").write_text("5")
     base = _proc_kib("VmRSS")
@@ -158,11 +164,20 @@ def run_one(kind: str, n: int, repeats: int, timeout: float, memory: bool) -> di
     return best
 
 
-def explicit_fits(n: int) -> tuple[bool, str]:
-    """The written-out attention keeps ~4 n x n float32 matrices per head alive (scores, softmax, grads)."""
-    need = 4 * HEADS * n * n * 4 * 1.1 / 2**30
+def explicit_fits(n: int, rows: list[dict]) -> tuple[bool, str]:
+    """Will the written-out attention at ``n`` tokens fit, with 2 GiB to spare for the machine's other users?
+
+    Its memory is quadratic: predicted from the largest length measured so far (x (n/m)^2, +5 %),
+    else ~4 n x n float32 matrices per head (scores, softmax, their gradients).
+    """
+    done = [r for r in rows if r.get("kind") == "full_explicit" and "peak_mib" in r and r["tokens"] < n]
+    if done:
+        ref = max(done, key=lambda r: r["tokens"])
+        need = ref["peak_mib"] / 1024 * (n / ref["tokens"]) ** 2 * 1.05
+    else:
+        need = 4 * HEADS * n * n * 4 * 1.1 / 2**30
     avail = _meminfo_gib("MemAvailable")
-    return need < avail - 1.0, f"needs ~{need:.1f} GiB, {avail:.1f} GiB available"
+    return need < avail - 2.0, f"needs ~{need:.1f} GiB, {avail:.1f} GiB available"
 
 
 def _meminfo_gib(field: str) -> float:
@@ -293,7 +308,7 @@ def main() -> None:
     for kind, n in plan:
         repeats = 1 if kind == "full_explicit" and n >= 8192 else args.repeats
         if kind == "full_explicit":
-            ok, why = explicit_fits(n)
+            ok, why = explicit_fits(n, res["rows"])
             if not ok:
                 res["rows"].append({"kind": kind, "tokens": n, "skipped": f"skipped: {why}"})
                 print(f"{kind:>14} {n:>6}: skipped ({why})", flush=True)

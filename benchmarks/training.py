@@ -95,11 +95,17 @@ def measured_peak(size: int = 4096, repeats: int = 5) -> dict[str, Any]:
 def count_flops(step) -> float:
     """Flops of one call of ``step`` (forward + backward)."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop, sdpa_flop
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
+    def fwd(q: Any, k: Any, v: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+        return sdpa_flop_count(q, k, v)
+
+    def bwd(go: Any, q: Any, k: Any, v: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+        return sdpa_backward_flop_count(go, q, k, v)
 
     aten = torch.ops.aten
-    mapping = {aten._scaled_dot_product_flash_attention_for_cpu: sdpa_flop,
-               aten._scaled_dot_product_flash_attention_for_cpu_backward: sdpa_backward_flop}
+    mapping = {aten._scaled_dot_product_flash_attention_for_cpu: fwd,
+               aten._scaled_dot_product_flash_attention_for_cpu_backward: bwd}
     with FlopCounterMode(display=False, custom_mapping=mapping) as fc:
         step()
     return float(fc.get_total_flops())
@@ -182,7 +188,8 @@ def tstplus_throughput(windows: Any, epochs: int) -> dict[str, Any]:
         learn.remove_cb(ProgressCallback)
         return learn
 
-    with make().no_logging() as learn:
+    learn = make()
+    with learn.no_logging():
         learn.fit_one_cycle(1, 1e-3)  # warm-up
     learn = make()
     with learn.no_logging():

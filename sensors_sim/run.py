@@ -64,12 +64,15 @@ class RunResult:
 Frames = dict[str, pd.DataFrame]
 
 
-def write_frames(store: Store, frames: Frames, resent: Frames | None = None, *, writers: int = 1) -> int:
+def write_frames(store: Store, frames: Frames, resent: Frames | None = None, *, writers: int = 1,
+                 pool: ThreadPoolExecutor | None = None) -> int:
     """Write one batch of simulator frames; returns field values written.
 
     ``resent``: points a gateway sent again, written after the first ones of
     their measurement (as a second request, the way they arrive). With
-    ``writers`` > 1 the measurements are written side by side, biggest first.
+    ``writers`` > 1 the measurements are written side by side, biggest first,
+    on ``pool`` if given (reuse one across calls: back ends keep per-thread
+    state such as HTTP sessions) or else on threads of this call.
     """
     resent = resent or {}
     jobs = [(meas, [f for f in (frame, resent.get(meas)) if f is not None and not f.empty])
@@ -86,8 +89,10 @@ def write_frames(store: Store, frames: Frames, resent: Frames | None = None, *, 
 
     if writers <= 1 or len(jobs) <= 1:
         return sum(one(j) for j in jobs)
-    with ThreadPoolExecutor(min(writers, len(jobs)), thread_name_prefix="pdm-sim-write") as pool:
+    if pool is not None:
         return sum(pool.map(one, jobs))
+    with ThreadPoolExecutor(min(writers, len(jobs)), thread_name_prefix="pdm-sim-write") as own:
+        return sum(own.map(one, jobs))
 
 
 def _clip(frames: Frames, lo: int, hi: int) -> Frames:
@@ -194,6 +199,7 @@ def backfill(store: Store, config: FleetConfig, days: float, *, labels_path: str
     points = 0
     carry: tuple[Frames, Frames] | None = None
     with ThreadPoolExecutor(1, thread_name_prefix="pdm-sim-day") as gen, \
+            ThreadPoolExecutor(max(writers, 1), thread_name_prefix="pdm-sim-write") as pool, \
             tqdm(total=n_days, desc="simulate", unit="day", disable=not progress) as bar:
         ahead: deque[Future[tuple[Frames, Frames]]] = deque()
         for d in range(n_days):
@@ -205,7 +211,7 @@ def backfill(store: Store, config: FleetConfig, days: float, *, labels_path: str
                 side_by_side = store.backend in THREAD_SAFE_WRITES and (held or store.backend != "embedded")
                 points += write_frames(store, _with(first, carry and carry[0], lo, hi),
                                        _with(resent, carry and carry[1], lo, hi),
-                                       writers=writers if side_by_side else 1)
+                                       writers=writers if side_by_side else 1, pool=pool)
             carry = (first, resent)
             bar.update(1)
             bar.set_postfix(points=f"{points:,}")

@@ -29,7 +29,28 @@ FIELD_TYPES: dict[str, dict[str, FieldType]] = {
     TEMPERATURE: {"celsius": "float"},
     PROCESS: {"speed_rpm": "float", "load_pct": "float", "current_a": "float", "running": "boolean"},
     OPERATOR_LOG: {"message": "string", "severity": "integer"},
-    "pdm_score": {"score": "float", "threshold": "float"},
+    # What scoring writes (see pdm.detect). Tags: machine, model_version (+ below).
+    # pdm_score: one point per scored window, time = the window's end.
+    "pdm_score": {"score": "float", "threshold": "float", "ratio": "float"},
+    # pdm_alarm: one point per alarm episode, time = its first alarming window.
+    # end_ns = 0 while open; ttf_hours = -1 when no rising trend.
+    "pdm_alarm": {"severity": "string", "status": "string", "end_ns": "integer", "last_ns": "integer",
+                  "peak_ratio": "float", "ttf_hours": "float", "top_channel": "string"},
+    # pdm_rootcause: extra tags alarm (= alarm start ns, as text) and rank ("c01".. channels,
+    # "l01".. operator-log entries, "maps" the attention maps); time = the alarm's start.
+    "pdm_rootcause": {"kind": "string", "channel": "string", "contribution": "float", "zscore": "float",
+                      "attention_change": "float", "event_type": "string", "message": "string",
+                      "log_ns": "integer", "weight": "float", "maps_json": "string"},
+}
+
+SCORE = "pdm_score"
+ALARM = "pdm_alarm"
+ROOTCAUSE = "pdm_rootcause"
+#: Tag keys of the measurements scoring writes (re-scoring a range overwrites the same keys).
+OUTPUT_TAGS: dict[str, tuple[str, ...]] = {
+    SCORE: (MACHINE_TAG, "model_version"),
+    ALARM: (MACHINE_TAG, "model_version"),
+    ROOTCAUSE: (MACHINE_TAG, "model_version", "alarm", "rank"),
 }
 
 # Names that go into queries unquoted-safe: letters, digits, _ . - and no

@@ -18,14 +18,7 @@ from pdm.settings import Settings, SettingsError, load_settings
 log = logging.getLogger("pdm")
 
 #: Subcommands that later work fills in: name → (help, issue that delivers it).
-PLANNED: dict[str, tuple[str, int]] = {
-    "score": ("score the latest windows, write scores, alarms and root causes", 5),
-    "evaluate": ("event metrics (lead time, false alarms per machine-month) against a failure log", 5),
-    "import": ("import your own plant's history from CSV or Parquet", 5),
-    "report": ("write an HTML report with metrics and score timelines", 5),
-    "benchmark": ("run TSHAE and the baselines on the same windows", 5),
-    "dashboard": ("serve the plant-floor dashboard", 7),
-}
+PLANNED: dict[str, tuple[str, int]] = {}
 
 
 def _store_cmd(args: argparse.Namespace, settings: Settings) -> int:
@@ -101,7 +94,7 @@ def _train_cmd(args: argparse.Namespace, settings: Settings) -> int:
     machines = [m for chunk in (args.machines or []) for m in chunk.split(",") if m] or None
     features = FeatureConfig(step=args.step, window=args.window, stride=args.stride)
     overrides = {"attention": args.attention, "d_model": args.d_model, "layers": args.layers, "patch": args.patch}
-    cfg = TrainConfig(epochs=args.epochs, seed=args.seed, batch_size=args.batch_size)
+    cfg = TrainConfig(epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, mvp_epochs=args.mvp_epochs)
     with open_store(settings.store) as store:
         report = train_fleet(store, settings.data_dir / "models", machines=machines, start=args.start,
                              stop=args.stop, features=features, model_overrides=overrides, train_cfg=cfg)
@@ -111,6 +104,241 @@ def _train_cmd(args: argparse.Namespace, settings: Settings) -> int:
     print(f"trained on {len(report.machines)} machines, {met['windows']} windows, {met['epochs_run']} epochs "
           f"in {met['seconds']:.1f}s; valid loss {met['valid_loss'][-1]:.4f}")
     print(f"model directory: {report.path}")
+    return 0
+
+
+def _score_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from pdm.detect.score import score_machines
+    from pdm.model.directory import ModelDirectoryError
+    from pdm.store import open_store
+
+    machines = [m for chunk in (args.machines or []) for m in chunk.split(",") if m] or None
+    models = args.models or settings.pipeline.models_dir or settings.data_dir / "models"
+    try:
+        with open_store(settings.store) as store:
+            report = score_machines(store, models, machines, args.start, args.stop, version=args.model_version,
+                                    write=not args.dry_run, progress=not args.quiet)
+    except (ModelDirectoryError, ValueError) as exc:
+        print(f"pdmctl score: {exc}", file=sys.stderr)
+        return 1
+    table = report.table()
+    if not table.empty:
+        table["last_window"] = table["last_window"].astype(str)
+        print(table.drop(columns=["note"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for m, why in report.skipped.items():
+        print(f"skipped {m}: {why}", file=sys.stderr)
+    print(f"model {report.model_version}: {len(report.machines)} machines, {report.points_written} points written "
+          f"in {report.seconds:.1f}s")
+    unknown = [m for m, r in report.machines.items() if r.status == "skipped"]
+    if unknown:  # the others were scored and written all the same
+        print(f"pdmctl score: could not score {', '.join(unknown)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--failures", metavar="FILE",
+                   help="failure log, CSV or Parquet: time, machine, optional mode, component, onset, repair_end, "
+                        "root_cause (default: the store's ground truth, pdm_truth)")
+    p.add_argument("--from", dest="start", help="first time (UTC ISO-8601; default: the first scored window)")
+    p.add_argument("--to", dest="stop", help="end time, exclusive (default: the last scored window)")
+    p.add_argument("--model-version", dest="model_version",
+                   help="model version(s) whose alarms to judge, comma-separated, or 'all' (default: the latest)")
+    p.add_argument("--machines", action="append", help="machine ids, comma-separated or repeated (default: all scored)")
+
+
+def _evaluate_common(args: argparse.Namespace, settings: Settings, run: Callable[..., object], name: str) -> int:
+    from pdm.evaluate.failures import FailureLogError
+    from pdm.evaluate.run import EvaluationError
+    from pdm.store import open_store
+
+    machines = [m for chunk in (args.machines or []) for m in chunk.split(",") if m] or None
+    try:
+        with open_store(settings.store) as store:
+            run(store, machines)
+    except (FailureLogError, EvaluationError, ValueError) as exc:
+        print(f"pdmctl {name}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _evaluate_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+    from pathlib import Path
+
+    from pdm.evaluate.run import evaluate, format_table
+
+    def run(store: object, machines: list[str] | None) -> None:
+        ev = evaluate(store, args.failures, start=args.start, stop=args.stop,  # type: ignore[arg-type]
+                      model_version=args.model_version, machines=machines)
+        print(format_table(ev))
+        if args.json:
+            out = Path(args.json)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(ev.to_dict(), indent=2, default=str))
+            print(f"metrics written to {out}")
+
+    return _evaluate_common(args, settings, run, "evaluate")
+
+
+def _report_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from pdm.evaluate.report import write_report
+
+    def run(store: object, machines: list[str] | None) -> None:
+        out = Path(args.out) if args.out else settings.data_dir / "reports" / "report.html"
+        res = write_report(store, out, args.failures, start=args.start, stop=args.stop,  # type: ignore[arg-type]
+                           model_version=args.model_version, machines=machines)
+        print(f"report: {res.html}\nmetrics: {res.json}")
+
+    return _evaluate_common(args, settings, run, "report")
+
+
+def _import_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from pdm.io import (
+        ImportFileError,
+        LogColumns,
+        SensorColumns,
+        TimeSpec,
+        import_events,
+        import_failures,
+        import_sensors,
+    )
+    from pdm.store import open_store
+
+    spec = TimeSpec(tz=args.tz, period=args.period, origin=args.origin, epoch_unit=args.epoch_unit, format=args.time_format)
+
+    def progress(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    try:
+        with open_store(settings.store) as store:
+            if args.kind == "sensors":
+                sensors = tuple(s for chunk in (args.sensors or []) for s in chunk.split(",") if s) or None
+                sensor_cols = SensorColumns(layout=args.layout, time=args.time_col, machine=args.machine_col,
+                                     sensor=args.sensor_col, value=args.value_col, sensors=sensors,
+                                     machine_id=args.machine_id)
+                result = import_sensors(store, args.file, sensor_cols, rules=args.map or [], time=spec, dry_run=args.dry_run,
+                                        chunk_rows=args.chunk_rows, progress=progress)
+            else:
+                log_cols = LogColumns(time=args.time_col, machine=args.machine_col, text=args.text_col)
+                if args.kind == "events":
+                    log_cols.type, log_cols.severity, log_cols.operator = args.type_col, args.severity_col, args.operator_col
+                    pairs = [m.split("=", 1) for m in (args.type_map or [])]
+                    if any(len(p) != 2 for p in pairs):
+                        print("pdmctl import: --type-map takes RAW=TYPE", file=sys.stderr)
+                        return 2
+                    result = import_events(store, args.file, log_cols, time=spec, type_map=dict(pairs),
+                                           dry_run=args.dry_run, progress=progress)
+                else:
+                    log_cols.mode, log_cols.component, log_cols.end, log_cols.onset = (args.mode_col, args.component_col,
+                                                                       args.end_col, args.onset_col)
+                    result = import_failures(store, args.file, log_cols, time=spec, degradation=args.degradation,
+                                             repair=args.repair, dry_run=args.dry_run, progress=progress)
+    except ImportFileError as exc:
+        print(f"pdmctl import {args.kind}: {exc}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    for sensor, dest in result.series.items():
+        print(f"  {sensor} -> {dest}")
+    for note in result.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def _add_import_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import", help="import your own plant's history (sensors, event log, failure log) from CSV or Parquet",
+                       description="Validate a whole file, then write it to the configured store; "
+                                   "a malformed file imports nothing.")
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
+    for kind, text in (("sensors", "sensor values: long (time, machine, sensor, value) or wide (one column per sensor)"),
+                       ("events", "event log (time, machine, type, optional text/severity/operator) -> operator_log"),
+                       ("failures", "failure log (time, machine, optional mode/component/end/text) -> pdm_truth")):
+        k = kinds.add_parser(kind, help=text, description=text)
+        k.add_argument("file", help="a .csv, .tsv (optionally .gz) or .parquet file")
+        k.add_argument("--time-col", default="time", help="time column (default: time)")
+        k.add_argument("--machine-col", default="machine", help="machine id column (default: machine)")
+        k.add_argument("--tz", default="UTC", help="time zone of timestamps without an offset (default: UTC)")
+        k.add_argument("--time-format", help="strftime format of the timestamps (default: inferred, ISO-8601 first)")
+        k.add_argument("--period", help="times are integer steps (cycles): the duration of one step, e.g. 10s")
+        k.add_argument("--origin", help="with --period: the time of step 0, e.g. 2024-01-01T00:00:00Z")
+        k.add_argument("--epoch-unit", dest="epoch_unit", choices=["s", "ms", "us", "ns"],
+                       help="times are numbers since 1970-01-01 UTC in this unit")
+        k.add_argument("--dry-run", action="store_true", help="validate and report, write nothing")
+        if kind == "sensors":
+            k.add_argument("--format", dest="layout", choices=["long", "wide"], default="long",
+                           help="long: time, machine, sensor, value; wide: time, machine, one column per sensor")
+            k.add_argument("--sensor-col", default="sensor", help="long: sensor name column (default: sensor)")
+            k.add_argument("--value-col", default="value", help="long: value column (default: value)")
+            k.add_argument("--sensors", action="append", help="wide: sensor columns, comma-separated (default: all others)")
+            k.add_argument("--machine-id", help="the file holds one machine: its id (no machine column needed)")
+            k.add_argument("--map", action="append", metavar="PATTERN=DEST",
+                           help="store sensors matching PATTERN (shell-style) as DEST: temperature, vibration.FIELD, "
+                                "process.speed_rpm|load_pct|running|current_a, or MEASUREMENT[.FIELD]; "
+                                "first match wins; default: measurement 'sensor', field 'value' (repeatable)")
+            k.add_argument("--chunk-rows", dest="chunk_rows", type=int, default=200_000, help="rows read at a time")
+        else:
+            k.add_argument("--text-col", help="free-text column (default: 'text' when present)")
+        if kind == "events":
+            k.add_argument("--type-col", default="type", help="event type column (default: type)")
+            k.add_argument("--severity-col", help="severity 0-3 column (default: 'severity' when present, else 0)")
+            k.add_argument("--operator-col", help="operator column (default: 'operator' when present)")
+            k.add_argument("--type-map", action="append", metavar="RAW=TYPE",
+                           help="map an event type onto inspection, observation, lubrication, work_order, handover")
+        if kind == "failures":
+            k.add_argument("--mode-col", help="failure mode column, stored as kind (default: 'mode' when present)")
+            k.add_argument("--component-col", help="component column (default: 'component' when present)")
+            k.add_argument("--end-col", help="repair end column (default: 'end' when present)")
+            k.add_argument("--onset-col", help="degradation start column (default: 'onset' when present)")
+            k.add_argument("--degradation", default="7D",
+                           help="without an onset column: time before each failure kept out of training as "
+                                "possibly degraded (default: 7D)")
+            k.add_argument("--repair", default="1D", help="repair duration when no end is given (default: 1D)")
+    p.set_defaults(func=_import_cmd)
+
+
+def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    detectors = tuple(d for chunk in (args.detectors or []) for d in chunk.split(",") if d)
+    from pdm.baselines import DETECTORS
+
+    bad = [d for d in detectors if d not in DETECTORS]
+    if bad:
+        print(f"pdmctl benchmark: unknown detector(s) {', '.join(bad)}; choose from {', '.join(DETECTORS)}", file=sys.stderr)
+        return 2
+    detectors = detectors or DETECTORS
+    out = Path(args.out)
+    if args.suite == "skab":
+        from pdm.evaluate.skab import SkabConfig, benchmark_skab
+
+        cfg = SkabConfig(window=args.window, seed=args.seed, detectors=detectors)
+        try:
+            benchmark_skab(args.data, out, cfg, limit=args.limit, report_only=args.report_only)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"pdmctl benchmark skab: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    from pdm.evaluate.bench_sim import SimBenchConfig, benchmark_sim
+
+    cfg_sim = SimBenchConfig.quick() if args.quick else SimBenchConfig()
+    if args.machines:
+        cfg_sim.machines = args.machines
+    if args.days:
+        cfg_sim.days = args.days
+    cfg_sim.seed, cfg_sim.detectors = args.seed, detectors
+    benchmark_sim(cfg_sim, out, quick=args.quick)
+    return 0
+
+
+def _dashboard_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from dashboard.app import serve
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if overrides:
+        settings = settings.model_copy(update={"dashboard": settings.dashboard.model_copy(update=overrides)})
+    serve(settings, debug=args.debug)
     return 0
 
 
@@ -173,8 +401,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", dest="batch_size", type=int, default=32)
+    p.add_argument("--mvp-epochs", dest="mvp_epochs", type=int, default=0,
+                   help="epochs of tsai MVP masked-reconstruction pretraining before the main fit (default 0)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_train_cmd)
+
+    p = sub.add_parser("score", help="score windows with the production model: write scores, alarms and root causes")
+    p.add_argument("--models", metavar="DIR", help="models root or one model directory "
+                                                   "(default: pipeline.models_dir or <data_dir>/models)")
+    p.add_argument("--version", dest="model_version", help="model version under --models (default: production)")
+    p.add_argument("--machines", action="append", help="machine ids, comma-separated or repeated (default: all "
+                                                       "the model knows)")
+    p.add_argument("--from", dest="start", help="first window end, UTC ISO-8601 (default: each machine's latest window)")
+    p.add_argument("--to", dest="stop", help="window ends before this, exclusive (default: each machine's last data)")
+    p.add_argument("--dry-run", action="store_true", help="compute and print, write nothing")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-machine progress lines")
+    p.set_defaults(func=_score_cmd)
+
+    p = sub.add_parser("evaluate", help="event metrics (lead time, false alarms per machine-month) against a failure log")
+    _evaluate_args(p)
+    p.add_argument("--json", metavar="OUT", help="also write the metrics as JSON to OUT")
+    p.set_defaults(func=_evaluate_cmd)
+
+    p = sub.add_parser("report", help="write a self-contained HTML report (metrics, lead times, score timelines, "
+                                      "root causes) and its metrics JSON")
+    _evaluate_args(p)
+    p.add_argument("--out", metavar="FILE", help="HTML file (default: <data_dir>/reports/report.html); "
+                                                 "the metrics go beside it as .json")
+    p.set_defaults(func=_report_cmd)
+
+    _add_import_parser(sub)
+
+    p = sub.add_parser("benchmark", help="run TSHAE and the baselines on the same windows and thresholds; print one table")
+    p.add_argument("suite", choices=["skab", "sim"],
+                   help="skab: SKAB with its leaderboard protocol; sim: a simulated fleet, event metrics")
+    p.add_argument("--detectors", action="append",
+                   help="comma-separated subset of tshae,pca,iforest,conv_ae,lstm_ae,tst_mvp (default: all)")
+    p.add_argument("--out", default="benchmarks/results", help="folder for the results files")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", help="skab: SKAB folder holding data/ (default: $PDM_SKAB_DIR, shared/data/skab)")
+    p.add_argument("--window", type=int, default=64, help="skab: window length in rows (TSHAE needs >= 64)")
+    p.add_argument("--limit", type=int, help="skab: only the first N files (partial run, written as skab_partial.*)")
+    p.add_argument("--report-only", dest="report_only", action="store_true",
+                   help="skab: rebuild skab.json/.md from the per-detector results already in --out")
+    p.add_argument("--quick", action="store_true", help="sim: small fleet, few epochs (a few minutes)")
+    p.add_argument("--machines", type=int, help="sim: fleet size")
+    p.add_argument("--days", type=float, help="sim: days simulated")
+    p.set_defaults(func=_benchmark_cmd)
+
+    p = sub.add_parser("dashboard", help="serve the plant-floor dashboard (Dash) over the store and models")
+    p.add_argument("--host", help="address to listen on (default: settings, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: settings, 8050)")
+    p.add_argument("--debug", action="store_true", help="Dash's development server with reloading and tracebacks")
+    p.set_defaults(func=_dashboard_cmd)
 
     for name, (text, issue) in PLANNED.items():
         p = sub.add_parser(name, help=f"{text} (planned: issue #{issue})")

@@ -55,3 +55,20 @@ def run_demo(settings: Settings, machines: int = 10, days: float = 7.0, seed: in
         print(f"[4/4] trained TSHAE on {len(report.machines)} machines ({met['windows']} healthy windows, "
               f"{met['epochs_run']} epochs) in {time.perf_counter() - t:.1f}s: valid loss "
               f"{met['valid_loss'][0]:.4f} -> {met['valid_loss'][-1]:.4f}; model directory {report.path}")
+        from pdm.detect.score import score_machines
+        from pdm.model.registry import promote
+
+        promote(report.path.parent, report.path.name, reason="demo")
+        t = time.perf_counter()
+        scored = score_machines(store, report.path.parent, start=res.start, stop=res.end, progress=False)
+        alarms = sum(len(r.alarms) for r in scored.machines.values())
+        alarmed = sorted(m for m, r in scored.machines.items() if r.alarms)
+        failures = truth[truth["is_failure"].fillna(False).astype(bool)] if not truth.empty else truth
+        failed = sorted(set(failures["machine"])) if not failures.empty else []
+        print(f"[score] production model {scored.model_version}: {sum(len(r.scores) for r in scored.machines.values())} "
+              f"windows scored in {time.perf_counter() - t:.1f}s; {alarms} alarms on {len(alarmed)} machines "
+              f"({', '.join(alarmed) or 'none'}); ground truth: {len(failures)} failures on {len(failed)} machines "
+              f"({', '.join(failed) or 'none'})")
+    dash = settings.dashboard
+    print(f"[dashboard] the demo data in the plant-floor dashboard: run `pdmctl dashboard` "
+          f"(or `.venv/bin/pdmctl dashboard`), then open http://{dash.host}:{dash.port}/")

@@ -56,6 +56,64 @@ class StoreSettings(BaseModel):
         return v.rstrip("/")
 
 
+class PipelineSettings(BaseModel):
+    """What the Airflow DAGs (``dags/``) do and when; ``PDM_PIPELINE__*``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models_dir: Path | None = Field(None, description="model versions; default <data_dir>/models")
+    start_date: str = Field("2024-01-01", description="first data interval of the scheduled DAGs (UTC)")
+    catchup: bool = False
+    ingest_schedule: str = "@hourly"
+    score_schedule: str = "*/15 * * * *"
+    train_schedule: str = "@weekly"
+    simulate_schedule: str = Field("", description="pdm_simulate's cron; empty: only when triggered")
+    simulate_config: str = Field("", description="simulator fleet file; empty: the default plant")
+    simulate_machines: int | None = Field(None, ge=1)
+    machine_groups: int = Field(4, ge=1, le=256, description="pdm_score fans out over this many groups")
+    retries: int = Field(3, ge=0, le=20)
+    retry_delay_s: float = Field(60.0, ge=0)
+    max_retry_delay_s: float = Field(3600.0, ge=0)
+    task_timeout_min: float = Field(60.0, gt=0)
+    # Ingest validation
+    max_gap_fraction: float = Field(0.2, ge=0, le=1, description="warn above this share of missing points")
+    # Training
+    train_days: float = Field(28.0, gt=0, description="history a full retrain learns from")
+    recent_days: float = Field(7.0, gt=0, description="recent data for the drift check and evaluation")
+    window: int = Field(144, ge=64)
+    stride: int = Field(12, ge=1)
+    d_model: int = Field(64, ge=8)
+    layers: int = Field(2, ge=1)
+    epochs: int = Field(10, ge=1)
+    finetune_epochs: int = Field(3, ge=1)
+    # Drift: channel drifts when KS statistic > drift_ks and p < drift_alpha;
+    # fleet retrains fully when the share of drifting channels > drift_share.
+    drift_ks: float = Field(0.3, gt=0, le=1)
+    drift_alpha: float = Field(0.01, gt=0, lt=1)
+    drift_share: float = Field(0.25, ge=0, le=1)
+    # Promotion: a candidate is not worse when its recall is at least the
+    # production model's and its false alarms per machine-month at most
+    # production's + promote_fa_tolerance.
+    promote_fa_tolerance: float = Field(0.5, ge=0)
+    # Notifications of new critical alarms: a log line, and a POST when set.
+    webhook_url: SecretStr = SecretStr("")
+    notify_severity: Literal["warning", "critical"] = "critical"
+
+
+class DashboardSettings(BaseModel):
+    """The plant-floor dashboard (``pdmctl dashboard``); ``PDM_DASHBOARD__*``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 for every interface)")
+    port: int = Field(8050, ge=1, le=65535)
+    refresh_s: float = Field(30.0, ge=1, description="pages re-read the store this often")
+    title: str = "pdm — plant floor"
+    # Acknowledging alarms needs HTTP basic authentication when a password is set.
+    ack_username: str = ""
+    ack_password: SecretStr = SecretStr("")
+
+
 class Settings(BaseSettings):
     """pdm's settings. Later parts (model, detect, dashboard) add their sections."""
 
@@ -67,6 +125,8 @@ class Settings(BaseSettings):
     )
 
     store: StoreSettings = Field(default_factory=lambda: StoreSettings())
+    pipeline: PipelineSettings = Field(default_factory=lambda: PipelineSettings())
+    dashboard: DashboardSettings = Field(default_factory=lambda: DashboardSettings())
     data_dir: Path = Path("pdm-data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -34,7 +34,11 @@ def test_every_subcommand_has_help(name, capsys):
 
 
 def test_a_planned_subcommand_says_so_and_fails(capsys):
-    assert main(["score"]) == 2
+    from pdm.cli import PLANNED
+
+    if not PLANNED:
+        pytest.skip("every subcommand is implemented")
+    assert main([next(iter(PLANNED))]) == 2
     assert "not available yet" in capsys.readouterr().err
 
 

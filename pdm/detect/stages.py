@@ -75,12 +75,18 @@ class POTThreshold:
         Quantile of the healthy scores above which excesses are modelled.
     min_scores
         Fewer healthy scores than this → fixed-quantile fallback.
+    floor
+        Lowest threshold allowed (0: none). Few, overlapping calibration
+        windows can put the fit at ordinary variation; a machine score is a
+        mean of robust z-scores, so a floor of e.g. 3 means "at least three
+        inter-quartile ranges beyond the healthy median error".
     """
 
     risk: float = 1e-3
     level: float = 0.95
     min_scores: int = 100
     fallback_quantile: float = 0.995
+    floor: float = 0.0
     threshold: float = math.inf
     method: str = "unfitted"
     gpd_shape: float = 0.0
@@ -88,6 +94,14 @@ class POTThreshold:
     note: str = ""
 
     def fit(self, scores: np.ndarray) -> POTThreshold:
+        self._fit(scores)
+        if self.threshold < self.floor:
+            self.note = (self.note + "; " if self.note else "") + (
+                f"fitted threshold {self.threshold:.3g} raised to the floor {self.floor:g}")
+            self.threshold = float(self.floor)
+        return self
+
+    def _fit(self, scores: np.ndarray) -> POTThreshold:
         from scipy.stats import genpareto
 
         s = np.asarray(scores, float)
@@ -184,17 +198,27 @@ class AlarmRule:
             return 0.0
         return float((math.log(self.failure_ratio) - now) / slope)
 
-    def apply(self, times: np.ndarray, scores: np.ndarray, threshold: float) -> list[Alarm]:
-        """Alarm episodes over a machine's score series (times in ns, ascending)."""
+    def apply(self, times: np.ndarray, scores: np.ndarray, threshold: float, *, begin: int = 0,
+              open_at: int | None = None) -> list[Alarm]:
+        """Alarm episodes over a machine's score series (times in ns, ascending).
+
+        To continue a series scored earlier (incremental scoring), put the
+        earlier scores first: they give the k-of-n and trend windows their
+        history. ``begin`` is the index of the first new score, ``open_at``
+        the index where an episode still open at ``begin`` started (None:
+        none was open). Then only episodes active at or after ``begin`` are
+        returned, exactly as a run over the whole series would return them.
+        """
         ratio = np.asarray(scores, float) / threshold if threshold > 0 else np.zeros(len(scores))
         above = ratio > 1.0
         alarms: list[Alarm] = []
         current: Alarm | None = None
         below_run = 0
-        for i in range(len(ratio)):
+        first = begin if open_at is None else min(open_at, begin)
+        for i in range(first, len(ratio)):
             window = above[max(0, i - self.n + 1) : i + 1]
             if current is None:
-                if window.sum() >= self.k:
+                if window.sum() >= self.k or i == open_at:
                     current = Alarm(int(times[i]), None, "watch", float(ratio[i]), None)
                     below_run = 0
                 continue
@@ -209,6 +233,10 @@ class AlarmRule:
                 current = None
         if current is not None:
             alarms.append(current)
+        if begin > 0:
+            if begin >= len(ratio):
+                return []
+            alarms = [a for a in alarms if a.end is None or a.end >= int(times[begin])]
         return alarms
 
     def severity(self, peak_ratio: float, ttf: float | None, previous: str = "watch") -> str:

@@ -21,7 +21,9 @@ from pdm.store import Store
 
 log = logging.getLogger(__name__)
 
-SENSOR_MEASUREMENTS = ("vibration", "temperature")
+#: Measurements whose numeric fields are sensor channels; ``sensor`` holds imported
+#: plant sensors (tag sensor, field value → channel ``sensor.<name>.value``).
+SENSOR_MEASUREMENTS = ("vibration", "temperature", "sensor")
 #: Process fields that are sensors (reconstructed); the others are context.
 PROCESS_SENSORS = ("current_a",)
 CONTEXT_CHANNELS = ("speed", "load", "running", "days_since_work_order")
@@ -42,6 +44,7 @@ class MachineGrid:
     context: pd.DataFrame  # CONTEXT_CHANNELS
     events: pd.DataFrame  # EVENT_TYPES, severity + 1 where an entry was logged
     log: pd.DataFrame  # the operator-log entries themselves (time, event_type, message, severity)
+    speed_max: float = float("nan")  # rpm that context "speed" is relative to
 
     @property
     def index(self) -> pd.DatetimeIndex:
@@ -69,15 +72,20 @@ def _wide(frame: pd.DataFrame, measurement: str, step: str, grid: pd.DatetimeInd
 
 
 def align_machine(store: Store, machine: str, start: pd.Timestamp | str, stop: pd.Timestamp | str,
-                  step: str = "10min", channels: list[str] | None = None) -> MachineGrid:
+                  step: str = "10min", channels: list[str] | None = None,
+                  speed_max: float | None = None) -> MachineGrid:
     """Read ``[start, stop)`` of one machine from the store and align it.
 
     ``channels`` fixes the sensor channel set and order (a fleet model's);
-    channels the machine lacks are all-missing. Returns a :class:`MachineGrid`.
+    channels the machine lacks are all-missing. ``speed_max`` fixes the rpm
+    that the speed context is relative to (default: the range's maximum; a
+    scorer passes the training value so that short reads match long ones).
+    Returns a :class:`MachineGrid`.
     """
     t0 = pd.Timestamp(start).tz_convert("UTC") if pd.Timestamp(start).tzinfo else pd.Timestamp(start, tz="UTC")
     t1 = pd.Timestamp(stop).tz_convert("UTC") if pd.Timestamp(stop).tzinfo else pd.Timestamp(stop, tz="UTC")
-    grid = pd.date_range(t0.floor(step), t1, freq=step, inclusive="left", tz="UTC")
+    # ns like the store's reads: a string start gives a µs range, whose asi8 would not compare with ns times.
+    grid = pd.date_range(t0.floor(step), t1, freq=step, inclusive="left", tz="UTC").as_unit("ns")
     parts = [_wide(store.read(m, machine, t0, t1), m, step, grid) for m in SENSOR_MEASUREMENTS]
     process = store.read("process", machine, t0, t1)
     parts.append(_wide(process, "process", step, grid))
@@ -85,28 +93,31 @@ def align_machine(store: Store, machine: str, start: pd.Timestamp | str, stop: p
     sensors = sensors[sorted(sensors.columns)]
     if channels is not None:
         sensors = sensors.reindex(columns=channels)
-    context = _context(process, grid, step)
+    context, top = _context(process, grid, step, speed_max)
     logs = store.read("operator_log", machine, t0, t1)
     events, entries = _events(logs, grid, step)
     last_wo = entries.index[entries["event_type"] == "work_order"] if not entries.empty else pd.DatetimeIndex([])
     context["days_since_work_order"] = _days_since(grid, last_wo)
-    return MachineGrid(machine, sensors, context, events, entries)
+    return MachineGrid(machine, sensors, context, events, entries, top)
 
 
-def _context(process: pd.DataFrame, grid: pd.DatetimeIndex, step: str) -> pd.DataFrame:
+def _context(process: pd.DataFrame, grid: pd.DatetimeIndex, step: str,
+             speed_max: float | None = None) -> tuple[pd.DataFrame, float]:
     ctx = pd.DataFrame(index=grid, columns=list(CONTEXT_CHANNELS), dtype="float64")
     if process.empty:
-        return ctx
+        return ctx, float(speed_max) if speed_max else float("nan")
     binned = process.index.floor(step)
     g = process.groupby(binned)
     top = process["speed_rpm"].max() if "speed_rpm" in process else np.nan
+    if speed_max is not None and np.isfinite(speed_max) and speed_max > 0:
+        top = speed_max
     if "speed_rpm" in process and top and top > 0:
         ctx["speed"] = (g["speed_rpm"].mean() / top).reindex(grid)
     if "load_pct" in process:
         ctx["load"] = (g["load_pct"].mean() / 100).reindex(grid)
     if "running" in process:
         ctx["running"] = g["running"].mean().astype("float64").reindex(grid)
-    return ctx
+    return ctx, float(top) if top is not None and pd.notna(top) else float("nan")
 
 
 def _events(logs: pd.DataFrame, grid: pd.DatetimeIndex, step: str) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -6,6 +6,7 @@ Layout (``<models>/<version>/``)::
     weights.safetensors
     scalers.json     per-machine robust scaling (median / IQR per channel)
     errors.json      per-machine healthy reconstruction-error statistics per channel
+    detect.json      per-machine calibration, threshold and healthy attention baseline, alarm rule
     metadata.json    data range, machines, metrics, library versions, created
     manifest.json    format version, version id, SHA-256 and size of every file above
 
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 FORMAT_VERSION = 1
-FILES = ("config.json", "weights.safetensors", "scalers.json", "errors.json", "metadata.json")
+FILES = ("config.json", "weights.safetensors", "scalers.json", "errors.json", "detect.json", "metadata.json")
 
 
 class ModelDirectoryError(Exception):
@@ -46,6 +47,9 @@ class ModelBundle:
     metadata: dict[str, Any] = field(default_factory=dict)
     version: str = ""
     path: Path | None = None
+    #: {"rule": AlarmRule dict, "calibration": {...}, "machines": {machine: {"calibrator", "threshold",
+    #: "baseline_spatial" (C x C), "speed_max", ...}}} (see :mod:`pdm.detect.score`)
+    detect: dict[str, Any] = field(default_factory=dict)
 
 
 def _sha256(path: Path) -> str:
@@ -101,6 +105,7 @@ def save(bundle: ModelBundle, root: str | Path, version: str | None = None) -> P
         "config.json": bundle.config,
         "scalers.json": {m: s.to_dict() for m, s in bundle.scalers.items()},
         "errors.json": bundle.errors,
+        "detect.json": bundle.detect,
         "metadata.json": meta,
     }
     for name, doc in docs.items():
@@ -164,6 +169,9 @@ def load(path: str | Path) -> ModelBundle:
         config = json.loads((path / "config.json").read_text())
         scalers = {m: RobustScaler.from_dict(d) for m, d in json.loads((path / "scalers.json").read_text()).items()}
         errors = json.loads((path / "errors.json").read_text())
+        detect = json.loads((path / "detect.json").read_text())
+        if not isinstance(detect, dict):
+            raise TypeError("detect.json is not an object")
         metadata = json.loads((path / "metadata.json").read_text())
         model = TSHAE(TSHAEConfig.from_dict(config["model"]))
     except (ValueError, KeyError, TypeError) as exc:
@@ -187,4 +195,4 @@ def load(path: str | Path) -> ModelBundle:
     for m, s in scalers.items():
         if channels and s.channels != channels:
             raise ModelDirectoryError(f"{path}: scaler of {m} has other channels than the model")
-    return ModelBundle(model, scalers, errors, config, metadata, manifest["version"], path)
+    return ModelBundle(model, scalers, errors, config, metadata, manifest["version"], path, detect)

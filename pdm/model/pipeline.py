@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pdm.features import RobustScaler, WindowSet, align_machine, make_windows
-from pdm.features.grid import CONTEXT_CHANNELS, EVENT_TYPES, MachineGrid
+from pdm.features.grid import CONTEXT_CHANNELS, EVENT_TYPES, SENSOR_MEASUREMENTS, MachineGrid
 from pdm.features.windows import excluded_steps
 from pdm.model.directory import ModelBundle, save
 from pdm.model.train import TrainConfig, channel_errors, reconstruct, train
@@ -27,6 +27,8 @@ class FeatureConfig:
     window: int = 144  # steps (1 day at 10 min)
     stride: int = 12
     min_windows: int = 8
+    calibration_frac: float = 0.2  # last share of each machine's healthy windows kept out of training
+    min_calibration: int = 4
 
 
 @dataclass
@@ -65,10 +67,15 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     """Train one fleet model on the healthy windows of ``machines`` in ``[start, stop)``."""
     features = features or FeatureConfig()
     train_cfg = train_cfg or TrainConfig()
-    machines = machines or store.machines(["vibration", "temperature"])
+    machines = machines or store.machines(list(SENSOR_MEASUREMENTS))
     if not machines:
         raise ValueError("no machines with sensor data in the store")
     start = start if start is not None else store.read("process", machines[:1]).index.min()
+    if pd.isna(start):  # an imported plant may have no process values: start at its first sensor value
+        firsts = [store.read(m, machines[:1]).index.min() for m in SENSOR_MEASUREMENTS]
+        start = min((t for t in firsts if not pd.isna(t)), default=None)
+        if start is None:
+            raise ValueError(f"no sensor data for {machines[0]} in the store")
     stop = stop if stop is not None else pd.Timestamp.now(tz="UTC")
     labels = read_labels(store)
     grids, channels = build_grids(store, machines, start, stop, features.step)
@@ -84,11 +91,18 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
             continue
         report.problems += w.problems
         scalers[m], sets[m] = scaler, w
+    # Calibration windows: the last ~20 % of each machine's healthy windows, unseen in training
+    # (in-sample errors are too optimistic for thresholds).
+    fit_sets, cal_sets = {}, {}
+    for m, w in sets.items():
+        fit_sets[m], cal_sets[m], note = split_calibration(w, features)
+        if note:
+            report.problems.append(f"{m}: {note}")
     if not sets:
         raise ValueError("no machine has enough healthy windows: " + "; ".join(f"{k}: {v}" for k, v in report.skipped.items()))
     for p in report.problems:
         log.warning("%s", p)
-    windows = WindowSet.concat(list(sets.values()))
+    windows = WindowSet.concat(list(fit_sets.values()))
     model_cfg = TSHAEConfig(channels=len(channels), context_channels=len(CONTEXT_CHANNELS),
                             event_channels=len(EVENT_TYPES), window=features.window,
                             channel_names=channels, **(model_overrides or {}))
@@ -100,12 +114,78 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
             q1, med, q3 = np.nanpercentile(err, [25, 50, 75], axis=0)
         errors[m] = {"median": np.nan_to_num(med, nan=0.0).tolist(),
                      "iqr": np.where(np.isfinite(q3 - q1) & (q3 - q1 > 0), q3 - q1, 1e-3).tolist()}
+    detect = calibrate(model, cal_sets, {m: grids[m] for m in cal_sets}, features)
+    for m, d in detect["machines"].items():
+        if d["threshold"].get("note"):
+            report.problems.append(f"{m}: {d['threshold']['note']}")
     bundle = ModelBundle(
         model, scalers, errors,
         {"model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "features": features.__dict__},
         {"data": {"start": str(pd.Timestamp(start)), "stop": str(pd.Timestamp(stop))}, "machines": sorted(sets),
          "skipped": report.skipped, "problems": report.problems, "metrics": metrics},
+        detect=detect,
     )
     report.path = save(bundle, models_dir)
     report.machines, report.metrics = sorted(sets), metrics
     return report
+
+
+def split_calibration(w: WindowSet, features: FeatureConfig) -> tuple[WindowSet, WindowSet, str]:
+    """(training, calibration, note): the last ``calibration_frac`` of the windows (at least
+    ``min_calibration``) calibrate; training keeps the earlier windows that do not overlap them.
+    Too few windows → both are all windows (in-sample calibration), and the note says so."""
+    n = len(w)
+    n_cal = max(features.min_calibration, int(round(n * features.calibration_frac)))
+    if n - n_cal < max(4, n_cal):
+        return w, w, (f"only {n} healthy windows: calibrated on the training windows "
+                      "(in-sample; thresholds may be too low)")
+    order = np.argsort(w.start, kind="stable")
+    cal = order[n - n_cal:]
+    step_ns = pd.Timedelta(features.step).value
+    first_cal = w.start[cal].min()
+    fit = order[: n - n_cal]
+    clear = fit[w.start[fit] + features.window * step_ns <= first_cal]  # no overlap with calibration
+    if len(clear) >= max(4, n_cal):
+        fit = clear
+    return _subset(w, np.sort(fit)), _subset(w, np.sort(cal)), ""
+
+
+def _subset(w: WindowSet, idx: np.ndarray) -> WindowSet:
+    return WindowSet(w.values[idx], w.mask[idx], w.context[idx], w.events[idx], w.start[idx], w.machine[idx],
+                     w.channels, list(w.problems))
+
+
+#: Lowest machine-score threshold (see :class:`pdm.detect.stages.POTThreshold`).
+THRESHOLD_FLOOR = 3.0
+
+
+def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, MachineGrid],
+              features: FeatureConfig) -> dict[str, Any]:
+    """detect.json: per machine the error calibrator, POT threshold and healthy spatial-attention baseline.
+
+    Errors are those scoring computes (:func:`pdm.detect.errors.grid_windows_errors`: running steps only).
+    """
+    from pdm.detect.errors import grid_windows_errors
+    from pdm.detect.stages import AlarmRule, ChannelCalibrator, POTThreshold
+
+    machines: dict[str, Any] = {}
+    for m, w in cal_sets.items():
+        out = reconstruct(model, w, need_maps=True)
+        err = grid_windows_errors(grids[m], w, out["reconstruction"], features.window)
+        calib = ChannelCalibrator().fit(err)
+        scores = calib.apply(err)
+        threshold = POTThreshold(min_scores=100, floor=THRESHOLD_FLOOR).fit(scores)
+        machines[m] = {
+            "calibrator": calib.to_dict(), "threshold": threshold.to_dict(),
+            "baseline_spatial": out["spatial"].mean(axis=0).round(6).tolist(),
+            "speed_max": _finite_or_none(grids[m].speed_max),
+            "calibration_windows": len(w),
+            "calibration_from": int(w.start.min()), "calibration_scores": {
+                "median": float(np.median(scores)), "max": float(np.max(scores))},
+        }
+    return {"calibration": {"frac": features.calibration_frac, "min": features.min_calibration},
+            "rule": AlarmRule().to_dict(), "machines": machines}
+
+
+def _finite_or_none(v: Any) -> float | None:
+    return float(v) if v is not None and np.isfinite(v) else None

@@ -95,3 +95,13 @@ def test_pickled_weights_are_never_loaded(tmp_path):
     torch.save({"x": torch.zeros(1)}, path / "weights.safetensors")
     with pytest.raises(ModelDirectoryError):
         load(path)
+
+
+def test_the_detection_calibration_travels_with_the_model_and_is_required(tmp_path):
+    bundle = _bundle()
+    bundle.detect = {"rule": {"k": 3}, "machines": {"m1": {"threshold": {"threshold": 2.5}, "speed_max": None}}}
+    path = save(bundle, tmp_path)
+    assert load(path).detect == bundle.detect
+    (path / "detect.json").unlink()
+    with pytest.raises(ModelDirectoryError, match="detect.json is missing"):
+        load(path)

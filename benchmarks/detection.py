@@ -1,0 +1,323 @@
+"""Detection quality on a held-back simulator fleet, measured with event metrics.
+
+The fleet: the default plant (``sensors_sim/plants/default.toml``) scaled to
+``--machines`` machines, simulated for ``--days`` days with seed 2027, a
+seed no development run used. The model (TSHAE, :func:`pdm.model.pipeline.train_fleet`)
+trains on the first ``--train-days`` days (healthy windows: labelled faults
+and maintenance left out), then :func:`pdm.detect.score.score_machines`
+scores the rest, and :func:`pdm.evaluate.run.evaluate` judges the alarms
+against the ground truth (``pdm_truth``). ``--replay`` instead replays the
+DAGs' schedule (daily scoring, weekly retraining, :mod:`pdm.evaluate.replay`).
+
+Targets (from the project's brief): at least 90 % of failures caught 72 h or
+more ahead, at most 1 false alarm per machine-month, root cause top-1 at
+least 80 %. Recall and top-1 come with 95 % Wilson intervals: with a handful
+of failures a single miss moves them a lot.
+
+Writes ``benchmarks/results/detection.json`` and ``.md`` (``--quick``:
+``detection_quick.*``; a few machines and weeks, a few minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TARGETS = {
+    "recall_72h": (">=", 0.90, "failures caught >= 72 h ahead"),
+    "false_alarms_per_machine_month": ("<=", 1.0, "false alarms per machine-month"),
+    "rootcause_top1": (">=", 0.80, "root cause top-1 (caught failures)"),
+}
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """95 % Wilson score interval of a proportion k / n."""
+    if n == 0:
+        return None
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return round(max(0.0, c - h), 3), round(min(1.0, c + h), 3)
+
+
+def load_avg() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    import pandas as pd
+    import torch
+
+    from pdm.detect.score import score_machines
+    from pdm.evaluate.run import evaluate, format_table
+    from pdm.model.pipeline import FeatureConfig, train_fleet
+    from pdm.model.train import TrainConfig
+    from pdm.store.embedded import EmbeddedStore
+    from sensors_sim.config import fleet_config
+    from sensors_sim.run import backfill
+
+    torch.set_num_threads(args.threads)
+    res: dict[str, Any] = {"config": vars(args).copy(), "load_avg": {"start": load_avg()}, "timings_s": {}}
+    store = EmbeddedStore(tmp / "plant.duckdb")
+    cfg = fleet_config(ROOT / "sensors_sim/plants/default.toml", machines=args.machines, seed=args.seed)
+    t = time.perf_counter()
+    print(f"[1/4] simulating {args.machines} machines x {args.days} days (seed {args.seed})", flush=True)
+    sim = backfill(store, cfg, args.days, progress=not args.no_progress)
+    res["timings_s"]["simulate"] = round(time.perf_counter() - t, 1)
+    start, end = sim.start, sim.end
+    split = start + pd.Timedelta(days=args.train_days)
+    features = FeatureConfig(window=args.window, stride=args.stride, min_windows=4)
+    overrides = {"d_model": args.d_model, "layers": args.layers}
+    tcfg = TrainConfig(epochs=args.epochs, seed=0, progress=False)
+    if args.replay:
+        from pdm.evaluate.replay import ReplayConfig, replay
+
+        print(f"[2-4/4] replaying: train {args.train_days} d, score daily, retrain every {args.retrain_every}", flush=True)
+        t = time.perf_counter()
+        rep = replay(store, tmp / "models", start, end, config=ReplayConfig(
+            initial=f"{args.train_days}D", step="1D", retrain_every=args.retrain_every, window=args.window,
+            stride=args.stride, d_model=args.d_model, layers=args.layers, epochs=args.epochs))
+        ev = rep.evaluation
+        res["timings_s"].update(replay=round(time.perf_counter() - t, 1), training=round(rep.training_seconds, 1),
+                                scoring=round(rep.scoring_seconds, 1))
+        res["replay"] = {k: v for k, v in rep.to_dict().items() if k in ("versions", "trainings")}
+    else:
+        print(f"[2/4] training on {start:%Y-%m-%d} .. {split:%Y-%m-%d} ({args.epochs} epochs)", flush=True)
+        t = time.perf_counter()
+        tr = train_fleet(store, tmp / "models", start=start, stop=split, features=features, model_overrides=overrides,
+                         train_cfg=tcfg)
+        res["timings_s"]["training"] = round(time.perf_counter() - t, 1)
+        res["training"] = {"machines": tr.machines, "skipped": tr.skipped, "windows": tr.metrics.get("windows"),
+                           "epochs_run": tr.metrics.get("epochs_run"),
+                           "valid_loss": (tr.metrics.get("valid_loss") or [None])[-1]}
+        print(f"[3/4] scoring {split:%Y-%m-%d} .. {end:%Y-%m-%d}", flush=True)
+        t = time.perf_counter()
+        sc = score_machines(store, tr.path, start=split, stop=end, progress=not args.no_progress)
+        res["timings_s"]["scoring"] = round(time.perf_counter() - t, 1)
+        res["scoring"] = {"windows": int(sum(len(r.scores) for r in sc.machines.values())),
+                          "skipped": sc.skipped, "model_version": sc.model_version}
+        res["thresholds"] = threshold_methods(tr.path)
+        print("[4/4] evaluating", flush=True)
+        ev = evaluate(store, None, start=split, stop=end, model_version=sc.model_version)
+    print(format_table(ev), flush=True)
+    m = ev.events
+    res["evaluation"] = ev.to_dict()
+    truth = store.read("pdm_truth")
+    res["ground_truth"] = {
+        "failures_total": int(truth["is_failure"].fillna(False).astype(bool).sum()) if len(truth) else 0,
+        "failures_in_training_period": int(((truth.index < split) & truth["is_failure"].fillna(False).astype(bool)).sum())
+        if len(truth) else 0,
+        "failures_scored": m.failures,
+    }
+    n72 = sum(1 for r in m.per_failure if (r.get("lead_h") or -1) >= 72)
+    ranked = [r for r in m.per_failure if r.get("lead_h") is not None and "rootcause_rank" in r]
+    n_top1 = sum(1 for r in ranked if r.get("rootcause_rank") == 1)
+    res["intervals"] = {"recall_72h": wilson(n72, m.failures), "rootcause_top1": wilson(n_top1, len(ranked))}
+    checks = []
+    for key, (op, target, text) in TARGETS.items():
+        value = getattr(m, key)
+        ok = None if value is None or (isinstance(value, float) and math.isnan(value)) else (
+            value >= target if op == ">=" else value <= target)
+        checks.append({"metric": key, "text": text, "target": f"{op} {target:g}", "value": value, "met": ok})
+    res["targets"] = checks
+    res["analysis"] = analysis(res, m)
+    if args.report:
+        from pdm.evaluate.report import write_report
+
+        out = write_report(store, tmp / "report.html", start=split, stop=end, model_version=ev.model_versions)
+        res["report"] = str(out.html)
+    res["load_avg"]["end"] = load_avg()
+    return res
+
+
+def threshold_methods(model_path: Path) -> dict[str, Any]:
+    """How each machine's threshold was set (POT fit or a fallback), from the model's detect.json."""
+    doc = json.loads((Path(model_path) / "detect.json").read_text())
+    methods: dict[str, int] = {}
+    notes = {}
+    for m, d in doc.get("machines", {}).items():
+        t = d.get("threshold", {})
+        methods[t.get("method", "?")] = methods.get(t.get("method", "?"), 0) + 1
+        if t.get("note"):
+            notes[m] = t["note"]
+    return {"methods": methods, "notes": notes}
+
+
+def analysis(res: dict[str, Any], m: Any) -> list[str]:
+    """Observations drawn from the measurement itself (what limits the numbers)."""
+    out = []
+    if m.failures < 10:
+        out.append(f"- Only {m.failures} failure(s) fall in the scored period: recall and root-cause accuracy "
+                   "have wide intervals (see the table); one failure more or less moves them by "
+                   f"{100 / max(m.failures, 1):.0f} points.")
+    th = res.get("thresholds", {})
+    fallback = {k: v for k, v in th.get("methods", {}).items() if k != "pot"}
+    if fallback:
+        example = next(iter(th.get("notes", {}).values()), "")
+        out.append(f"- Thresholds: {', '.join(f'{v} machine(s) by {k}' for k, v in fallback.items())} instead of a POT fit "
+                   f"({example}). Too few healthy calibration windows make the threshold a high quantile of a small "
+                   "sample, which sets the false-alarm rate more than the model does.")
+    causes = m.false_alarms_by_cause
+    if m.false_alarms:
+        nuis = sum(v for k, v in causes.items() if k != "unexplained")
+        out.append(f"- {m.false_alarms} false alarm(s): {nuis} overlap a labelled nuisance (spikes, duplicates, clock "
+                   f"skew, dropouts, maintenance: data-quality events the model should learn to ignore), "
+                   f"{causes.get('unexplained', 0)} are unexplained.")
+    caught = [r for r in m.per_failure if r.get("lead_h") is not None]
+    if caught:
+        early = [r for r in caught if r.get("onset") and r.get("alarm_start")
+                 and abs((pd_ts(r["alarm_start"]) - pd_ts(r["onset"])).total_seconds()) < 2 * 86400]
+        wrong = [r for r in caught if r.get("rootcause_rank") != 1]
+        if wrong:
+            out.append(f"- Root cause: {len(wrong)} of {len(caught)} caught failure(s) have the true channel below rank 1 "
+                       "of their first alarm (ranked channels in the per-failure table). The first alarm is judged, "
+                       f"and {len(early)} of them came within 2 days of the fault's onset, when the fault's own channels "
+                       "have barely moved.")
+    return out
+
+
+def pd_ts(x: Any) -> Any:
+    import pandas as pd
+
+    return pd.Timestamp(x)
+
+
+def _v(x: Any, pct: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{100 * x:.1f} %" if pct else (f"{x:.2f}" if isinstance(x, float) else str(x))
+
+
+def markdown(res: dict[str, Any]) -> str:
+    c, ev = res["config"], res["evaluation"]
+    e = ev["events"]
+    mode = (f"replay (daily scoring, retraining every {c['retrain_every']})" if c["replay"]
+            else "train once, score the rest")
+    lines = [
+        f"# Detection quality — {c['machines']} machines x {c['days']} days, seed {c['seed']}"
+        + (" (quick)" if c["quick"] else ""),
+        "",
+        f"Measured {res['date']} on {res['machine']}, torch {res['torch']}, {c['threads']} thread(s). "
+        f"Fleet: sensors_sim/plants/default.toml scaled to {c['machines']} machines, seed {c['seed']} "
+        "(held back: no development run used it). "
+        f"Mode: {mode}; training on the first {c['train_days']} days (healthy windows only), scoring "
+        f"{ev['start'][:10]} .. {ev['stop'][:10]}. TSHAE window {c['window']} steps of 10 min, stride {c['stride']}, "
+        f"d_model {c['d_model']}, {c['layers']} layers, {c['epochs']} epochs. Ground truth: pdm_truth "
+        f"({res['ground_truth']['failures_total']} failures simulated, {res['ground_truth']['failures_in_training_period']} "
+        f"in the training period, {e['failures']} in the scored period). A failure is caught when an alarm "
+        "of its machine starts within 14 days before it.",
+        "",
+        f"Load average {res['load_avg']['start']:.1f} at start, {res['load_avg']['end']:.1f} at the end"
+        + (" — other jobs shared the 2 cores: timings are inflated, metrics are not affected."
+           if max(res['load_avg']['start'], res['load_avg']['end']) > 1.5 else "."),
+        "Timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in res["timings_s"].items()) + ".",
+        "",
+        "| target | goal | measured | 95 % interval | met |",
+        "|---|---|---:|---|:---:|",
+    ]
+    for t in res["targets"]:
+        pct = t["metric"] != "false_alarms_per_machine_month"
+        iv = res["intervals"].get(t["metric"])
+        ivs = f"{100 * iv[0]:.0f}–{100 * iv[1]:.0f} %" if iv else ""
+        goal = t["target"].split()
+        goal_s = f"{goal[0]} {100 * float(goal[1]):.0f} %" if pct else t["target"]
+        met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**missed**")
+        lines.append(f"| {t['text']} | {goal_s} | {_v(t['value'], pct)} | {ivs} | {met} |")
+    lines += [
+        "",
+        "| metric | value |",
+        "|---|---:|",
+        f"| failures in scored period / caught | {e['failures']} / {e['caught']} |",
+        f"| recall (any lead) / >= 24 h / >= 72 h | {_v(e['recall'], True)} / {_v(e['recall_24h'], True)} / "
+        f"{_v(e['recall_72h'], True)} |",
+        f"| median lead time | {_v(e['median_lead_h'])} h |",
+        f"| alarms / true / false | {e['alarms']} / {e['true_alarms']} / {e['false_alarms']} |",
+        f"| precision | {_v(e['precision'], True)} |",
+        f"| machine-months | {_v(e['machine_months'])} |",
+        f"| false alarms by cause | {', '.join(f'{k} {v}' for k, v in sorted(e['false_alarms_by_cause'].items())) or 'none'} |",
+        f"| root cause top-1 / top-3 | {_v(e['rootcause_top1'], True)} / {_v(e['rootcause_top3'], True)} |",
+        f"| downtime turned planned / saved / still unplanned | {e['downtime_turned_planned_h']:.0f} h / "
+        f"{e['downtime_saved_h']:.0f} h / {e['unplanned_downtime_h']:.0f} h |",
+    ]
+    p = ev.get("pointwise")
+    if p:
+        lines.append(f"| point-wise F1 / FAR / MAR (alarm state per window) | {_v(p['point']['f1'])} / "
+                     f"{_v(p['point']['far'], True)} / {_v(p['point']['mar'], True)} |")
+        lines.append(f"| point-adjusted F1 / FAR / MAR (shown only beside the point-wise) | {_v(p['point_adjusted']['f1'])} / "
+                     f"{_v(p['point_adjusted']['far'], True)} / {_v(p['point_adjusted']['mar'], True)} |")
+    lines += ["", "Per failure:", "",
+              "| machine | mode | onset | failure | first alarm | lead time | true root cause | alarm's top channels | rank |",
+              "|---|---|---|---|---|---:|---|---|---:|"]
+    for r in e["per_failure"]:
+        lead = "missed" if r.get("lead_h") is None else f"{r['lead_h']:.0f} h"
+        lines.append(f"| {r['machine']} | {r.get('mode') or ''} | {str(r.get('onset') or '')[:16]} | {str(r['failure'])[:16]} | "
+                     f"{str(r.get('alarm_start') or '')[:16]} | {lead} | {(r.get('true_root_cause') or '').replace(';', ', ')} | "
+                     f"{', '.join(r.get('ranked_channels') or [])} | {r.get('rootcause_rank') or ''} |")
+    if res.get("analysis"):
+        lines += ["", "## What limits it", "", *res["analysis"]]
+    for n in ev.get("notes", []):
+        lines.append(f"\nNote: {n}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="6 machines x 45 days, 2 small epochs: a few minutes on 2 idle cores")
+    ap.add_argument("--machines", type=int, default=20)
+    ap.add_argument("--days", type=int, default=120)
+    ap.add_argument("--train-days", dest="train_days", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=2027)
+    ap.add_argument("--window", type=int, default=144)
+    ap.add_argument("--stride", type=int, default=12)
+    ap.add_argument("--d-model", dest="d_model", type=int, default=64)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--replay", action="store_true", help="replay the DAG schedule (daily scoring, retraining)")
+    ap.add_argument("--retrain-every", dest="retrain_every", default="7D")
+    ap.add_argument("--no-progress", dest="no_progress", action="store_true")
+    ap.add_argument("--out", help="results name (default detection or detection_quick)")
+    ap.add_argument("--keep", metavar="DIR", help="keep the store and models in DIR (default: a temporary folder)")
+    ap.add_argument("--report", action="store_true", help="also write the HTML report (into --keep DIR)")
+    args = ap.parse_args()
+    if args.quick:
+        # Seed 2027's 6-machine fleet has two failures after day 14 (days 31 and 41).
+        args.machines, args.days, args.train_days, args.epochs = 6, 45, 14, 2
+        args.window, args.stride, args.d_model = 72, 24, 32
+    import torch
+
+    if args.keep:
+        Path(args.keep).mkdir(parents=True, exist_ok=True)
+        res = run(args, Path(args.keep))
+    else:
+        with tempfile.TemporaryDirectory(prefix="pdm-detection-") as tmp:
+            res = run(args, Path(tmp))
+    res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    res["machine"] = f"this machine ({os.cpu_count()} cores, {platform.machine()})"
+    res["torch"] = torch.__version__
+    name = args.out or ("detection_quick" if args.quick else "detection")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=2, default=str))
+    (RESULTS / f"{name}.md").write_text(markdown(res))
+    print(f"written {RESULTS / name}.json and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

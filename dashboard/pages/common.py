@@ -1,0 +1,50 @@
+"""Small pieces the pages share."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import pandas as pd
+from dash import html
+
+
+def data_attrs(**values: str) -> dict[str, Any]:
+    """``data-*`` attributes for a component (``data_attrs(machine="m1")`` → ``data-machine``)."""
+    return {f"data-{k}": v for k, v in values.items()}
+
+
+def machine_href(machine: str) -> str:
+    return f"/machine/{quote(machine, safe='')}"
+
+
+def rootcause_href(machine: str, alarm_ns: int) -> str:
+    return f"/rootcause/{quote(machine, safe='')}/{int(alarm_ns)}"
+
+
+def fmt_time(t: Any) -> str:
+    if t is None or (not isinstance(t, str) and pd.isna(t)):
+        return "—"
+    return pd.Timestamp(t).strftime("%Y-%m-%d %H:%M")
+
+
+def fmt_num(x: Any, digits: int = 2, suffix: str = "") -> str:
+    if x is None or pd.isna(x):
+        return "—"
+    return f"{float(x):.{digits}f}{suffix}"
+
+
+def fmt_ttf(hours: Any) -> str:
+    if hours is None or pd.isna(hours) or float(hours) < 0:
+        return "no trend"
+    h = float(hours)
+    return f"~{h:.0f} h" if h < 72 else f"~{h / 24:.1f} d"
+
+
+def notice(text: str) -> html.Div:
+    return html.Div(text, className="notice")
+
+
+def table(header: list[str], rows: list[list[Any]], **kw: Any) -> html.Table:
+    return html.Table([html.Thead(html.Tr([html.Th(h) for h in header])),
+                       html.Tbody([html.Tr([html.Td(c) for c in r]) for r in rows])], className="grid", **kw)

@@ -1,0 +1,151 @@
+"""Why a machine alarms: channels, attention change, operator-log entries.
+
+For an alarm's first window (the one that raised it) a :class:`RootCause`
+holds
+
+- the channels ranked by their share of the machine score (positive robust
+  z-scores of the reconstruction error, normalised to sum to 1);
+- per channel, how much the window's spatial attention (sensor × sensor)
+  moved away from the machine's healthy baseline: the L1 change of the
+  channel's row and column;
+- the operator-log entries in the window or shortly before it, ranked by the
+  cross-modal attention the channels (weighted by their contribution) paid
+  to the event token of the patch the entry fell in. Entries before the
+  window have no token in it and weigh 0 (they are listed for context).
+
+:func:`rootcause_points` turns it into ``pdm_rootcause`` points (see
+:mod:`pdm.store.schema`): ``c01``.. channel rows, ``l01``.. log rows and one
+``maps`` row whose ``maps_json`` the dashboard draws heatmaps from.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pdm.store.schema import ROOTCAUSE
+
+TOP_CHANNELS = 5
+TOP_LOGS = 5
+
+
+@dataclass
+class RootCause:
+    """The explanation of one alarm (times in ns)."""
+
+    alarm_ns: int
+    window_start_ns: int
+    window_end_ns: int
+    channels: list[dict[str, Any]]  # channel, contribution, zscore, attention_change; ranked
+    logs: list[dict[str, Any]]  # log_ns, event_type, message, weight; ranked
+    maps: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def top_channel(self) -> str:
+        return self.channels[0]["channel"] if self.channels else ""
+
+
+def _r(a: Any) -> Any:
+    """Round to 4 decimals for JSON (NaN → None)."""
+    arr = np.asarray(a, dtype=float)
+    out = np.round(arr, 4).tolist()
+    if arr.ndim == 0:
+        return None if not math.isfinite(out) else out
+    return json.loads(json.dumps(out).replace("NaN", "null"))
+
+
+def attention_change(spatial: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """Per channel: L1 change of its row and column of the spatial map (diagonal counted once)."""
+    diff = np.abs(np.asarray(spatial, float) - np.asarray(baseline, float))
+    return diff.sum(axis=1) + diff.sum(axis=0) - np.diag(diff)
+
+
+def explain(*, alarm_ns: int, channels: list[str], zscores: np.ndarray, spatial: np.ndarray,
+            baseline: np.ndarray | None, cross: np.ndarray, temporal: np.ndarray | None,
+            window_start_ns: int, step_ns: int, window: int, patch: int,
+            log_entries: pd.DataFrame) -> RootCause:
+    """Root cause of the alarm raised by the window ``[window_start_ns, +window*step)``.
+
+    ``zscores`` (C,) are the calibrated channel z-scores of the window;
+    ``spatial`` (C, C), ``cross`` (C, N + 1) and ``temporal`` (C, N) its
+    attention maps; ``baseline`` (C, C) the machine's healthy mean spatial
+    map; ``log_entries`` the operator log (time index; event_type, message)
+    of the window and the lead time before it.
+    """
+    c = len(channels)
+    z = np.asarray(zscores, float)
+    pos = np.where(np.isfinite(z), np.maximum(z, 0.0), 0.0)
+    total = pos.sum()
+    contribution = pos / total if total > 0 else np.zeros(c)
+    if baseline is None or np.shape(baseline) != (c, c):
+        baseline = np.full((c, c), np.nan)
+    base = np.asarray(baseline, float)
+    change = attention_change(spatial, base)
+    order = sorted(range(c), key=lambda j: (-contribution[j], -np.nan_to_num(z[j], nan=-np.inf), channels[j]))
+    ranked = [{"channel": channels[j], "contribution": float(contribution[j]),
+               "zscore": float(z[j]) if np.isfinite(z[j]) else float("nan"),
+               "attention_change": float(change[j]) if np.isfinite(change[j]) else float("nan")}
+              for j in order[:TOP_CHANNELS]]
+    # Log entries → the event token of their patch; weight = contribution-weighted channel attention.
+    n_tokens = window // patch
+    weights_by_channel = contribution if total > 0 else np.full(c, 1.0 / max(c, 1))
+    token_weight = weights_by_channel @ np.asarray(cross, float)[:, :n_tokens]  # (N,)
+    window_end_ns = window_start_ns + window * step_ns
+    logs: list[dict[str, Any]] = []
+    if log_entries is not None and not log_entries.empty:
+        for t, row in log_entries.sort_index().iterrows():
+            ns = int(pd.Timestamp(t).value)
+            tok = (ns - window_start_ns) // (patch * step_ns)
+            w = float(token_weight[tok]) if 0 <= tok < n_tokens and ns < window_end_ns else 0.0
+            logs.append({"log_ns": ns, "event_type": str(row.get("event_type", "")),
+                         "message": str(row.get("message", "")), "weight": w,
+                         "token": int(tok) if 0 <= tok < n_tokens else None})
+    logs.sort(key=lambda e: (-e["weight"], -e["log_ns"]))
+    diff = np.asarray(spatial, float) - base
+    maps = {
+        "channels": list(channels),
+        "spatial": _r(spatial), "baseline": _r(base), "diff": _r(diff),
+        "temporal": _r(temporal) if temporal is not None else [],
+        "cross": _r(np.asarray(cross, float)),
+        "token_times_ns": [int(window_start_ns + i * patch * step_ns) for i in range(n_tokens)],
+        "window_start_ns": int(window_start_ns), "window_end_ns": int(window_end_ns),
+        "logs": [{**e, "weight": _r(e["weight"])} for e in logs],
+    }
+    return RootCause(int(alarm_ns), int(window_start_ns), int(window_end_ns), ranked, logs[:TOP_LOGS], maps)
+
+
+def rootcause_points(rc: RootCause, machine: str, version: str) -> list[dict[str, Any]]:
+    """``pdm_rootcause`` points of one alarm (time = the alarm's start)."""
+    tags = {"machine": machine, "model_version": version, "alarm": str(rc.alarm_ns)}
+    out: list[dict[str, Any]] = []
+    for i, ch in enumerate(rc.channels, 1):
+        fields = {"kind": "channel", "channel": ch["channel"], "contribution": ch["contribution"]}
+        for k in ("zscore", "attention_change"):
+            if math.isfinite(ch[k]):
+                fields[k] = ch[k]
+        out.append({"measurement": ROOTCAUSE, "tags": {**tags, "rank": f"c{i:02d}"}, "fields": fields,
+                    "time": rc.alarm_ns})
+    for i, e in enumerate(rc.logs, 1):
+        out.append({"measurement": ROOTCAUSE, "tags": {**tags, "rank": f"l{i:02d}"},
+                    "fields": {"kind": "log", "event_type": e["event_type"], "message": e["message"],
+                               "log_ns": e["log_ns"], "weight": e["weight"]}, "time": rc.alarm_ns})
+    out.append({"measurement": ROOTCAUSE, "tags": {**tags, "rank": "maps"},
+                "fields": {"kind": "maps", "maps_json": maps_json(rc.maps)}, "time": rc.alarm_ns})
+    return out
+
+
+#: InfluxDB keeps string fields up to 64 KiB; larger maps drop the baseline (= spatial - diff).
+MAX_JSON = 60_000
+
+
+def maps_json(maps: dict[str, Any]) -> str:
+    """The maps as compact JSON, under :data:`MAX_JSON` characters where the fleet has many channels."""
+    text = json.dumps(maps, separators=(",", ":"))
+    if len(text) > MAX_JSON:
+        text = json.dumps({**maps, "baseline": None, "logs": maps.get("logs", [])[:TOP_LOGS]}, separators=(",", ":"))
+    return text

@@ -1,0 +1,373 @@
+"""Score machines with a trained model: pdm_score, pdm_alarm and pdm_rootcause in the store.
+
+For each machine: align its data on the model's grid (one window of lookback
+before ``start``), scale with the machine's own scaler, cut windows whose end
+falls in ``[start, stop)`` on the epoch-aligned stride grid (so that every
+run, however its range is cut, scores the same windows), reconstruct,
+calibrate the per-channel errors into a machine score, compare with the
+machine's POT threshold and run the alarm rule. Root causes are computed at
+the window that raised each alarm.
+
+Incremental runs (the DAG scores every 15 minutes) continue the alarm
+episodes of earlier runs: the machine's recent ``pdm_score`` points and its
+last ``pdm_alarm`` are read back, so that scoring a range in pieces gives the
+same scores, alarms and root causes as scoring it at once.
+
+A machine the model was not trained on is skipped with a message (its
+scaler, calibration and threshold are per machine; a fleet fallback would
+give thresholds that mean nothing for it). Fine-tune or retrain to add it.
+
+Re-scoring a range overwrites: scores share measurement, tags and time;
+alarm and root-cause points of the machine and model version whose alarm
+starts in the range are deleted first (other versions' points are kept).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pdm.detect.rootcause import RootCause, explain, rootcause_points
+from pdm.detect.stages import Alarm, AlarmRule, ChannelCalibrator, POTThreshold
+from pdm.store import Store
+from pdm.store.schema import ALARM, ROOTCAUSE, SCORE
+
+log = logging.getLogger(__name__)
+
+#: Operator-log entries this long before an alarm's window are listed in its root cause.
+LOG_LEAD = pd.Timedelta("6h")
+#: Windows with fewer steps observed (any sensor) than this share are not scored: mostly empty
+#: windows (before the first data, across an outage) are unlike anything the model learnt.
+MIN_OBSERVED = 0.5
+#: Work orders this far back set the "days since work order" context (it is capped at 30 days).
+WORK_ORDER_LOOKBACK = pd.Timedelta("31D")
+
+
+@dataclass
+class MachineScore:
+    """What scoring one machine gave."""
+
+    machine: str
+    status: str = "ok"  # ok | alarm (an episode open at the end) | skipped | no data | no window
+    message: str = ""
+    threshold: float = float("nan")
+    scores: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["score", "threshold", "ratio"]))
+    alarms: list[Alarm] = field(default_factory=list)  # episodes active in the scored range
+    rootcauses: dict[int, RootCause] = field(default_factory=dict)  # alarm start ns → root cause
+    top_channels: dict[int, str] = field(default_factory=dict)  # alarm start ns → top channel
+
+    @property
+    def latest_score(self) -> float:
+        return float(self.scores["score"].iloc[-1]) if len(self.scores) else float("nan")
+
+    @property
+    def open_alarm(self) -> Alarm | None:
+        return next((a for a in reversed(self.alarms) if a.end is None), None)
+
+
+@dataclass
+class ScoreReport:
+    """Per-machine results of :func:`score_machines`."""
+
+    model_version: str
+    model_path: Path | None
+    machines: dict[str, MachineScore] = field(default_factory=dict)
+    points_written: int = 0
+    seconds: float = 0.0
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        return {m: r.message for m, r in self.machines.items() if r.status == "skipped"}
+
+    def table(self) -> pd.DataFrame:
+        """One row per machine: windows, last window, score, threshold, status, alarms."""
+        rows = []
+        for m, r in self.machines.items():
+            last = r.scores.index[-1] if len(r.scores) else pd.NaT
+            rows.append({"machine": m, "windows": len(r.scores), "last_window": last, "score": r.latest_score,
+                         "threshold": r.threshold, "status": r.status, "alarms": len(r.alarms),
+                         "severity": r.open_alarm.severity if r.open_alarm else "", "note": r.message})
+        return pd.DataFrame(rows)
+
+
+def load_model(bundle_or_path: Any = None, version: str | None = None) -> Any:
+    """A :class:`~pdm.model.directory.ModelBundle` from a bundle, a model directory or a models root.
+
+    A models root (None: ``pipeline.models_dir`` or ``data_dir/models`` of the settings) gives ``version`` or
+    else the production version. Raises ModelDirectoryError.
+    """
+    from pdm.model.directory import ModelBundle, ModelDirectoryError, load
+    from pdm.model.registry import production_path
+
+    if isinstance(bundle_or_path, ModelBundle):
+        bundle = bundle_or_path
+    else:
+        if bundle_or_path is None:
+            from pdm.settings import load_settings
+
+            settings = load_settings()
+            bundle_or_path = settings.pipeline.models_dir or settings.data_dir / "models"
+        path = Path(bundle_or_path)
+        if not (path / "manifest.json").exists():
+            path = path / version if version else production_path(path)
+        bundle = load(path)
+    if not bundle.detect.get("machines"):
+        raise ModelDirectoryError(f"{bundle.path}: no calibration in detect.json (a model from before "
+                                  "calibration existed?): retrain it with `pdmctl train`")
+    return bundle
+
+
+def _ends(lo_ns: int, hi_ns: int, stride_ns: int) -> np.ndarray:
+    """Window ends on the epoch-aligned stride grid in ``[lo, hi)``."""
+    first = -(-lo_ns // stride_ns) * stride_ns
+    last = (hi_ns - 1) // stride_ns * stride_ns
+    return np.arange(first, last + 1, stride_ns, dtype=np.int64) if last >= first else np.zeros(0, np.int64)
+
+
+def _ns(t: Any) -> int:
+    ts = pd.Timestamp(t)
+    return int((ts if ts.tzinfo else ts.tz_localize("UTC")).value)
+
+
+def latest_data_ns(store: Store, machine: str, step_ns: int) -> int | None:
+    """End (exclusive) of the last grid step with vibration data of ``machine`` (None: no data)."""
+    coarse = store.read("vibration", machine, fields=["rms"], every="30D", agg="max")
+    if coarse.empty:
+        return None
+    b = int(coarse.index.max().value)
+    hourly = store.read("vibration", machine, b, b + 31 * 86_400 * 10**9, fields=["rms"], every="1h", agg="max")
+    h = int(hourly.index.max().value)
+    fine = store.read("vibration", machine, h, h + 3_600 * 10**9, fields=["rms"], every=pd.Timedelta(step_ns),
+                      agg="max")
+    return int(fine.index.max().value) + step_ns
+
+
+def score_machines(store: Store, bundle_or_path: Any = None, machines: list[str] | None = None,
+                   start: Any = None, stop: Any = None, *, write: bool = True, progress: bool = True,
+                   version: str | None = None) -> ScoreReport:
+    """Score ``machines`` (default: all the model knows) for windows ending in ``[start, stop)``.
+
+    ``bundle_or_path``: a ModelBundle, a model directory, or a models root
+    (then ``version`` or the production version; None: settings' models
+    root). Without ``start`` and ``stop`` each machine's latest window is
+    scored; without ``stop`` everything up to the machine's last data.
+    ``write=False`` computes without writing (read-only on the store).
+
+    Returns a :class:`ScoreReport`. Raises ModelDirectoryError (model),
+    StoreError (store), ValueError (bad range). A machine the model was not
+    trained on, or without data, is reported in the result, not raised.
+    """
+    began = time.perf_counter()
+    bundle = load_model(bundle_or_path, version)
+    feats = bundle.config["features"]
+    step_ns = int(pd.Timedelta(feats["step"]).value)
+    window, stride = int(feats["window"]), int(feats["stride"])
+    known = sorted(bundle.scalers)
+    machines = list(machines) if machines else known
+    report = ScoreReport(bundle.version, bundle.path)
+    lo = _ns(start) if start is not None else None
+    hi = _ns(stop) if stop is not None else None
+    if lo is not None and hi is not None and hi <= lo:
+        raise ValueError(f"stop ({stop}) must be after start ({start})")
+    for i, m in enumerate(machines, 1):
+        t = time.perf_counter()
+        if m not in bundle.scalers:
+            msg = (f"{m}: not in model {bundle.version} (trained on {', '.join(known)}); "
+                   "fine-tune or retrain to score it")
+            log.warning("%s", msg)
+            report.machines[m] = MachineScore(m, "skipped", msg)
+            continue
+        res, written = _score_one(store, bundle, m, lo, hi, step_ns, window, stride, write)
+        report.machines[m] = res
+        report.points_written += written
+        if progress:
+            print(f"scored {m} ({i}/{len(machines)}): {len(res.scores)} windows, {len(res.alarms)} alarms, "
+                  f"{res.status} in {time.perf_counter() - t:.1f}s", file=sys.stderr, flush=True)
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None, step_ns: int,
+               window: int, stride: int, write: bool) -> tuple[MachineScore, int]:
+    from pdm.detect.errors import grid_windows_errors
+    from pdm.features import align_machine, make_windows
+    from pdm.model.train import reconstruct
+
+    det = bundle.detect["machines"].get(m)
+    if det is None:
+        return MachineScore(m, "skipped", f"{m}: model {bundle.version} has no calibration for it"), 0
+    calib = ChannelCalibrator.from_dict(det["calibrator"])
+    threshold = POTThreshold.from_dict(det["threshold"]).threshold
+    rule = AlarmRule.from_dict(bundle.detect.get("rule") or {})
+    stride_ns, window_ns = stride * step_ns, window * step_ns
+    res = MachineScore(m, threshold=threshold)
+    if lo is None or hi is None:
+        last = latest_data_ns(store, m, step_ns)
+        if last is None:
+            res.status, res.message = "no data", f"{m}: no sensor data in the store"
+            return res, 0
+        if hi is None:
+            hi = last + 1
+        if lo is None:
+            lo = hi - stride_ns  # exactly one window end in [lo, hi): the latest
+    ends = _ends(lo, hi, stride_ns)
+    if len(ends) == 0:
+        res.status, res.message = "no window", f"{m}: no window ends in the range (stride {stride_ns // 60e9:g} min)"
+        return res, 0
+    channels = list(bundle.scalers[m].channels)
+    t0, t1 = int(ends[0]) - window_ns, int(ends[-1])
+    grid = align_machine(store, m, pd.Timestamp(t0, tz="UTC"), pd.Timestamp(t1, tz="UTC"), feats_step(bundle),
+                         channels=channels, speed_max=det.get("speed_max"))
+    _fix_work_orders(store, grid, t0, t1)
+    ws = make_windows(grid, bundle.scalers[m], window, stride)
+    ws = _subset(ws, np.nonzero(ws.mask.any(axis=1).mean(axis=1) >= MIN_OBSERVED)[0])
+    if len(ws) == 0:
+        res.status, res.message = "no data", f"{m}: no observed data in the windows"
+        return res, 0
+    w_end = ws.start + window_ns
+    recon = reconstruct(bundle.model, ws)["reconstruction"]
+    err = grid_windows_errors(grid, ws, recon, window)
+    z = calib.channel_scores(err)
+    scores = calib.apply(err)
+    res.scores = pd.DataFrame({"score": scores, "threshold": threshold, "ratio": scores / threshold},
+                              index=pd.DatetimeIndex(pd.to_datetime(w_end, utc=True), name="time"))
+    # Continue episodes from earlier runs.
+    prior_t, prior_s, open_at, prev_top = _history(store, m, bundle.version, int(w_end[0]), rule, stride_ns)
+    times = np.concatenate([prior_t, w_end])
+    allscores = np.concatenate([prior_s, scores])
+    res.alarms = rule.apply(times, allscores, threshold, begin=len(prior_t), open_at=open_at)
+    # Root causes at the windows that raised alarms in this range.
+    raise_idx = {int(a.start): int(np.searchsorted(w_end, a.start)) for a in res.alarms
+                 if a.start >= w_end[0] and a.start in set(w_end.tolist())}
+    if raise_idx:
+        idx = np.array(sorted(raise_idx.values()))
+        sub = _subset(ws, idx)
+        maps = reconstruct(bundle.model, sub, need_maps=True)
+        baseline = np.asarray(det.get("baseline_spatial") or [], float)
+        for j, (a_ns, k) in enumerate(sorted(raise_idx.items(), key=lambda x: x[1])):
+            ws_start = int(ws.start[k])
+            logs = store.read("operator_log", m, ws_start - LOG_LEAD.value, ws_start + window_ns)
+            res.rootcauses[a_ns] = explain(
+                alarm_ns=a_ns, channels=channels, zscores=z[k], spatial=maps["spatial"][j],
+                baseline=baseline if baseline.size else None, cross=maps["cross"][j],
+                temporal=maps.get("temporal", [None] * len(idx))[j], window_start_ns=ws_start, step_ns=step_ns,
+                window=window, patch=int(bundle.config["model"]["patch"]), log_entries=logs)
+    for a in res.alarms:
+        rc = res.rootcauses.get(int(a.start))
+        res.top_channels[int(a.start)] = rc.top_channel if rc else prev_top.get(int(a.start), "")
+    res.status = "alarm" if res.open_alarm else "ok"
+    written = _write(store, res, bundle.version, int(ends[0]), int(ends[-1]) + 1) if write else 0
+    return res, written
+
+
+def _subset(ws: Any, idx: np.ndarray) -> Any:
+    from pdm.features.windows import WindowSet
+
+    return WindowSet(ws.values[idx], ws.mask[idx], ws.context[idx], ws.events[idx], ws.start[idx],
+                     ws.machine[idx], ws.channels, list(ws.problems))
+
+
+def feats_step(bundle: Any) -> str:
+    return str(bundle.config["features"]["step"])
+
+
+def _fix_work_orders(store: Store, grid: Any, t0: int, t1: int) -> None:
+    """'Days since work order' from a month of log before the grid too, so any range gives the same context."""
+    from pdm.features.grid import _days_since
+
+    logs = store.read("operator_log", grid.machine, t0 - WORK_ORDER_LOOKBACK.value, t1)
+    marks = logs.index[logs["event_type"] == "work_order"] if not logs.empty and "event_type" in logs else []
+    grid.context["days_since_work_order"] = _days_since(grid.index, pd.DatetimeIndex(marks))
+
+
+def _history(store: Store, m: str, version: str, first_end: int, rule: AlarmRule,
+             stride_ns: int) -> tuple[np.ndarray, np.ndarray, int | None, dict[int, str]]:
+    """Earlier scores (times, scores) before ``first_end``, the index of a still open episode's start, top channels."""
+    need = max(rule.n, rule.trend_windows, rule.clear_n)
+    alarms = _mine(store.read(ALARM, m, stop=first_end), version)
+    prev_top = {int(t.value): str(v) for t, v in alarms.get("top_channel", pd.Series(dtype=object)).items()}
+    open_start: int | None = None
+    if not alarms.empty:
+        last = alarms.iloc[-1]
+        end_ns = int(last["end_ns"]) if pd.notna(last.get("end_ns")) else 0
+        if end_ns == 0 or end_ns >= first_end:
+            open_start = int(alarms.index[-1].value)
+    lo = first_end - 4 * need * stride_ns
+    if open_start is not None:
+        lo = min(lo, open_start - 4 * need * stride_ns)
+    prior = _mine(store.read(SCORE, m, lo, first_end, fields=["score"]), version)
+    t = prior.index.asi8.astype(np.int64)
+    s = prior["score"].to_numpy(float) if len(prior) else np.zeros(0)
+    open_at = None
+    if open_start is not None:
+        hit = np.nonzero(t == open_start)[0]
+        if len(hit):
+            open_at = int(hit[0])
+        else:
+            log.warning("%s: open alarm at %s has no stored score; its episode restarts", m,
+                        pd.Timestamp(open_start, tz="UTC"))
+    keep = max(0, (open_at if open_at is not None else len(t)) - need)
+    if open_at is not None:
+        open_at -= keep
+    return t[keep:], s[keep:], open_at, prev_top
+
+
+def _mine(frame: pd.DataFrame, version: str) -> pd.DataFrame:
+    if frame.empty or "model_version" not in frame:
+        return frame.iloc[0:0]
+    return frame[frame["model_version"] == version]
+
+
+def _alarm_points(res: MachineScore, version: str) -> list[dict[str, Any]]:
+    last_ns = int(res.scores.index[-1].value)
+    out = []
+    for a in res.alarms:
+        out.append({"measurement": ALARM, "tags": {"machine": res.machine, "model_version": version},
+                    "time": int(a.start), "fields": {
+                        "severity": a.severity, "status": "open" if a.end is None else "closed",
+                        "end_ns": int(a.end or 0), "last_ns": int(a.end if a.end is not None else last_ns),
+                        "peak_ratio": float(a.peak_ratio),
+                        "ttf_hours": float(a.ttf_hours) if a.ttf_hours is not None else -1.0,
+                        "top_channel": res.top_channels.get(int(a.start), "")}})
+    return out
+
+
+def _write(store: Store, res: MachineScore, version: str, lo: int, hi: int) -> int:
+    frame = res.scores.copy()
+    frame["machine"], frame["model_version"] = res.machine, version
+    n = store.write(frame, SCORE, ["machine", "model_version"], ["score", "threshold", "ratio"]).written
+    # Episodes may shift when a range is re-scored: drop this version's alarms and root causes that
+    # start in the range (keeping other versions' points), then write the current ones.
+    for meas in (ALARM, ROOTCAUSE):
+        old = store.read(meas, res.machine, lo, hi)
+        if old.empty:
+            continue
+        others = old[old["model_version"] != version] if "model_version" in old else old
+        store.delete(meas, lo, hi, res.machine)
+        if len(others):
+            store.write(_frame_points(others, meas))
+    points = _alarm_points(res, version)
+    for rc in res.rootcauses.values():
+        points += rootcause_points(rc, res.machine, version)
+    if points:
+        n += store.write(points).written
+    return n
+
+
+def _frame_points(frame: pd.DataFrame, measurement: str) -> list[dict[str, Any]]:
+    tags = list(frame.attrs.get("tags", ()))
+    fields = [c for c in frame.columns if c not in tags and c != "measurement"]
+    out = []
+    for t, row in frame.iterrows():
+        out.append({"measurement": measurement, "time": int(pd.Timestamp(t).value),
+                    "tags": {k: row[k] for k in tags if isinstance(row[k], str) and row[k]},
+                    "fields": {k: (int(row[k]) if isinstance(row[k], (np.integer,)) else row[k])
+                               for k in fields if pd.notna(row[k])}})
+    return out

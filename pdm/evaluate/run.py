@@ -1,0 +1,378 @@
+"""``pdmctl evaluate``: what scoring wrote to the store, measured against failures.
+
+Reads the alarms (``pdm_alarm``) and their ranked channels (``pdm_rootcause``
+ranks ``c01``, ``c02`` …) of one model version, the period each machine was
+scored (``pdm_score``), and the failures (a failure-log file, else the store's
+``pdm_truth``), and returns the event metrics of :mod:`pdm.evaluate.events`.
+
+Where every failure has a known onset (the simulator's truth does; a
+failure log may), each scored window also has a label (degrading or not), and
+point-wise precision / recall / F1, false-alarm rate (FAR) and missed-alarm
+rate (MAR) are given, with the point-adjusted F1 beside them (never alone:
+point adjustment credits a whole degradation to one alarming window).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pdm.evaluate.events import HORIZON, EventMetrics, event_metrics
+from pdm.evaluate.failures import FAILURE_COLUMNS, read_failure_log, truth_from_store
+from pdm.store import Store
+from pdm.store.schema import ALARM, ROOTCAUSE, SCORE
+
+log = logging.getLogger(__name__)
+
+ALL = "all"
+
+
+class EvaluationError(ValueError):
+    """Nothing to evaluate (no scores for the version asked, …), with the reason."""
+
+
+@dataclass
+class Evaluation:
+    """Event metrics plus what they were computed on."""
+
+    events: EventMetrics
+    pointwise: dict[str, Any] | None
+    model_versions: list[str]
+    machines: list[str]
+    start: pd.Timestamp
+    stop: pd.Timestamp
+    failures_source: str
+    failures_outside: int = 0
+    notes: list[str] = field(default_factory=list)
+    #: What the metrics were computed from (for reports; not serialised).
+    scores: pd.DataFrame | None = field(default=None, repr=False)
+    alarms: pd.DataFrame | None = field(default=None, repr=False)
+    failures: pd.DataFrame | None = field(default=None, repr=False)
+    nuisances: pd.DataFrame | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        ev = self.events.to_dict()
+        ev["per_failure"] = [{k: _plain(v) for k, v in row.items()} for row in ev["per_failure"]]
+        return {
+            "model_versions": self.model_versions, "machines": self.machines,
+            "start": str(self.start), "stop": str(self.stop), "failures_source": self.failures_source,
+            "failures_outside_scored_period": self.failures_outside,
+            "events": {k: _plain(v) for k, v in ev.items()}, "pointwise": self.pointwise, "notes": self.notes,
+        }
+
+
+def _plain(v: Any) -> Any:
+    if v is pd.NaT:
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    if isinstance(v, float) and np.isnan(v):
+        return None
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _utc(x: Any) -> pd.Timestamp | None:
+    if x is None:
+        return None
+    t = pd.Timestamp(x)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+def _versions(arg: str | Sequence[str] | None) -> list[str] | None:
+    """None = latest; [] = all; else the list asked."""
+    if arg is None:
+        return None
+    items = [v.strip() for part in ([arg] if isinstance(arg, str) else arg) for v in str(part).split(",") if v.strip()]
+    return [] if ALL in items else items
+
+
+def read_scores(store: Store, model_version: str | Sequence[str] | None = None, machines: Sequence[str] | None = None,
+                start: Any = None, stop: Any = None) -> tuple[pd.DataFrame, list[str]]:
+    """Scored windows (time = window end; machine, model_version, score, threshold, ratio) and the versions used.
+
+    ``model_version``: None = the latest version (versions sort by creation
+    time), ``"all"`` = every version, else one or a comma-separated list.
+    """
+    scores = store.read(SCORE, list(machines) if machines else None, start, stop)
+    if scores.empty:
+        raise EvaluationError("the store holds no scores (pdm_score) for the machines and period asked; run pdmctl score first")
+    known = sorted(scores["model_version"].unique())
+    asked = _versions(model_version)
+    if asked is None:
+        use = [known[-1]]
+    elif not asked:
+        use = known
+    else:
+        unknown = [v for v in asked if v not in known]
+        if unknown:
+            raise EvaluationError(f"no scores of model version(s) {', '.join(unknown)}; stored: {', '.join(known)}")
+        use = asked
+    return scores[scores["model_version"].isin(use)], use
+
+
+def read_alarms(store: Store, versions: Sequence[str], machines: Sequence[str] | None = None,
+                start: Any = None, stop: Any = None) -> pd.DataFrame:
+    """Alarm episodes: machine, model_version, start, end, peak_ratio, severity, channels (ranked list)."""
+    cols = ["machine", "model_version", "start", "end", "peak_ratio", "severity", "status", "channels"]
+    alarms = store.read(ALARM, list(machines) if machines else None, start, stop)
+    if alarms.empty:
+        return pd.DataFrame(columns=cols)
+    alarms = alarms[alarms["model_version"].isin(list(versions))]
+    if alarms.empty:
+        return pd.DataFrame(columns=cols)
+    end_ns = alarms["end_ns"].fillna(0).astype("int64").to_numpy()
+    last_ns = alarms["last_ns"].fillna(0).astype("int64").to_numpy() if "last_ns" in alarms else np.zeros(len(alarms), "int64")
+    start_ns = alarms.index.asi8
+    stop_ns = np.where(end_ns > 0, end_ns, np.maximum(last_ns, start_ns))
+    out = pd.DataFrame({
+        "machine": alarms["machine"].to_numpy(), "model_version": alarms["model_version"].to_numpy(),
+        "start": alarms.index, "end": pd.to_datetime(stop_ns, unit="ns", utc=True),
+        "peak_ratio": alarms.get("peak_ratio", pd.Series(np.nan, index=alarms.index)).to_numpy(),
+        "severity": alarms.get("severity", pd.Series("", index=alarms.index)).to_numpy(),
+        "status": alarms.get("status", pd.Series("", index=alarms.index)).to_numpy(),
+    })
+    ranks = read_rootcauses(store, versions, machines, start, stop)
+    ranked: dict[tuple[str, str, str], list[str]] = {}
+    if not ranks.empty:
+        for key, g in ranks.groupby(["machine", "model_version", "alarm"], sort=False):
+            ranked[key] = list(g.sort_values("rank")["channel"])
+    top = alarms.get("top_channel", pd.Series("", index=alarms.index)).fillna("").to_numpy()
+    out["channels"] = [
+        ranked.get((m, v, str(s)), [t] if t else [])
+        for m, v, s, t in zip(out["machine"], out["model_version"], start_ns, top, strict=True)
+    ]
+    return out.sort_values(["start", "machine"], kind="stable").reset_index(drop=True)
+
+
+def read_rootcauses(store: Store, versions: Sequence[str], machines: Sequence[str] | None = None,
+                    start: Any = None, stop: Any = None) -> pd.DataFrame:
+    """Channel rows of ``pdm_rootcause`` (ranks c01 …): machine, model_version, alarm, rank, channel, contribution, zscore."""
+    rc = store.read(ROOTCAUSE, list(machines) if machines else None, start, stop)
+    cols = ["machine", "model_version", "alarm", "rank", "channel", "contribution", "zscore", "attention_change"]
+    if rc.empty:
+        return pd.DataFrame(columns=cols)
+    rc = rc[rc["model_version"].isin(list(versions)) & rc["rank"].astype(str).str.match(r"^c\d+$")]
+    rc = rc.reset_index(drop=True)
+    for c in cols:
+        if c not in rc:
+            rc[c] = np.nan
+    return rc[cols]
+
+
+def observed_periods(scores: pd.DataFrame) -> pd.DataFrame:
+    """machine, start, end: first and last scored window of each machine."""
+    t = pd.Series(scores.index, index=scores.index)
+    g = t.groupby(scores["machine"].to_numpy())
+    return pd.DataFrame({"machine": g.min().index, "start": g.min().to_numpy(), "end": g.max().to_numpy()})
+
+
+def window_labels(scores: pd.DataFrame, failures: pd.DataFrame) -> np.ndarray:
+    """Per scored window: 1 degrading (onset ≤ t < failure), 0 healthy, -1 not judged (failure → repair end).
+
+    Each positive window also gets its failure's number in the returned
+    second column (for point adjustment); -1 where none.
+    """
+    t = scores.index.asi8
+    mach = scores["machine"].to_numpy()
+    label = np.zeros(len(t), dtype=np.int8)
+    segment = np.full(len(t), -1, dtype=np.int64)
+    for i, f in enumerate(failures.itertuples(index=False)):
+        on_m = mach == f.machine
+        degrading = on_m & (t >= f.onset.value) & (t < f.failure.value)
+        label[degrading] = 1
+        segment[degrading] = i
+        end = f.repair_end if pd.notna(f.repair_end) else f.failure
+        label[on_m & (t >= f.failure.value) & (t <= end.value)] = -1
+    return np.stack([label, segment], axis=1)
+
+
+def pointwise_metrics(scores: pd.DataFrame, alarms: pd.DataFrame, failures: pd.DataFrame) -> dict[str, Any]:
+    """Point-wise and point-adjusted metrics of alarm state per scored window.
+
+    A window is predicted degrading when it lies inside an alarm episode of
+    its machine (start ≤ t ≤ end). Windows between failure and repair end
+    are not judged.
+    """
+    lab = window_labels(scores, failures)
+    label, segment = lab[:, 0], lab[:, 1]
+    t = scores.index.asi8
+    mach = scores["machine"].to_numpy()
+    pred = np.zeros(len(t), dtype=bool)
+    for a in alarms.itertuples(index=False):
+        pred |= (mach == a.machine) & (t >= a.start.value) & (t <= a.end.value)
+    judged = label >= 0
+    y, p, seg = label[judged] == 1, pred[judged], segment[judged]
+
+    def rates(pp: np.ndarray) -> dict[str, float | None]:
+        tp, fp = int((pp & y).sum()), int((pp & ~y).sum())
+        fn, tn = int((~pp & y).sum()), int((~pp & ~y).sum())
+        prec = tp / (tp + fp) if tp + fp else None
+        rec = tp / (tp + fn) if tp + fn else None
+        f1 = 2 * prec * rec / (prec + rec) if prec and rec else (0.0 if prec is not None and rec is not None else None)
+        return {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "precision": prec, "recall": rec, "f1": f1,
+                "far": fp / (fp + tn) if fp + tn else None, "mar": fn / (fn + tp) if fn + tp else None}
+
+    point = rates(p)
+    adjusted = p.copy()
+    for s in np.unique(seg[y]):
+        inside = seg == s
+        if (p & inside).any():
+            adjusted |= inside
+    pa = rates(adjusted)
+    return {"windows": int(judged.sum()), "degrading_windows": int(y.sum()),
+            "point": point, "point_adjusted": pa,
+            "basis": "alarm state per scored window; degrading = fault onset <= window end < failure"}
+
+
+def load_failures(store: Store, failures: str | Path | pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None, str]:
+    """(failures, nuisances, source) from a file, a frame, or the store's ``pdm_truth``."""
+    _, truth_nuisances = truth_from_store(store)
+    if failures is None:
+        fails, nuis = truth_from_store(store)
+        if fails.empty and nuis.empty:
+            raise EvaluationError("no failure log given and the store holds no ground truth (pdm_truth); "
+                                  "pass --failures FILE (CSV or Parquet: time, machine, optional mode, component)")
+        return fails, nuis, "pdm_truth"
+    if isinstance(failures, pd.DataFrame):
+        frame = failures.copy()
+        for c in FAILURE_COLUMNS:
+            if c not in frame:
+                frame[c] = pd.NaT if c in ("onset", "repair_end") else ""
+        frame["failure"] = pd.to_datetime(frame["failure"], utc=True)
+        return frame[FAILURE_COLUMNS], truth_nuisances if len(truth_nuisances) else None, "frame"
+    fails, nuis = read_failure_log(failures)
+    if nuis is None and len(truth_nuisances):
+        nuis = truth_nuisances
+    return fails, nuis, str(failures)
+
+
+def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *, start: Any = None, stop: Any = None,
+             model_version: str | Sequence[str] | None = None, machines: Sequence[str] | None = None,
+             horizon: pd.Timedelta = HORIZON, progress: Callable[[str], None] | None = None) -> Evaluation:
+    """Event metrics (and point-wise ones where windows have labels) of the stored alarms.
+
+    Failures are counted when they happen inside the period their machine was
+    scored (after its first scored window, up to its last); the others are
+    counted in ``failures_outside``. Alarms are read from ``horizon`` before
+    ``start`` so that a failure early in the period can be caught.
+
+    Raises
+    ------
+    EvaluationError, FailureLogError
+    """
+    say = progress or (lambda _msg: None)
+    t0, t1 = _utc(start), _utc(stop)
+    fails, nuis, source = load_failures(store, failures)
+    say(f"failures: {len(fails)} from {source}")
+    scores, versions = read_scores(store, model_version, machines, t0, t1)
+    observed = observed_periods(scores)
+    say(f"scores: {len(scores):,} windows of {len(observed)} machines, model version(s) {', '.join(versions)}")
+    alarms = read_alarms(store, versions, list(observed["machine"]),
+                         None if t0 is None else t0 - horizon, t1)
+    say(f"alarms: {len(alarms)} episodes")
+    period = observed.set_index("machine")
+    if machines:
+        fails = fails[fails["machine"].isin(list(machines))].reset_index(drop=True)
+    unscored = sorted(set(fails["machine"]) - set(period.index))
+    inside = np.array([m in period.index and period.at[m, "start"] < f <= period.at[m, "end"]
+                       for m, f in zip(fails["machine"], fails["failure"], strict=True)], dtype=bool)
+    outside = int((~inside).sum())
+    counted = fails[inside].reset_index(drop=True)
+    # False alarms are judged within the period; alarms before it only serve to catch early failures.
+    judged_alarms = alarms if t0 is None else alarms[(alarms["start"] >= t0) | _catches(alarms, counted, horizon)]
+    ev = event_metrics(counted, judged_alarms.reset_index(drop=True), observed, nuis, horizon=horizon)
+    for row in ev.per_failure:
+        f = counted[(counted["machine"] == row["machine"]) & (counted["failure"] == row["failure"])].iloc[0]
+        row["mode"], row["true_root_cause"] = f["mode"], f["root_cause"]
+        row["onset"], row["repair_end"] = f["onset"], f["repair_end"]
+        sel = judged_alarms[(judged_alarms["machine"] == f["machine"]) & (judged_alarms["start"] < f["failure"])
+                            & (judged_alarms["start"] >= f["failure"] - horizon)]
+        if len(sel):
+            first = sel.sort_values("start").iloc[0]
+            row["alarm_start"], row["ranked_channels"] = first["start"], list(first["channels"])[:5]
+    notes = []
+    point = None
+    if len(counted) and counted["onset"].notna().all():
+        point = pointwise_metrics(scores, alarms, counted)
+    elif len(counted):
+        notes.append("point-wise metrics left out: the failure log gives no onset for every failure, so windows have no labels")
+    if outside:
+        notes.append(f"{outside} failure(s) happened outside the scored period of their machine and are not counted"
+                     + (f" (machines never scored: {', '.join(unscored[:10])})" if unscored else ""))
+    return Evaluation(ev, point, versions, sorted(observed["machine"]),
+                      t0 if t0 is not None else observed["start"].min(), t1 if t1 is not None else observed["end"].max(),
+                      source, outside, notes, scores, alarms, counted, nuis)
+
+
+def _catches(alarms: pd.DataFrame, failures: pd.DataFrame, horizon: pd.Timedelta) -> np.ndarray:
+    hit = np.zeros(len(alarms), dtype=bool)
+    for f in failures.itertuples(index=False):
+        hit |= ((alarms["machine"] == f.machine) & (alarms["start"] < f.failure)
+                & (alarms["start"] >= f.failure - horizon)).to_numpy()
+    return hit
+
+
+def _fmt(v: Any, pct: bool = False, digits: int = 2) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "n/a"
+    if pct:
+        return f"{100 * v:.1f} %"
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def metrics_rows(e: Evaluation) -> list[tuple[str, str]]:
+    """(metric, value) rows of the readable table."""
+    m = e.events
+    rows = [
+        ("failures (in scored period)", str(m.failures)),
+        ("caught (alarm within horizon before)", str(m.caught)),
+        ("recall", _fmt(m.recall, True)),
+        ("recall >= 24 h ahead", _fmt(m.recall_24h, True)),
+        ("recall >= 72 h ahead", _fmt(m.recall_72h, True)),
+        ("median lead time", "n/a" if m.median_lead_h is None else f"{m.median_lead_h:.1f} h"),
+        ("alarms", str(m.alarms)),
+        ("precision (alarms before a failure)", _fmt(m.precision, True)),
+        ("false alarms", str(m.false_alarms)),
+        ("machine-months observed", _fmt(m.machine_months)),
+        ("false alarms per machine-month", _fmt(m.false_alarms_per_machine_month)),
+        ("false alarms by cause", ", ".join(f"{k} {v}" for k, v in sorted(m.false_alarms_by_cause.items())) or "none"),
+        ("root cause top-1", _fmt(m.rootcause_top1, True)),
+        ("root cause top-3", _fmt(m.rootcause_top3, True)),
+        ("unplanned downtime", f"{m.unplanned_downtime_h:.1f} h"),
+        ("downtime turned into planned stops", f"{m.downtime_turned_planned_h:.1f} h"),
+        ("downtime saved", f"{m.downtime_saved_h:.1f} h"),
+    ]
+    if e.pointwise:
+        p, pa = e.pointwise["point"], e.pointwise["point_adjusted"]
+        rows += [
+            ("point-wise F1 / FAR / MAR", f"{_fmt(p['f1'])} / {_fmt(p['far'], True)} / {_fmt(p['mar'], True)}"),
+            ("point-adjusted F1 / FAR / MAR", f"{_fmt(pa['f1'])} / {_fmt(pa['far'], True)} / {_fmt(pa['mar'], True)}"),
+            ("windows judged (degrading)", f"{e.pointwise['windows']:,} ({e.pointwise['degrading_windows']:,})"),
+        ]
+    return rows
+
+
+def format_table(e: Evaluation) -> str:
+    """The metrics as a plain-text table, with what they were computed on."""
+    rows = metrics_rows(e)
+    w = max(len(k) for k, _ in rows)
+    head = (f"model version(s): {', '.join(e.model_versions)}\nmachines: {len(e.machines)}; "
+            f"period {e.start:%Y-%m-%d %H:%M} to {e.stop:%Y-%m-%d %H:%M} UTC; failures from {e.failures_source}")
+    lines = [head, "-" * (w + 24)] + [f"{k:<{w}}  {v}" for k, v in rows]
+    per = [r for r in e.events.per_failure]
+    if per:
+        lines += ["", "per failure:"]
+        for r in per:
+            lead = f"lead {r['lead_h']:.1f} h" if r.get("lead_h") is not None else "missed"
+            rank = f", root cause at rank {r['rootcause_rank']}" if r.get("rootcause_rank") else ""
+            lines.append(f"  {r['machine']:<12} {pd.Timestamp(r['failure']):%Y-%m-%d %H:%M}  {lead}{rank}")
+    lines += [f"note: {n}" for n in e.notes]
+    return "\n".join(lines)

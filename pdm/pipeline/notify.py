@@ -1,0 +1,116 @@
+"""Tell someone about new critical alarms, exactly once per alarm.
+
+The default notifier writes a log line; with a webhook URL configured it also
+POSTs a JSON document. The URL may hold a token, so it is never logged: log
+lines name only its host. What was sent is recorded in ``pdm_notified``
+(tags machine, model_version, alarm = alarm start ns), and an alarm recorded
+there is not sent again, so a retried or re-run task sends no duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import pandas as pd
+
+from pdm.store import Store
+from pdm.store.schema import ALARM
+
+log = logging.getLogger(__name__)
+
+NOTIFIED = "pdm_notified"
+SEVERITIES = ("warning", "critical")
+
+
+class NotifyError(RuntimeError):
+    """The webhook could not be reached or refused the message (the URL is not in the message)."""
+
+
+class Notifier:
+    """Log line, plus an optional webhook POST (``url`` is a secret)."""
+
+    def __init__(self, webhook_url: str | Any = "", *, timeout_s: float = 10.0,
+                 post: Callable[..., Any] | None = None) -> None:
+        raw = webhook_url.get_secret_value() if hasattr(webhook_url, "get_secret_value") else str(webhook_url or "")
+        if raw and not raw.startswith(("http://", "https://")):
+            raise ValueError("webhook URL must start with http:// or https://")
+        self._url = raw
+        self.timeout_s = timeout_s
+        self._post = post
+
+    @property
+    def target(self) -> str:
+        """Where messages go, safe to log (the host only)."""
+        return f"log + webhook at {urlsplit(self._url).hostname}" if self._url else "log"
+
+    def send(self, alarm: dict[str, Any]) -> None:
+        log.warning("ALARM %s on %s since %s (peak ratio %.2f, top channel %s, model %s)",
+                    alarm.get("severity", "?"), alarm.get("machine"), alarm.get("start"),
+                    float(alarm.get("peak_ratio") or 0.0), alarm.get("top_channel", ""), alarm.get("model_version", ""))
+        if not self._url:
+            return
+        post = self._post
+        if post is None:
+            import requests
+
+            post = requests.post
+        try:
+            resp = post(self._url, json={"type": "pdm_alarm", **alarm}, timeout=self.timeout_s)
+        except Exception as exc:  # the exception text may contain the URL: keep only its type
+            raise NotifyError(f"webhook at {urlsplit(self._url).hostname} unreachable ({type(exc).__name__})") from None
+        status = getattr(resp, "status_code", 200)
+        if status >= 300:
+            raise NotifyError(f"webhook at {urlsplit(self._url).hostname} answered HTTP {status}")
+
+
+def alarms_to_notify(store: Store, start: Any, stop: Any, severity: str = "critical",
+                     machines: list[str] | None = None) -> list[dict[str, Any]]:
+    """Alarms of at least ``severity`` that were alarming in ``[start, stop)``, not yet notified."""
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity must be one of {SEVERITIES}")
+    levels = SEVERITIES[SEVERITIES.index(severity):]
+    # An alarm point's time is its start; read from well before so long alarms are seen.
+    t0 = pd.Timestamp(start) - pd.Timedelta("30D")
+    alarms = store.read(ALARM, machines, t0, stop)
+    if alarms.empty:
+        return []
+    alarms = alarms[alarms["severity"].isin(levels)]
+    s0 = pd.Timestamp(start).value
+    last = alarms["last_ns"].astype("int64") if "last_ns" in alarms else pd.Series(alarms.index.asi8, index=alarms.index)
+    alarms = alarms[(last.to_numpy() >= s0) | (alarms.index.asi8 >= s0)]
+    done = store.read(NOTIFIED, machines)
+    sent = set()
+    if not done.empty:
+        sent = set(zip(done["machine"], done["model_version"], done["alarm"], strict=True))
+    out = []
+    for t, row in alarms.iterrows():
+        key = (row["machine"], row.get("model_version", ""), str(pd.Timestamp(t).value))
+        if key in sent:
+            continue
+        out.append({"machine": row["machine"], "model_version": row.get("model_version", ""),
+                    "start": pd.Timestamp(t).isoformat(), "start_ns": int(pd.Timestamp(t).value),
+                    "severity": row["severity"], "status": row.get("status", ""),
+                    "peak_ratio": float(row.get("peak_ratio", 0.0) or 0.0),
+                    "ttf_hours": float(row.get("ttf_hours", -1.0) if pd.notna(row.get("ttf_hours")) else -1.0),
+                    "top_channel": row.get("top_channel", "") or ""})
+    return out
+
+
+def notify_new_alarms(store: Store, start: Any, stop: Any, notifier: Notifier, severity: str = "critical",
+                      machines: list[str] | None = None) -> int:
+    """Send each new alarm once, recording it in ``pdm_notified`` right after; returns how many were sent."""
+    sent = 0
+    for alarm in alarms_to_notify(store, start, stop, severity, machines):
+        notifier.send(alarm)
+        store.write([{"measurement": NOTIFIED,
+                      "tags": {"machine": alarm["machine"], "model_version": alarm["model_version"],
+                               "alarm": str(alarm["start_ns"])},
+                      "fields": {"severity": alarm["severity"], "target": notifier.target},
+                      "time": alarm["start_ns"]}])
+        sent += 1
+    if sent:
+        log.info("notified %d new %s alarm(s) via %s", sent, severity, notifier.target)
+    return sent

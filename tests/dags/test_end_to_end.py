@@ -1,0 +1,80 @@
+"""simulate → ingest → train → score with dag.test() against a real InfluxDB 1.x."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tests.dags.conftest import FAILURE, FAULTY, MACHINES, SIM_START, SIM_STOP, load_dag, open_store
+
+pytestmark = [pytest.mark.influxdb1, pytest.mark.slow]
+
+
+def _ok(run) -> None:
+    assert run.state == "success", f"{run.dag_id}: {run.state}"
+
+
+def _counts(store) -> dict[str, int]:
+    return {m: len(store.read(m)) for m in ("pdm_score", "pdm_alarm", "pdm_rootcause", "pdm_notified")}
+
+
+@pytest.fixture(scope="module")
+def pipeline(airflow_db, plant_env):
+    """Run the four DAGs in order once; the tests below look at what they left."""
+    out = {}
+    import time
+    t = time.perf_counter()
+    out["simulate"] = load_dag("pdm_simulate").test(run_conf={"start": SIM_START, "stop": SIM_STOP})
+    _ok(out["simulate"])
+    out["t_simulate"] = time.perf_counter() - t
+    out["ingest"] = load_dag("pdm_ingest").test(logical_date=pd.Timestamp("2024-01-08T00:00:00Z"))
+    _ok(out["ingest"])
+    out["t_ingest"] = time.perf_counter() - t
+    out["train"] = load_dag("pdm_train").test(run_conf={"stop": SIM_STOP})
+    _ok(out["train"])
+    out["t_train"] = time.perf_counter() - t
+    score = load_dag("pdm_score")
+    conf = {"start": "2024-01-04T00:00:00Z", "stop": SIM_STOP}
+    out["score"] = score.test(run_conf=conf)
+    _ok(out["score"])
+    out["t_score"] = time.perf_counter() - t
+    with open("/tmp/dag_timings.txt", "w") as fh:
+        fh.write(str({k: round(v, 1) for k, v in out.items() if k.startswith("t_")}))
+    out["counts"] = _counts(open_store())
+    out["score_dag"], out["score_conf"] = score, conf
+    return out
+
+
+def test_ingest_records_data_quality_for_every_machine_and_measurement(pipeline):
+    q = open_store().read("pdm_quality")
+    assert sorted(q["machine"].unique()) == MACHINES
+    assert set(q["source"]) == {"vibration", "temperature", "process", "operator_log"}
+    day = q[q.index == q.index.max()]
+    assert (day.loc[day["source"] != "operator_log", "points"] > 0).all()
+    assert (day["missing_fraction"] < 0.5).all()
+
+
+def test_train_promotes_a_first_model(plant_env, pipeline):
+    from pdm.model.registry import history, production_version
+
+    models = f"{plant_env['PDM_DATA_DIR']}/models"
+    assert production_version(models) is not None
+    assert history(models)[-1]["reason"].startswith("retrain")
+
+
+def test_scores_exist_for_every_machine_and_the_fault_raises_an_alarm(pipeline):
+    store = open_store()
+    scores = store.read("pdm_score")
+    assert sorted(scores["machine"].unique()) == MACHINES
+    assert scores.index.min() >= pd.Timestamp("2024-01-04", tz="UTC")
+    alarms = store.read("pdm_alarm", FAULTY)
+    failure = pd.Timestamp(FAILURE)
+    before = alarms[(alarms.index < failure) & (alarms.index >= failure - pd.Timedelta("4D"))]
+    assert len(before), f"no alarm for {FAULTY} before its failure; alarms: {alarms.index.tolist()}"
+    assert pipeline["counts"]["pdm_rootcause"] > 0
+
+
+def test_rescoring_the_same_interval_leaves_the_same_points(pipeline):
+    again = pipeline["score_dag"].test(run_conf=pipeline["score_conf"])
+    assert again.state == "success"
+    assert _counts(open_store()) == pipeline["counts"]

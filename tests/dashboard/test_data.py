@@ -1,0 +1,99 @@
+"""The view models behind the pages, on a hand-written store (no browser, no model)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from dashboard.data import MAX_POINTS, DashboardData, DashboardError, health_score, pick_every
+from pdm.settings import load_settings
+from tests.dashboard import handmade
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> DashboardData:
+    root = tmp_path_factory.mktemp("dash-data")
+    handmade.build(root / "pdm.duckdb")
+    settings = load_settings(store={"backend": "embedded", "path": str(root / "pdm.duckdb")}, data_dir=str(root))
+    return DashboardData(settings)
+
+
+def test_health_is_100_far_below_50_at_and_0_at_twice_the_threshold() -> None:
+    assert health_score(0.0) == 100.0
+    assert health_score(1.0) == 50.0
+    assert health_score(3.0) == 0.0
+    assert health_score(float("nan")) is None
+
+
+def test_long_ranges_are_aggregated_by_the_store_to_at_most_max_points() -> None:
+    assert pick_every(pd.Timedelta("1D")) is None
+    assert pick_every(pd.Timedelta("90D")) == "4h"
+    for span in ("7D", "30D", "90D", "365D"):
+        every = pick_every(pd.Timedelta(span))
+        assert every is None or pd.Timedelta(span) / pd.Timedelta(every) <= MAX_POINTS
+
+
+def test_fleet_tiles_come_worst_first_with_line_health_and_time_to_failure(data: DashboardData) -> None:
+    tiles = data.fleet()
+    assert [t.machine for t in tiles] == ["m-alarm", "m-warn", "m-ok"]
+    assert [t.status for t in tiles] == ["alarm", "warning", "ok"]
+    assert [t.line for t in tiles] == ["line-a", "line-a", "line-b"]
+    alarm = tiles[0]
+    assert alarm.active_alarms == 1 and alarm.ttf_hours == 30.0 and alarm.health == 0.0
+    assert alarm.top_channel == handmade.CHANNELS[0]
+    assert tiles[2].health == pytest.approx(85.0)
+
+
+def test_machine_view_aggregates_in_the_store_and_marks_alarm_log_and_maintenance(data: DashboardData) -> None:
+    raw = data.machine("m-warn", "1d")
+    assert raw.every is None  # one day at 10 min: raw points
+    whole = data.machine("m-alarm", "all")
+    assert whole.start == handmade.T0
+    assert set(whole.sensors) == {"vibration rms", "vibration kurtosis", "temperature °C", "process"}
+    assert list(whole.sensors["vibration rms"].columns) == ["de", "nde"]
+    assert all(len(f) <= MAX_POINTS for f in whole.sensors.values())
+    assert whole.score["ratio"].max() == pytest.approx(2.0)
+    assert len(whole.alarms) == 1 and bool(whole.alarms["open"].iloc[0])
+    assert "noisy bearing" in whole.log["message"].iloc[0]
+    maint = data.machine("m-warn", "all").truth
+    assert list(maint["kind"]) == ["maintenance"]
+    with pytest.raises(DashboardError, match="time range"):
+        data.machine("m-alarm", "5y")
+    with pytest.raises(DashboardError, match="no data"):
+        data.machine("nope", "7d")
+
+
+def test_root_cause_lists_channels_in_rank_order_with_maps_and_log(data: DashboardData) -> None:
+    alarm_ns = int(handmade.ALARM_AT.value)
+    rc = data.rootcause("m-alarm", alarm_ns)
+    assert list(rc.channels["channel"]) == handmade.CHANNELS
+    assert rc.maps["channels"] == handmade.CHANNELS and len(rc.maps["diff"]) == 3
+    assert rc.logs["message"].iloc[0] == "m-alarm: noisy bearing"
+    with pytest.raises(DashboardError, match="no alarm"):
+        data.rootcause("m-ok", alarm_ns)
+
+
+def test_acknowledging_stores_an_operator_log_entry_and_shows_on_the_alarm(data: DashboardData) -> None:
+    alarm_ns = int(handmade.ALARM_AT.value)
+    before = len(data.read("operator_log", "m-alarm"))
+    with pytest.raises(DashboardError, match="comment"):
+        data.acknowledge("m-alarm", alarm_ns, "   ", "anna")
+    with pytest.raises(DashboardError, match="no alarm"):
+        data.acknowledge("m-ok", alarm_ns, "looked", "anna")
+    assert len(data.read("operator_log", "m-alarm")) == before  # nothing written for bad input
+    data.acknowledge("m-alarm", alarm_ns, "bearing greased, watching", "anna\nsmith")
+    log = data.read("operator_log", "m-alarm")
+    ack = log[log["event_type"] == "alarm_ack"]
+    assert len(ack) == 1
+    assert ack["operator"].iloc[0] == "anna smith" and ack["line"].iloc[0] == "line-a"
+    assert int(ack["alarm_ns"].iloc[0]) == alarm_ns
+    assert "bearing greased, watching" in ack["message"].iloc[0]
+    row = data.alarms(["m-alarm"]).iloc[0]
+    assert row["acked_by"] == "anna smith" and "bearing greased" in row["ack_comment"]
+
+
+def test_model_info_without_models_says_so(data: DashboardData) -> None:
+    info = data.model()
+    assert info["production"] is None and info["versions"] == []
+    drift = data.score_drift()
+    assert list(drift.columns) == ["median", "p90", "machines"] and drift["machines"].max() == 3

@@ -1,0 +1,57 @@
+"""The alarm rule continued from earlier scores gives the episodes of one run over the whole series."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pdm.detect.stages import AlarmRule
+
+HOUR = 3_600 * 10**9
+
+
+def _series(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    base = rng.gamma(2.0, 0.25, n)
+    for lo in rng.integers(0, n - 40, 5):  # episodes of rising scores, some long, some short
+        base[lo : lo + rng.integers(3, 40)] *= rng.uniform(2, 8)
+    return np.arange(n, dtype=np.int64) * HOUR, base
+
+
+def _continued(rule: AlarmRule, times, scores, threshold, cut: int):
+    """Episodes from a run over [0, cut) then one over [cut, n) that reads back the first run's state."""
+    first = rule.apply(times[:cut], scores[:cut], threshold)
+    still_open = [a for a in first if a.end is None or a.end >= times[cut]]
+    need = max(rule.n, rule.trend_windows, rule.clear_n)
+    open_at = int(np.searchsorted(times, still_open[-1].start)) if still_open else None
+    keep = max(0, (open_at if open_at is not None else cut) - need)
+    second = rule.apply(times[keep:], scores[keep:], threshold, begin=cut - keep,
+                        open_at=None if open_at is None else open_at - keep)
+    done = [a for a in first if a.end is not None and a.end < times[cut]]
+    return done + second
+
+
+def test_scoring_in_pieces_gives_the_same_episodes_as_scoring_at_once():
+    rule = AlarmRule()
+    for seed in range(4):
+        times, scores = _series(seed)
+        whole = rule.apply(times, scores, 1.0)
+        assert len(whole) >= 2
+        for cut in range(30, len(times) - 1, 7):
+            assert _continued(rule, times, scores, 1.0, cut) == whole, (seed, cut)
+
+
+def test_an_episode_open_at_the_cut_keeps_its_start_severity_and_peak():
+    rule = AlarmRule()
+    times = np.arange(100, dtype=np.int64) * HOUR
+    scores = np.full(100, 0.5)
+    scores[40:] = np.linspace(1.2, 5.0, 60)  # rises until the end: one episode, never cleared
+    whole = rule.apply(times, scores, 1.0)
+    assert len(whole) == 1 and whole[0].end is None and whole[0].start == times[42]
+    pieces = _continued(rule, times, scores, 1.0, 70)
+    assert pieces == whole
+    assert pieces[0].severity == "critical" and pieces[0].peak_ratio == 5.0
+
+
+def test_no_new_scores_continue_nothing():
+    times, scores = _series(1, 50)
+    assert AlarmRule().apply(times, scores, 1.0, begin=50) == []

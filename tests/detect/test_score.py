@@ -1,0 +1,160 @@
+"""score_machines on a simulated fleet: scores, alarms, root causes, incremental runs, clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pdm.cli import main
+from pdm.detect.score import score_machines
+from pdm.model.directory import ModelDirectoryError, load
+from pdm.store.schema import ALARM, FIELD_TYPES, ROOTCAUSE, SCORE
+from tests.detect.conftest import FAILURE, FAULTY, HEALTHY, ONSET_DAYS
+
+
+@pytest.fixture(scope="module")
+def scored(trained, tmp_path_factory):
+    store = trained.fresh_store(tmp_path_factory.mktemp("whole") / "s.duckdb")
+    report = score_machines(store, trained.model, start=trained.start, stop=trained.stop, progress=False)
+    return store, report
+
+
+def test_the_model_directory_holds_calibration_thresholds_and_attention_baselines(trained):
+    bundle = load(trained.model)
+    c = bundle.model.cfg.channels
+    for m in (FAULTY, HEALTHY):
+        d = bundle.detect["machines"][m]
+        assert d["calibration_windows"] >= 4 and np.isfinite(d["threshold"]["threshold"])
+        assert np.asarray(d["baseline_spatial"]).shape == (c, c)
+        # calibration windows are the last healthy ones, kept out of training: after the faulty
+        # machine's training windows, before its fault onset
+        assert pd.Timestamp(d["calibration_from"], tz="UTC") > trained.start + pd.Timedelta("2D")
+    assert bundle.detect["machines"][FAULTY]["calibration_from"] < (FAILURE - pd.Timedelta(days=ONSET_DAYS)).value
+
+
+def test_every_machine_gets_a_score_per_window_tagged_with_the_model_version(scored, trained):
+    store, report = scored
+    version = load(trained.model).version
+    points = store.read(SCORE)
+    assert set(points.columns) >= {"machine", "model_version", *FIELD_TYPES[SCORE]}
+    assert set(points["model_version"]) == {version}
+    for m in (FAULTY, HEALTHY):
+        mine = points[points["machine"] == m]
+        assert len(mine) == len(report.machines[m].scores) > 80
+        step = pd.Timedelta("2h")  # window ends on the 12 x 10 min stride grid
+        assert (mine.index.asi8 % step.value == 0).all()
+        assert np.allclose(mine["ratio"], mine["score"] / mine["threshold"])
+
+
+def test_the_failing_machine_alarms_after_its_fault_begins_and_before_it_fails(scored):
+    store, report = scored
+    onset = FAILURE - pd.Timedelta(days=ONSET_DAYS)
+    alarms = store.read(ALARM, FAULTY)
+    before = alarms[(alarms.index >= onset) & (alarms.index < FAILURE)]
+    assert len(before) >= 1, alarms
+    first = before.index[0]
+    assert FAILURE - first >= pd.Timedelta("12h")  # warned at least half a day ahead
+    assert before["severity"].iloc[0] in ("warning", "critical")
+    # the fault lifts the failing machine's score far above what the healthy one ever shows
+    s = report.machines[FAULTY].scores
+    late = s[(s.index >= FAILURE - pd.Timedelta("1D")) & (s.index < FAILURE)]["ratio"].max()
+    assert late > 2 * report.machines[HEALTHY].scores["ratio"].max()
+
+
+def test_an_alarm_is_explained_by_vibration_channels_and_attention_maps(scored, trained):
+    store, _ = scored
+    alarms = store.read(ALARM, FAULTY)
+    onset = FAILURE - pd.Timedelta(days=ONSET_DAYS)
+    t = alarms[(alarms.index >= onset) & (alarms.index < FAILURE)].index[0]
+    rc = store.read(ROOTCAUSE, FAULTY, t, t + pd.Timedelta(1, "ns"))
+    ranks = sorted(rc["rank"])
+    assert [r for r in ranks if r.startswith("c")] == ["c01", "c02", "c03", "c04", "c05"]
+    assert "maps" in ranks and set(rc["alarm"]) == {str(t.value)}
+    channels = rc[rc["kind"] == "channel"].sort_values("rank")
+    assert channels["channel"].iloc[0].startswith("vibration.")
+    assert channels["channel"].iloc[0] == alarms.loc[t, "top_channel"]
+    assert (np.diff(channels["contribution"].to_numpy()) <= 1e-12).all() and channels["contribution"].sum() <= 1 + 1e-9
+    assert (channels["attention_change"] >= 0).all()
+    maps = json.loads(rc[rc["rank"] == "maps"]["maps_json"].iloc[0])
+    c = len(maps["channels"])
+    bundle = load(trained.model)
+    assert c == bundle.model.cfg.channels
+    assert np.asarray(maps["spatial"]).shape == np.asarray(maps["diff"]).shape == (c, c)
+    n = bundle.model.cfg.tokens
+    assert np.asarray(maps["temporal"]).shape == (c, n) and len(maps["token_times_ns"]) == n
+    assert np.allclose(np.asarray(maps["spatial"]).sum(axis=1), 1, atol=1e-3)  # attention rows sum to 1
+
+
+def test_scoring_in_two_runs_equals_scoring_at_once(scored, trained, tmp_path):
+    whole_store, _ = scored
+    store = trained.fresh_store(tmp_path / "s.duckdb")
+    mid = FAILURE - pd.Timedelta("20h")  # inside the failing machine's alarm episode
+    score_machines(store, trained.model, start=trained.start, stop=mid, progress=False)
+    score_machines(store, trained.model, start=mid, stop=trained.stop, progress=False)
+    for meas in (SCORE, ALARM, ROOTCAUSE):
+        a, b = whole_store.read(meas), store.read(meas)
+        assert len(a) == len(b) and len(a), meas
+        pd.testing.assert_index_equal(a.index, b.index)
+        for col in a.columns:
+            if pd.api.types.is_float_dtype(a[col]):
+                assert np.allclose(a[col], b[col], rtol=1e-5, atol=1e-6, equal_nan=True), (meas, col)
+            elif col != "maps_json":
+                assert a[col].tolist() == b[col].tolist(), (meas, col)
+
+
+def test_an_unknown_machine_is_skipped_with_a_message_and_the_others_are_scored(trained, tmp_path):
+    store = trained.fresh_store(tmp_path / "s.duckdb")
+    day = trained.stop - pd.Timedelta("6h")
+    report = score_machines(store, trained.model, ["pump-nope", HEALTHY], start=day, stop=trained.stop,
+                            progress=False)
+    assert report.machines["pump-nope"].status == "skipped"
+    assert "pump-nope: not in model" in report.skipped["pump-nope"] and HEALTHY in report.skipped["pump-nope"]
+    assert len(report.machines[HEALTHY].scores) == 3
+    assert set(store.read(SCORE)["machine"]) == {HEALTHY}
+
+
+def test_a_corrupt_model_directory_is_refused(trained, tmp_path):
+    bad = tmp_path / "models" / trained.model.name
+    shutil.copytree(trained.model, bad)
+    raw = (bad / "detect.json").read_bytes()
+    (bad / "detect.json").write_bytes(raw.replace(b'"threshold": ', b'"threshold":_', 1))  # same size
+    store = trained.fresh_store(tmp_path / "s.duckdb")
+    with pytest.raises(ModelDirectoryError, match="detect.json fails its checksum"):
+        score_machines(store, bad, progress=False)
+    (bad / "detect.json").unlink()
+    with pytest.raises(ModelDirectoryError, match="detect.json is missing"):
+        score_machines(store, bad, progress=False)
+    assert store.read(SCORE).empty
+
+
+def test_pdmctl_score_prints_a_table_and_fails_clearly(trained, tmp_path, monkeypatch, capsys):
+    trained.fresh_store(tmp_path / "s.duckdb")
+    monkeypatch.setenv("PDM_STORE__BACKEND", "embedded")
+    monkeypatch.setenv("PDM_STORE__PATH", str(tmp_path / "s.duckdb"))
+    monkeypatch.setenv("PDM_DATA_DIR", str(tmp_path))
+    # no models at all
+    assert main(["score"]) == 1
+    assert "no trained model" in capsys.readouterr().err
+    # the production model (newest valid version) on each machine's latest window
+    shutil.copytree(trained.model, tmp_path / "models" / trained.model.name)
+    assert main(["score", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert FAULTY in out and HEALTHY in out and "threshold" in out and "status" in out
+    from pdm.store.embedded import EmbeddedStore
+
+    written = EmbeddedStore(tmp_path / "s.duckdb").read(SCORE)
+    assert sorted(written["machine"]) == sorted([FAULTY, HEALTHY])  # one latest window each,
+    assert (written.index == trained.stop).all()  # ending with the last data
+    # unknown machine only → error
+    assert main(["score", "--machines", "pump-nope"]) == 1
+    assert "not in model" in capsys.readouterr().err
+    # store down
+    monkeypatch.setenv("PDM_STORE__BACKEND", "influxdb1")
+    monkeypatch.setenv("PDM_STORE__URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("PDM_STORE__RETRIES", "0")
+    assert main(["score", "-q"]) == 1
+    assert "pdmctl score" in capsys.readouterr().err

@@ -1,0 +1,143 @@
+"""pdmctl evaluate: alarms from the store against pdm_truth or a hand-written failure log."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from pdm.cli import main
+from pdm.evaluate.failures import FailureLogError, read_failure_log
+from pdm.evaluate.run import EvaluationError, evaluate
+from tests.evaluate.storedata import write_store
+
+
+@pytest.fixture
+def store_env(tmp_path, monkeypatch):
+    path = tmp_path / "s.duckdb"
+    store = write_store(path)
+    monkeypatch.setenv("PDM_STORE__BACKEND", "embedded")
+    monkeypatch.setenv("PDM_STORE__PATH", str(path))
+    monkeypatch.setenv("PDM_DATA_DIR", str(tmp_path / "data"))
+    return store
+
+
+def test_metrics_from_the_store_truth_count_lead_time_false_alarm_and_root_cause(store_env):
+    e = evaluate(store_env)
+    m = e.events
+    assert e.model_versions == ["v2"] and e.machines == ["m1", "m2"]
+    assert (m.failures, m.caught, m.alarms, m.false_alarms) == (2, 1, 2, 1)
+    assert [r.get("lead_h") for r in m.per_failure] == [96.0, None]
+    assert m.recall_72h == 0.5 and m.rootcause_top1 == 1.0
+    assert m.false_alarms_by_cause == {"maintenance": 1}
+    # Scored 2024-01-01 00:00 → 2024-02-29 22:00 on two machines.
+    assert m.machine_months == pytest.approx(2 * (59 + 22 / 24) / 30)
+
+
+def test_point_wise_and_point_adjusted_metrics_come_side_by_side(store_env):
+    p = evaluate(store_env).pointwise
+    # m1 degrades Feb 1 → Feb 10 (108 windows of 2 h), alarmed Feb 6 → Feb 10 (48 judged windows);
+    # m2 degrades Feb 15 → Feb 20 (60 windows), never alarmed; its false alarm spans 13 windows.
+    assert (p["point"]["tp"], p["point"]["fp"], p["point"]["fn"]) == (48, 13, 60 + 60)
+    assert (p["point_adjusted"]["tp"], p["point_adjusted"]["fn"]) == (108, 60)
+    assert p["point_adjusted"]["f1"] > p["point"]["f1"]
+    assert p["windows"] == 2 * 720 - 2 * 13  # failure → repair end is not judged
+
+
+def test_an_older_model_version_is_judged_only_when_asked(store_env):
+    e = evaluate(store_env, model_version="v1")
+    assert e.model_versions == ["v1"] and e.events.failures == 0  # v1 scored January only
+    assert e.events.false_alarms == 1
+    assert evaluate(store_env, model_version="all").model_versions == ["v1", "v2"]
+    with pytest.raises(EvaluationError, match="v9"):
+        evaluate(store_env, model_version="v9")
+
+
+def test_cli_on_a_hand_written_failure_log_prints_the_table_and_writes_json(store_env, tmp_path, capsys):
+    log = tmp_path / "failures.csv"
+    # A plant's log: time, machine, mode, component; no onset, so no point-wise metrics.
+    log.write_text("time,machine,mode,component\n"
+                   "2024-02-10 00:00,m1,bearing_wear,DE bearing\n"
+                   "2024-02-12T12:00:00Z,m2,seal,pump seal\n"
+                   "2024-05-01T00:00:00Z,m2,seal,pump seal\n")
+    out = tmp_path / "m.json"
+    assert main(["evaluate", "--failures", str(log), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "recall >= 72 h ahead" in text and "false alarms per machine-month" in text
+    assert "m1           2024-02-10 00:00  lead 96.0 h" in text and "missed" in text
+    assert "point-wise metrics left out" in text and "1 failure(s) happened outside" in text
+    doc = json.loads(out.read_text())
+    ev = doc["events"]
+    assert (ev["failures"], ev["caught"], ev["false_alarms"]) == (2, 1, 1)
+    assert doc["pointwise"] is None and doc["failures_outside_scored_period"] == 1
+    assert ev["false_alarms_by_cause"] == {"maintenance": 1}  # nuisances still come from pdm_truth
+
+
+def test_cli_from_to_limits_the_period(store_env, capsys):
+    assert main(["evaluate", "--from", "2024-02-01", "--to", "2024-02-15"]) == 0
+    text = capsys.readouterr().out
+    assert "failures (in scored period)           1" in text  # only m1's
+    assert "false alarms                          0" in text
+
+
+@pytest.mark.parametrize("content, message", [
+    ("when,machine\n2024-01-01,m1\n", "missing column(s) failure"),
+    ("time,machine\n2024-13-45,m1\n", "not times"),
+    ("time,machine\n2024-02-01,\n", "empty machine"),
+    ("time,machine,repair_end\n2024-02-01,m1,2024-01-01\n", "repair_end before the failure"),
+    ("\x00\x01garbage", "missing column"),
+])
+def test_a_malformed_failure_log_is_refused_with_the_reason(store_env, tmp_path, capsys, content, message):
+    log = tmp_path / "bad.csv"
+    log.write_text(content)
+    with pytest.raises(FailureLogError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_failure_log(log)
+    assert main(["evaluate", "--failures", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert "pdmctl evaluate:" in err and str(log) in err
+
+
+def test_a_missing_failure_log_and_a_corrupt_parquet_are_refused(store_env, tmp_path, capsys):
+    assert main(["evaluate", "--failures", str(tmp_path / "nope.csv")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    bad = tmp_path / "f.parquet"
+    bad.write_bytes(b"not parquet at all")
+    assert main(["evaluate", "--failures", str(bad)]) == 2
+    assert "cannot be read as Parquet" in capsys.readouterr().err
+
+
+def test_a_parquet_failure_log_with_root_causes_gives_root_cause_accuracy(store_env, tmp_path):
+    path = tmp_path / "f.parquet"
+    pd.DataFrame({"time": pd.to_datetime(["2024-02-10"], utc=True), "machine": ["m1"],
+                  "root_cause": ["temperature.bearing.celsius"]}).to_parquet(path)
+    m = evaluate(store_env, path).events
+    assert m.failures == 1 and m.rootcause_top1 == 0.0 and m.rootcause_top3 == 1.0
+
+
+def test_a_store_without_scores_says_to_score_first(tmp_path):
+    store = write_store(tmp_path / "s.duckdb")
+    store.delete("pdm_score", "2000-01-01", "2100-01-01")
+    with pytest.raises(EvaluationError, match="pdmctl score"):
+        evaluate(store)
+
+
+def test_the_simulator_labels_file_gives_failures_and_nuisances(tmp_path):
+    store = write_store(tmp_path / "s.duckdb", truth=False)
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "machine,plant,line,kind,is_failure,start,failure,end,root_cause,affected,detail\n"
+        "m2,p,l,maintenance,False,2024-01-20T02:00:00Z,,2024-01-20T08:00:00Z,,,\n"
+        "m1,p,l,bearing_wear,True,2024-02-01T00:00:00Z,2024-02-10T00:00:00Z,2024-02-11T00:00:00Z,"
+        "vibration.de.band_bpfo;process..current_a,,\n"
+    )
+    failures, nuisances = read_failure_log(labels)
+    assert list(failures["machine"]) == ["m1"] and failures.loc[0, "mode"] == "bearing_wear"
+    assert failures.loc[0, "root_cause"] == "vibration.de.band_bpfo;process.current_a"  # channel ids as the features name them
+    assert list(nuisances["kind"]) == ["maintenance"]
+    e = evaluate(store, labels)
+    assert (e.events.failures, e.events.caught) == (1, 1)
+    assert e.events.false_alarms_by_cause == {"maintenance": 1}
+    assert e.pointwise is not None and e.pointwise["point"]["tp"] == 48
+    with pytest.raises(EvaluationError, match="--failures FILE"):
+        evaluate(store)  # no failure log and no pdm_truth

@@ -1,0 +1,51 @@
+"""The replay trains, scores forward day by day with the model of the moment, retrains, and evaluates."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pdm.evaluate.replay import ReplayConfig, replay
+from pdm.store.embedded import EmbeddedStore
+from sensors_sim.config import fleet_config
+from sensors_sim.run import backfill
+
+
+@pytest.fixture(scope="module")
+def plant(tmp_path_factory):
+    path = tmp_path_factory.mktemp("replay") / "s.duckdb"
+    store = EmbeddedStore(path)
+    res = backfill(store, fleet_config(machines=2, seed=11), 8, progress=False)
+    return store, res.start
+
+
+def test_replay_scores_each_step_with_the_model_of_the_moment(plant, tmp_path):
+    store, t0 = plant
+    lines: list[str] = []
+    # 2024-01-01 is a Monday: both trainings end on a weekday (calibration windows need a running machine).
+    # The range ends on day 7 (a Sunday, 00:00).
+    cfg = ReplayConfig(initial="3D", step="1D", retrain_every="2D", window=72, stride=24, d_model=32, layers=1,
+                       epochs=1)
+    rep = replay(store, tmp_path / "models", t0, t0 + pd.Timedelta("7D"), config=cfg, progress=lines.append)
+    assert [s["from"] for s in rep.steps] == [t0 + pd.Timedelta(days=d) for d in (3, 4, 5, 6)]
+    assert len(rep.trainings) == 2 and len(set(rep.versions)) == 2  # initial, then day 5
+    v = rep.versions
+    assert [s["version"] for s in rep.steps] == [v[0], v[0], v[1], v[1]]
+    assert pd.Timestamp(rep.trainings[1]["to"]) == t0 + pd.Timedelta("5D")
+    assert all(s["windows"] > 0 for s in rep.steps)
+    scores = store.read("pdm_score")
+    by_version = scores.groupby("model_version").size()
+    assert set(by_version.index) == set(rep.versions)
+    # Each version scored only its own steps.
+    late = scores[scores["model_version"] == v[1]]
+    assert late.index.min() >= t0 + pd.Timedelta("5D") and late.index.max() < t0 + pd.Timedelta("7D")
+    ev = rep.evaluation
+    assert ev.model_versions == rep.versions and ev.start == t0 + pd.Timedelta("3D")
+    assert ev.events.machine_months > 0
+    assert sum(line.startswith("[replay ") for line in lines) == 4 and any("training" in x for x in lines)
+
+
+def test_replay_refuses_a_range_with_nothing_after_the_initial_period(plant, tmp_path):
+    store, t0 = plant
+    with pytest.raises(ValueError, match="nothing to score"):
+        replay(store, tmp_path / "m", t0, t0 + pd.Timedelta("3D"), config=ReplayConfig(initial="5D"), progress=False)

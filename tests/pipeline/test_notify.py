@@ -1,0 +1,71 @@
+"""Notifications of new critical alarms: once each, and never the webhook's secret."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import pytest
+
+from pdm.pipeline.notify import NOTIFIED, Notifier, NotifyError, alarms_to_notify, notify_new_alarms
+from pdm.store.embedded import EmbeddedStore
+
+SECRET_URL = "https://hooks.example.test/services/T0KEN-s3cr3t"
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = EmbeddedStore(tmp_path / "s.duckdb")
+    t = [pd.Timestamp("2024-01-05T10:00Z"), pd.Timestamp("2024-01-05T12:00Z"), pd.Timestamp("2024-01-01T00:00Z")]
+    frame = pd.DataFrame({"machine": ["m1", "m2", "m3"], "model_version": "v1",
+                          "severity": ["critical", "warning", "critical"], "status": ["open", "open", "closed"],
+                          "end_ns": [0, 0, 1], "last_ns": [x.value for x in t[:2]] + [t[2].value],
+                          "peak_ratio": [3.0, 1.5, 2.0], "ttf_hours": [40.0, -1.0, -1.0],
+                          "top_channel": ["vibration.de.rms", "", ""]}, index=pd.DatetimeIndex(t, name="time"))
+    s.write(frame, "pdm_alarm", ["machine", "model_version"])
+    return s
+
+
+class _Post:
+    def __init__(self, status=200, fail=False):
+        self.calls, self.status, self.fail = [], status, fail
+
+    def __call__(self, url, json, timeout):
+        if self.fail:
+            raise ConnectionError(f"cannot reach {url}")
+        self.calls.append(json)
+        return type("R", (), {"status_code": self.status})()
+
+
+def test_only_new_alarms_of_the_severity_in_the_interval_are_sent_once(store, caplog):
+    post = _Post()
+    n = Notifier(SECRET_URL, post=post)
+    caplog.set_level(logging.INFO)
+    start, stop = "2024-01-05T00:00Z", "2024-01-06T00:00Z"
+    assert notify_new_alarms(store, start, stop, n) == 1
+    assert [c["machine"] for c in post.calls] == ["m1"]
+    assert notify_new_alarms(store, start, stop, n) == 0  # a retried task sends nothing again
+    assert len(post.calls) == 1 and len(store.read(NOTIFIED)) == 1
+    assert [a["machine"] for a in alarms_to_notify(store, start, stop, "warning")] == ["m2"]
+    assert "s3cr3t" not in caplog.text and "hooks.example.test" in caplog.text
+
+
+def test_without_a_webhook_the_alarm_is_a_log_line(store, caplog):
+    caplog.set_level(logging.WARNING)
+    assert notify_new_alarms(store, "2024-01-05", "2024-01-06", Notifier("")) == 1
+    assert "ALARM critical on m1" in caplog.text
+
+
+def test_a_failing_webhook_raises_without_the_url_and_records_nothing(store):
+    n = Notifier(SECRET_URL, post=_Post(fail=True))
+    with pytest.raises(NotifyError) as err:
+        notify_new_alarms(store, "2024-01-05", "2024-01-06", n)
+    assert "s3cr3t" not in str(err.value)
+    assert store.read(NOTIFIED).empty  # so the retry sends it
+    with pytest.raises(NotifyError, match="HTTP 500"):
+        notify_new_alarms(store, "2024-01-05", "2024-01-06", Notifier(SECRET_URL, post=_Post(status=500)))
+
+
+def test_a_webhook_url_must_be_http():
+    with pytest.raises(ValueError):
+        Notifier("ftp://x")

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-install
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv sysdeps lint typecheck bench-store clean
+.PHONY: demo test venv sysdeps services lint typecheck bench-store clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	# then tsai with its pins, then the rest; a single resolve backtracks badly.
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q tsai==1.0.1 fastai==2.8.7 "fastcore>=1.13.2,<2" pyts==0.13.0 jupyter_core traitlets
-	$(PY) -m pip install -q apache-airflow==3.3.2 apache-airflow-providers-influxdb influxdb-client pandas "dash[testing]" plotly
+	$(PY) -m pip install -q apache-airflow==3.3.2 apache-airflow-providers-influxdb apache-airflow-providers-celery "celery[redis]>=5.5,<5.7" psycopg2-binary asyncpg influxdb-client pandas "dash[testing]" plotly
 	$(PY) -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
@@ -32,7 +32,16 @@ sysdeps:
 demo: venv
 	$(VENV)/bin/pdmctl demo
 
-test: venv sysdeps
+# PostgreSQL and Redis for the Celery scale-out test (tests/dags): this machine kind starts them;
+# start them again if they stopped. Where neither is installed, that test skips and says why.
+services:
+	@pg_isready -q -h 127.0.0.1 2>/dev/null || { command -v pg_ctlcluster >/dev/null && \
+		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start; } || true
+	@redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || { command -v redis-server >/dev/null && \
+		redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+		--dir /var/lib/redis --logfile /var/log/redis/ci.log; } || true
+
+test: venv sysdeps services
 	@bash scripts/run-tests.sh $(PY) $(PYTEST_ARGS)
 
 lint: venv

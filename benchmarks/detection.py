@@ -136,7 +136,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             value >= target if op == ">=" else value <= target)
         checks.append({"metric": key, "text": text, "target": f"{op} {target:g}", "value": value, "met": ok})
     res["targets"] = checks
-    res["analysis"] = analysis(res, m)
+    res["analysis"] = analysis(res, m, ev)
     if args.report:
         from pdm.evaluate.report import write_report
 
@@ -159,7 +159,28 @@ def threshold_methods(model_path: Path) -> dict[str, Any]:
     return {"methods": methods, "notes": notes}
 
 
-def analysis(res: dict[str, Any], m: Any) -> list[str]:
+def false_alarm_kinds(ev: Any) -> dict[str, int]:
+    """False alarms that restart a just-ended episode (< 48 h later) or follow a repair (< 14 days)."""
+    import pandas as pd
+
+    a, f = ev.alarms, ev.failures
+    if a is None or not len(a):
+        return {"split": 0, "after_repair": 0}
+    true = pd.Series(False, index=a.index)
+    for x in f.itertuples(index=False):
+        true |= (a["machine"] == x.machine) & (a["start"] < x.failure) & (a["start"] >= x.failure - pd.Timedelta("14D"))
+    split = after = 0
+    for _, row in a[~true].iterrows():
+        prev = a[(a["machine"] == row["machine"]) & (a["start"] < row["start"])]
+        if len(prev) and row["start"] - prev["end"].max() < pd.Timedelta("48h"):
+            split += 1
+        rep_end = f[(f["machine"] == row["machine"])]["repair_end"].dropna()
+        if any(pd.Timedelta(0) <= row["start"] - t < pd.Timedelta("14D") for t in rep_end):
+            after += 1
+    return {"split": split, "after_repair": after}
+
+
+def analysis(res: dict[str, Any], m: Any, ev: Any = None) -> list[str]:
     """Observations drawn from the measurement itself (what limits the numbers)."""
     out = []
     if m.failures < 10:
@@ -179,6 +200,17 @@ def analysis(res: dict[str, Any], m: Any) -> list[str]:
         out.append(f"- {m.false_alarms} false alarm(s): {nuis} overlap a labelled nuisance (spikes, duplicates, clock "
                    f"skew, dropouts, maintenance: data-quality events the model should learn to ignore), "
                    f"{causes.get('unexplained', 0)} are unexplained.")
+        if ev is not None:
+            kinds = false_alarm_kinds(ev)
+            res["false_alarm_kinds"] = kinds
+            if kinds["split"]:
+                out.append(f"- {kinds['split']} false alarm(s) start less than 48 h after the same machine's previous "
+                           "alarm ended: one long episode cut in pieces (the machines stop on weekends: idle windows "
+                           "score 0 and close the episode), each piece counted again.")
+            if kinds["after_repair"]:
+                out.append(f"- {kinds['after_repair']} false alarm(s) start within 14 days after a repair of the same "
+                           "machine: the repaired machine has a new healthy baseline that a model trained before the "
+                           "repair does not know (retraining after repairs, as the replay does, addresses it).")
     caught = [r for r in m.per_failure if r.get("lead_h") is not None]
     if caught:
         early = [r for r in caught if r.get("onset") and r.get("alarm_start")
@@ -186,9 +218,9 @@ def analysis(res: dict[str, Any], m: Any) -> list[str]:
         wrong = [r for r in caught if r.get("rootcause_rank") != 1]
         if wrong:
             out.append(f"- Root cause: {len(wrong)} of {len(caught)} caught failure(s) have the true channel below rank 1 "
-                       "of their first alarm (ranked channels in the per-failure table). The first alarm is judged, "
-                       f"and {len(early)} of them came within 2 days of the fault's onset, when the fault's own channels "
-                       "have barely moved.")
+                       "of their first alarm (ranked channels in the per-failure table); the first alarm is judged"
+                       + (f", and {len(early)} of them came within 2 days of the fault's onset, when the fault's own "
+                          "channels have barely moved." if early else "."))
     return out
 
 

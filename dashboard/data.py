@@ -13,6 +13,7 @@ import json
 import math
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,14 +117,23 @@ class DashboardData:
         return self._store
 
     def read(self, measurement: str, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        # Reads run side by side (every back end reads thread-safely; the embedded one
+        # shares one DuckDB instance per process); only opening the store is locked.
         with self._lock:
-            try:
-                out = self.store.read(measurement, *args, **kwargs)
-            except Exception:
-                self._last_ok = 0.0
-                raise
-            self._last_ok = time.monotonic()
-            return out
+            store = self.store
+        try:
+            out = store.read(measurement, *args, **kwargs)
+        except Exception:
+            self._last_ok = 0.0
+            raise
+        self._last_ok = time.monotonic()
+        return out
+
+    def read_many(self, calls: dict[str, tuple[Any, ...]]) -> dict[str, pd.DataFrame]:
+        """Several reads at once: name → (measurement, args..., kwargs dict)."""
+        with ThreadPoolExecutor(min(len(calls), 6), thread_name_prefix="pdm-dash-read") as pool:
+            futures = {k: pool.submit(self.read, *c[:-1], **c[-1]) for k, c in calls.items()}
+            return {k: f.result() for k, f in futures.items()}
 
     def ping(self, fresh_s: float = 0.0) -> None:
         """Raise a StoreError unless the store answers.
@@ -262,30 +272,34 @@ class DashboardData:
         start = self._machine_start(machine) if length is None else stop - length
         span = stop - start
         every = pick_every(span)
+        fine = pick_every(span, "1min")
+        got = self.read_many({
+            "vib": ("vibration", machine, start, stop, {"fields": ["rms", "kurtosis"], "every": every}),
+            "temp": ("temperature", machine, start, stop, {"fields": ["celsius"], "every": every}),
+            "proc": ("process", machine, start, stop, {"fields": ["speed_rpm", "load_pct", "current_a"],
+                                                       "every": fine}),
+            # The peak matters in a score trace: aggregate with max (the threshold moves slowly).
+            "score": (SCORE, machine, start, stop, {"fields": ["score", "threshold", "ratio"], "every": fine,
+                                                    "agg": "max"}),
+            "alarms": (ALARM, machine, {}),
+            "truth": (TRUTH, machine, {}),
+        })
+        vib, temp, proc, score, alarm_rows, truth = (got[k] for k in ("vib", "temp", "proc", "score", "alarms", "truth"))
         panels: dict[str, pd.DataFrame] = {}
-        vib = self.read("vibration", machine, start, stop, fields=["rms", "kurtosis"], every=every)
         for f, panel in (("rms", "vibration rms"), ("kurtosis", "vibration kurtosis")):
             panels[panel] = _wide(vib, "sensor", f)
-        temp = self.read("temperature", machine, start, stop, fields=["celsius"], every=every)
         panels["temperature °C"] = _wide(temp, "sensor", "celsius")
-        proc = self.read("process", machine, start, stop, fields=["speed_rpm", "load_pct", "current_a"],
-                         every=pick_every(span, "1min"))
         panels["process"] = proc[[c for c in ("speed_rpm", "load_pct", "current_a") if c in proc]].astype(float) \
             if not proc.empty else pd.DataFrame()
-        # The peak matters in a score trace: aggregate with max (the threshold moves slowly).
-        score = self.read(SCORE, machine, start, stop, fields=["score", "threshold", "ratio"],
-                          every=pick_every(span, "1min"), agg="max")
         if not score.empty:
             score = score[["score", "threshold", "ratio"]].groupby(level=0).max().astype(float)
         # One operator-log read serves the markers and the acknowledgements (written later, at real time).
-        alarm_rows = self.read(ALARM, machine)
         since = min([start, *alarm_rows.index]) if not alarm_rows.empty else start
         logs = self.read(OPERATOR_LOG, machine, start=since)
         alarms = self.alarms([machine], logs, alarm_rows)
         end = alarms["end"].fillna(stop)
         alarms = alarms[(alarms["start"] < stop) & (end >= start)]
         log = logs[(logs.index >= start) & (logs.index < stop)]
-        truth = self.read(TRUTH, machine)
         if not truth.empty:
             tend = pd.to_datetime(truth["end_ns"].astype("int64"), unit="ns", utc=True)
             truth = truth[(truth.index < stop) & (tend.to_numpy() >= start)]

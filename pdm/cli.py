@@ -143,7 +143,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="start", help="first time (UTC ISO-8601; default: the first scored window)")
     p.add_argument("--to", dest="stop", help="end time, exclusive (default: the last scored window)")
     p.add_argument("--model-version", dest="model_version",
-                   help="model version(s) whose alarms to judge, comma-separated, or 'all' (default: the latest)")
+                   help="model version(s) whose alarms to judge, comma-separated, or 'all' (default: the version that scored last)")
     p.add_argument("--machines", action="append", help="machine ids, comma-separated or repeated (default: all scored)")
 
 
@@ -313,7 +313,7 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
     if args.suite == "skab":
         from pdm.evaluate.skab import SkabConfig, benchmark_skab
 
-        cfg = SkabConfig(window=args.window, seed=args.seed, detectors=detectors)
+        cfg = SkabConfig(window=args.window, seed=args.seed or 0, detectors=detectors)
         try:
             benchmark_skab(args.data, out, cfg, limit=args.limit, report_only=args.report_only)
         except (FileNotFoundError, ValueError) as exc:
@@ -327,7 +327,9 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
         cfg_sim.machines = args.machines
     if args.days:
         cfg_sim.days = args.days
-    cfg_sim.seed, cfg_sim.detectors = args.seed, detectors
+    if args.seed is not None:
+        cfg_sim.seed = args.seed
+    cfg_sim.detectors = detectors
     benchmark_sim(cfg_sim, out, quick=args.quick)
     return 0
 
@@ -438,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detectors", action="append",
                    help="comma-separated subset of tshae,pca,iforest,conv_ae,lstm_ae,tst_mvp (default: all)")
     p.add_argument("--out", default="benchmarks/results", help="folder for the results files")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="random seed (skab: model seed, default 0; sim: fleet and model seed)")
     p.add_argument("--data", help="skab: SKAB folder holding data/ (default: $PDM_SKAB_DIR, shared/data/skab)")
     p.add_argument("--window", type=int, default=64, help="skab: window length in rows (TSHAE needs >= 64)")
     p.add_argument("--limit", type=int, help="skab: only the first N files (partial run, written as skab_partial.*)")

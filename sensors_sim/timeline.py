@@ -67,7 +67,7 @@ def root_cause(mode: str, point: str, machine_type: str) -> tuple[str, ...]:
     return {
         "bearing_wear": (f"vibration.{point}.band_bpfo", f"vibration.{point}.kurtosis", "temperature.bearing.celsius"),
         "lubrication_loss": ("vibration.de.band_hf", "temperature.bearing.celsius", "vibration.de.rms"),
-        "misalignment": ("vibration.axial.band_2x", "vibration.de.band_2x", "process..current_a"),
+        "misalignment": ("vibration.axial.band_2x", "vibration.de.band_2x", "process.current_a"),
         "imbalance": ("vibration.de.band_1x", "vibration.nde.band_1x", "vibration.de.rms"),
         "cooling_failure": ("temperature.winding.celsius", f"temperature.{third}.celsius"),
     }[mode]

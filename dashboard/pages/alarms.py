@@ -20,6 +20,9 @@ from dashboard.pages.common import (
 )
 from pdm.store.errors import StoreError
 
+#: Rows drawn at most (newest first): Dash draws thousands of table cells slowly.
+MAX_ROWS = 300
+
 
 def layout() -> html.Div:
     return html.Div([
@@ -57,13 +60,16 @@ def register(app: Dash, ctx: Context) -> None:
                  fmt_ttf(r["ttf_hours"]), r["top_channel"] or "—",
                  (f"{r['acked_by']}: {r['ack_comment']}" if r["acked_by"] else "—"),
                  dcc.Link("root cause", href=rootcause_href(r["machine"], r["alarm_ns"]))]
-                for _, r in shown.iterrows()]
+                for _, r in shown.head(MAX_ROWS).iterrows()]
         body = table(["start (UTC)", "machine", "severity", "state", "peak × thr", "time to failure",
                       "top sensor", "acknowledged", ""], rows, id="alarms") if rows \
             else notice("No alarms match." if len(a) else "No alarms in the store.")
+        if len(shown) > MAX_ROWS:
+            body = html.Div([body, html.P(f"The newest {MAX_ROWS} of {len(shown)} alarms; filter to see others.",
+                                          className="muted")])
         choices = [{"label": f"{r['machine']} — {fmt_time(r['start'])} ({r['severity'] or 'alarm'}"
                              f"{', acknowledged' if r['acked_by'] else ''})",
-                    "value": f"{r['machine']}|{r['alarm_ns']}"} for _, r in a.iterrows()]
+                    "value": f"{r['machine']}|{r['alarm_ns']}"} for _, r in a.head(MAX_ROWS).iterrows()]
         return body, sev_opts, (sev_all if severities is None else no_update), choices
 
     app.callback(Output("alarm-table", "children"), Output("alarm-severity", "options"),

@@ -17,8 +17,8 @@ DETECTORS = ("tshae", "pca", "iforest", "conv_ae", "lstm_ae", "tst_mvp")
 
 def make_detector(key: str, seed: int = 0, **overrides: Any) -> Detector:
     """A fresh, unfitted detector by key (see :data:`DETECTORS`); ``overrides`` go to its constructor."""
-    from pdm.baselines.classic import IForest, PCAT2Q
-    from pdm.baselines.neural import LSTMAE, ConvAE, TorchFit, TSHAEDetector, TSTMVP
+    from pdm.baselines.classic import PCAT2Q, IForest
+    from pdm.baselines.neural import LSTMAE, TSTMVP, ConvAE, TorchFit, TSHAEDetector
 
     if key == "tshae":
         return TSHAEDetector(seed=seed, **overrides)

@@ -82,7 +82,7 @@ def fit_reconstruction(net: nn.Module, x: np.ndarray, target: np.ndarray, mask: 
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-            total += float(se.sum())
+            total += float(se.detach().sum())
             count += float(mb.sum())
         return total / max(count, 1.0)
 

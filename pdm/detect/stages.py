@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -34,13 +35,21 @@ class ChannelCalibrator:
     median: np.ndarray = field(default_factory=lambda: np.zeros(0))
     iqr: np.ndarray = field(default_factory=lambda: np.ones(0))
 
-    def fit(self, errors: np.ndarray) -> ChannelCalibrator:
-        """``errors`` (windows, channels) on healthy data; NaN = channel unobserved."""
-        with np.errstate(all="ignore"):
+    def fit(self, errors: np.ndarray, min_rel_spread: float = 0.0) -> ChannelCalibrator:
+        """``errors`` (windows, channels) on healthy data; NaN = channel unobserved.
+
+        ``min_rel_spread``: the IQR is at least this share of the median error
+        (overlapping calibration windows can make it tiny, and every ordinary
+        wobble a large z-score).
+        """
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels: handled below
             q1, med, q3 = np.nanpercentile(errors, [25, 50, 75], axis=0)
         self.median = np.nan_to_num(med, nan=0.0)
-        spread = q3 - q1
+        spread = np.maximum(q3 - q1, min_rel_spread * np.abs(self.median))
         self.iqr = np.where(np.isfinite(spread) & (spread > 1e-9), spread, 1e-3)
+        # A channel never seen in healthy data has no scale: it cannot raise the score (z = 0).
+        self.iqr = np.where(np.isnan(med), np.inf, self.iqr)
         return self
 
     def channel_scores(self, errors: np.ndarray) -> np.ndarray:
@@ -56,11 +65,13 @@ class ChannelCalibrator:
         return np.maximum(top.mean(axis=1), 0.0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"top_k": self.top_k, "median": self.median.tolist(), "iqr": self.iqr.tolist()}
+        return {"top_k": self.top_k, "median": self.median.tolist(),
+                "iqr": [float(v) if np.isfinite(v) else None for v in self.iqr]}  # None: uncalibrated
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ChannelCalibrator:
-        return cls(int(d["top_k"]), np.asarray(d["median"], float), np.asarray(d["iqr"], float))
+        iqr = np.asarray([np.inf if v is None else v for v in d["iqr"]], float)
+        return cls(int(d["top_k"]), np.asarray(d["median"], float), iqr)
 
 
 @dataclass

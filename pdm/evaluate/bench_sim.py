@@ -36,18 +36,18 @@ log = logging.getLogger(__name__)
 @dataclass
 class SimBenchConfig:
     machines: int = 8
-    days: float = 45.0
-    train_days: float = 15.0
+    days: float = 90.0
+    train_days: float = 20.0
     step: str = "10min"
     window: int = 72
     stride: int = 6
     epochs: int = 5
-    seed: int = 7
+    seed: int = 3  # the simulator's failures are sparse; this seed has several after the fit period
     detectors: tuple[str, ...] = ("tshae", "pca", "iforest", "conv_ae", "lstm_ae", "tst_mvp")
 
     @classmethod
     def quick(cls) -> SimBenchConfig:
-        return cls(machines=4, days=24.0, train_days=8.0, stride=12, epochs=2)
+        return cls(machines=6, days=45.0, train_days=10.0, stride=12, epochs=2)
 
 
 def _overrides(key: str, cfg: SimBenchConfig) -> dict[str, Any]:
@@ -172,7 +172,10 @@ def benchmark_sim(cfg: SimBenchConfig, out_dir: Path, quick: bool = False,
                     f"{doc['machines']} machines scored from {doc['split']} to {doc['end']}, {doc['failures']} failures; "
                     "same windows, per-machine ChannelCalibrator + POTThreshold + AlarmRule for every detector; "
                     "event metrics (pdm.evaluate.events).", "", f"Machine: {doc['machine']}", "", text, "",
-                    f"Settings: {doc['config']}", ""])
+                    f"Settings: {doc['config']}", "",
+                    *([f"Note: only {doc['failures']} failures were scored; one failure moves recall by "
+                       f"{1 / max(doc['failures'], 1):.2f}, so differences between detectors are mostly noise.", ""]
+                      if doc["failures"] < 20 else [])])
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = "sim_quick" if quick else "sim"
     (out_dir / f"{stem}.json").write_text(json.dumps(doc, indent=1, default=_json_default))

@@ -98,8 +98,9 @@ def read_scores(store: Store, model_version: str | Sequence[str] | None = None, 
                 start: Any = None, stop: Any = None) -> tuple[pd.DataFrame, list[str]]:
     """Scored windows (time = window end; machine, model_version, score, threshold, ratio) and the versions used.
 
-    ``model_version``: None = the latest version (versions sort by creation
-    time), ``"all"`` = every version, else one or a comma-separated list.
+    ``model_version``: None = the version whose scores reach furthest (the
+    one scoring now), ``"all"`` = every version, else one or a
+    comma-separated list.
     """
     scores = store.read(SCORE, list(machines) if machines else None, start, stop)
     if scores.empty:
@@ -107,7 +108,9 @@ def read_scores(store: Store, model_version: str | Sequence[str] | None = None, 
     known = sorted(scores["model_version"].unique())
     asked = _versions(model_version)
     if asked is None:
-        use = [known[-1]]
+        # The version that scored last (version ids of full and fine-tuned models sort differently).
+        last = pd.Series(scores.index, index=scores.index).groupby(scores["model_version"].to_numpy()).max()
+        use = [max(last.index, key=lambda v: (last[v], v))]
     elif not asked:
         use = known
     else:

@@ -94,8 +94,11 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     # Calibration windows: the last ~20 % of each machine's healthy windows, unseen in training
     # (in-sample errors are too optimistic for thresholds).
     fit_sets, cal_sets = {}, {}
+    from pdm.detect.errors import running_gate
+
     for m, w in sets.items():
-        fit_sets[m], cal_sets[m], note = split_calibration(w, features)
+        active = running_gate(grids[m], w, features.window).any(axis=1)  # the machine ran in it
+        fit_sets[m], cal_sets[m], note = split_calibration(w, features, active)
         if note:
             report.problems.append(f"{m}: {note}")
     if not sets:
@@ -130,24 +133,41 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     return report
 
 
-def split_calibration(w: WindowSet, features: FeatureConfig) -> tuple[WindowSet, WindowSet, str]:
-    """(training, calibration, note): the last ``calibration_frac`` of the windows (at least
-    ``min_calibration``) calibrate; training keeps the earlier windows that do not overlap them.
-    Too few windows → both are all windows (in-sample calibration), and the note says so."""
+def split_calibration(w: WindowSet, features: FeatureConfig,
+                      active: np.ndarray | None = None) -> tuple[WindowSet, WindowSet, str]:
+    """(training, calibration, note).
+
+    Calibration: the last ``calibration_frac`` of the ``active`` windows (the
+    machine ran in them, start-ups included, as scoring sees them; a stopped
+    machine has no error to calibrate), at least ``min_calibration`` and three window lengths of
+    them. Training: every window that overlaps none of them. Too few active
+    windows → training on all windows and calibrating on the active ones
+    (in-sample), and the note says so.
+    """
     n = len(w)
-    n_cal = max(features.min_calibration, int(round(n * features.calibration_frac)))
-    if n - n_cal < max(4, n_cal):
-        return w, w, (f"only {n} healthy windows: calibrated on the training windows "
-                      "(in-sample; thresholds may be too low)")
-    order = np.argsort(w.start, kind="stable")
-    cal = order[n - n_cal:]
-    step_ns = pd.Timedelta(features.step).value
-    first_cal = w.start[cal].min()
-    fit = order[: n - n_cal]
-    clear = fit[w.start[fit] + features.window * step_ns <= first_cal]  # no overlap with calibration
-    if len(clear) >= max(4, n_cal):
-        fit = clear
-    return _subset(w, np.sort(fit)), _subset(w, np.sort(cal)), ""
+    active = np.ones(n, bool) if active is None else np.asarray(active, bool)
+    acts = np.nonzero(active)[0]
+    acts = acts[np.argsort(w.start[acts], kind="stable")]
+    # Overlapping windows are far from independent: calibration should span at least three
+    # window lengths of time, else its error spread says little.
+    span = 3 * -(-features.window // max(features.stride, 1))
+    n_cal = max(features.min_calibration, span, int(round(len(acts) * features.calibration_frac)))
+    if len(acts) - n_cal < max(4, n_cal):
+        cal_all = acts if len(acts) else np.arange(n)
+        return w, _subset(w, np.sort(cal_all)), (
+            f"only {len(acts)} healthy windows with the machine running: calibrated on training "
+            "windows (in-sample; thresholds may be too low)")
+    cal = np.sort(acts[len(acts) - n_cal:])
+    window_ns = features.window * pd.Timedelta(features.step).value
+    cal_starts = np.sort(w.start[cal])
+    pos = np.searchsorted(cal_starts, w.start)
+    after = cal_starts[np.minimum(pos, len(cal_starts) - 1)]
+    before = cal_starts[np.maximum(pos - 1, 0)]
+    overlaps = (np.abs(after - w.start) < window_ns) | (np.abs(w.start - before) < window_ns)
+    fit = np.nonzero(~overlaps)[0]
+    if len(fit) < 4:
+        fit = np.setdiff1d(np.arange(n), cal)
+    return _subset(w, fit), _subset(w, cal), ""
 
 
 def _subset(w: WindowSet, idx: np.ndarray) -> WindowSet:
@@ -157,6 +177,8 @@ def _subset(w: WindowSet, idx: np.ndarray) -> WindowSet:
 
 #: Lowest machine-score threshold (see :class:`pdm.detect.stages.POTThreshold`).
 THRESHOLD_FLOOR = 3.0
+#: A channel's error spread is at least this share of its median error.
+MIN_REL_SPREAD = 0.1
 
 
 def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, MachineGrid],
@@ -172,7 +194,7 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
     for m, w in cal_sets.items():
         out = reconstruct(model, w, need_maps=True)
         err = grid_windows_errors(grids[m], w, out["reconstruction"], features.window)
-        calib = ChannelCalibrator().fit(err)
+        calib = ChannelCalibrator().fit(err, min_rel_spread=MIN_REL_SPREAD)
         scores = calib.apply(err)
         threshold = POTThreshold(min_scores=100, floor=THRESHOLD_FLOOR).fit(scores)
         machines[m] = {

@@ -83,7 +83,7 @@ def _influxdb_connection() -> tuple[str, str, Any] | None:
         return None
     extras = conn.extra_dejson or {}
     token = extras.get("token") or conn.password or ""
-    return hook.get_uri(conn), str(extras.get("org") or ""), SecretStr(str(token))
+    return hook.get_uri(conn), str(extras.get("org") or ""), SecretStr(str(token))  # type: ignore[arg-type]
 
 
 def interval(context: dict[str, Any], fallback: timedelta) -> tuple[datetime, datetime]:

@@ -19,6 +19,7 @@ either side are not tested.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,7 +153,8 @@ def quick_shift(store: Store, models_dir: Any, start: Any, stop: Any, *, limit: 
         grid = align_machine(store, machine, start, stop, step, channels=scaler.channels)
         if grid.sensors.empty:
             continue
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-missing channels are not tested
             med = np.nanmedian(scaler.transform(grid.sensors), axis=0) if len(grid.sensors) else np.array([])
         for c, v in zip(scaler.channels, med, strict=False):
             if np.isfinite(v):

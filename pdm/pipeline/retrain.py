@@ -100,7 +100,7 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
     step, window, stride = feats.get("step", "10min"), int(feats.get("window", cfg.window)), int(feats.get("stride", 12))
     labels = read_labels(store)
     features = FeatureConfig(**{k: v for k, v in feats.items() if k in FeatureConfig.__dataclass_fields__})
-    sets, fit_sets, cal_sets, speed_max, notes = {}, {}, {}, {}, []
+    sets, fit_sets, cal_sets, grids, notes = {}, {}, {}, {}, []
     for m, scaler in sorted(bundle.scalers.items()):
         known_max = bundle.detect.get("machines", {}).get(m, {}).get("speed_max")
         grid = align_machine(store, m, start, stop, step, channels=list(cfg.channel_names), speed_max=known_max)
@@ -113,7 +113,7 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
         fit_sets[m], cal_sets[m], note = split_calibration(w, features)
         if note:
             notes.append(f"{m}: {note}")
-        speed_max[m] = known_max if known_max is not None else getattr(grid, "speed_max", None)
+        grids[m] = grid  # aligned with the production model's speed_max
     if not sets:
         raise ValueError(f"no healthy windows in {start} .. {stop} to fine-tune on")
     windows = WindowSet.concat(list(fit_sets.values()))
@@ -129,7 +129,7 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
             q1, med, q3 = np.nanpercentile(err, [25, 50, 75], axis=0)
         errors[m] = {"median": np.nan_to_num(med, nan=0.0).tolist(),
                      "iqr": np.where(np.isfinite(q3 - q1) & (q3 - q1 > 0), q3 - q1, 1e-3).tolist()}
-    detect = calibrate(model, cal_sets, speed_max, features)
+    detect = calibrate(model, cal_sets, grids, features)
     detect["machines"] = {**bundle.detect.get("machines", {}), **detect["machines"]}
     tuned = ModelBundle(model, bundle.scalers, errors, {**bundle.config, "train": tcfg.to_dict()},
                         {**bundle.metadata, "data": {"start": str(pd.Timestamp(start)), "stop": str(pd.Timestamp(stop))},

@@ -12,8 +12,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from pdm.store import Store
 
 log = logging.getLogger(__name__)

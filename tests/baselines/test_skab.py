@@ -11,8 +11,19 @@ import pytest
 
 from pdm.cli import main
 from pdm.evaluate import skab
-from pdm.evaluate.skab import (CHANNELS, N_FIT, SkabConfig, binary_metrics, find_skab, leaderboard_with, load_skab,
-                               point_adjust, point_scores, read_leaderboard, run_skab)
+from pdm.evaluate.skab import (
+    CHANNELS,
+    N_FIT,
+    SkabConfig,
+    binary_metrics,
+    find_skab,
+    leaderboard_with,
+    load_skab,
+    point_adjust,
+    point_scores,
+    read_leaderboard,
+    run_skab,
+)
 
 
 def test_pooled_metrics_match_hand_computation() -> None:

@@ -54,6 +54,16 @@ def test_ingest_records_data_quality_for_every_machine_and_measurement(pipeline)
     assert (day["missing_fraction"] < 0.5).all()
 
 
+def test_ingest_announces_new_data_as_an_asset_event(pipeline):
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as s:
+        events = (s.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                  .filter(AssetModel.uri == "pdm://store/sensor-data").all())
+        assert len(events) == 1 and events[0].source_dag_id == "pdm_ingest"
+
+
 def test_train_promotes_a_first_model(plant_env, pipeline):
     from pdm.model.registry import history, production_version
 
@@ -78,3 +88,47 @@ def test_rescoring_the_same_interval_leaves_the_same_points(pipeline):
     again = pipeline["score_dag"].test(run_conf=pipeline["score_conf"])
     assert again.state == "success"
     assert _counts(open_store()) == pipeline["counts"]
+
+
+def _xcom(run, task_id: str) -> str:
+    """A task's result as stored (JSON text)."""
+    import json
+
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as s:
+        x = s.query(XComModel).filter_by(dag_id=run.dag_id, run_id=run.run_id, task_id=task_id,
+                                         key="return_value").one()
+        return x.value if isinstance(x.value, str) else json.dumps(x.value, default=str)
+
+
+def test_a_second_training_run_tests_drift_fine_tunes_and_keeps_every_version(plant_env, pipeline):
+    from pdm.model.registry import history, production_version, versions
+
+    models = f"{plant_env['PDM_DATA_DIR']}/models"
+    first = production_version(models)
+    run = load_dag("pdm_train").test(run_conf={"stop": SIM_STOP})
+    _ok(run)
+    drift = _xcom(run, "check_drift")
+    assert "two-sample Kolmogorov-Smirnov" in drift
+    assert '"finetune"' in drift and '"retrain"' not in drift, drift  # the same plant: no drift
+    names = [v["version"] for v in versions(models)]
+    tuned = [n for n in names if n.endswith("-finetune")]
+    assert first in names and len(tuned) == 1  # the previous version stays for rollback
+    now = production_version(models)
+    if now == tuned[0]:
+        assert history(models)[-1]["previous"] == first
+        assert history(models)[-1]["reason"].startswith("finetune: not worse")
+    else:
+        assert now == first and "worse than production" in _xcom(run, "promote")
+
+
+def test_the_drift_screen_of_ingest_sees_no_shift_on_a_healthy_day_but_the_fault_shifts_channels(plant_env, pipeline):
+    from pdm.pipeline.drift import quick_shift
+
+    models = f"{plant_env['PDM_DATA_DIR']}/models"
+    healthy = quick_shift(open_store(), models, "2024-01-02", "2024-01-03")
+    assert healthy["tested"] > 0 and healthy["share"] < 0.25
+    before_failure = quick_shift(open_store(), models, "2024-01-09T00:00Z", "2024-01-09T12:00Z")
+    assert any(s.startswith(f"{FAULTY}:") for s in before_failure["shifted"]), before_failure

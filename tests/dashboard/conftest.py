@@ -70,8 +70,9 @@ def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plant]:
             data_dir=str(root / "data"))
         models = root / "data" / "models"
         with open_store(settings.store) as store:
-            backfill(store, fleet_config(HERE / "fleet.toml"), 11, progress=False)
-            report = train_fleet(store, models, features=FeatureConfig(window=72, stride=24),
+            sim = backfill(store, fleet_config(HERE / "fleet.toml"), 11, progress=False)
+            report = train_fleet(store, models, start=sim.start, stop=sim.end,
+                                 features=FeatureConfig(window=72, stride=24),
                                  model_overrides={"d_model": 32, "layers": 1},
                                  train_cfg=TrainConfig(epochs=2, seed=0))
             promote(models, report.path.name, reason="dashboard test")

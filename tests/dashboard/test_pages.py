@@ -32,6 +32,16 @@ def _wait(pred: Any, timeout: float = 30.0, what: str = "condition") -> Any:
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
 
 
+def _click(dash_duo: Any, selector: str) -> None:
+    """Click ``selector``, again if Dash re-rendered it between finding and clicking."""
+
+    def attempt() -> bool:
+        dash_duo.find_element(selector).click()
+        return True
+
+    _wait(attempt, what=f"a click on {selector}")
+
+
 def _tiles(dash_duo: Any) -> list[str]:
     return [e.get_attribute("data-machine") for e in dash_duo.find_elements(".tile")]
 
@@ -70,21 +80,21 @@ def test_machine_with_a_fault_shows_its_alarm_and_score_above_threshold_then_its
         dash_duo: Any, plant: Plant) -> None:
     alarm_ns = _faulty_alarm_ns(plant)
     dash_duo.start_server(create_app(plant.settings))
-    tile = _wait(lambda: dash_duo.find_element(f".tile[data-machine='{FAULTY}']"), what="the faulty tile")
-    tile.click()
+    _click(dash_duo, f".tile[data-machine='{FAULTY}']")
     dash_duo.wait_for_text_to_equal("#machine-title", FAULTY, timeout=20)
-    item = _wait(lambda: dash_duo.find_element(f".alarm-item[data-alarm='{alarm_ns}']"), what="its alarm")
+    item = f".alarm-item[data-alarm='{alarm_ns}']"
+    _wait(lambda: dash_duo.find_element(item), what="its alarm")
     peak = _wait(lambda: float(dash_duo.find_element("#machine-peak").text), what="the peak score")
     assert peak > 1.0, "score never above the threshold"
     _wait(lambda: dash_duo.find_elements("#machine-graph .js-plotly-plot"), what="the trend graph")
     time.sleep(1.0)
     screenshot(dash_duo, "machine")
-    ranges = dash_duo.find_elements("#machine-range input")
-    ranges[-1].click()  # "all": the store aggregates, the page still draws
-    _wait(lambda: "store-aggregated" in dash_duo.find_element("#machine-summary").text
-          or "raw points" in dash_duo.find_element("#machine-summary").text, what="the range summary")
+    # "all" (the last range): from the first data on, aggregated by the store.
+    _wait(lambda: dash_duo.find_elements("#machine-range input")[-1].click() or True, what="the range picker")
+    _wait(lambda: "2024-01-01 00:00 →" in dash_duo.find_element("#machine-summary").text, what="the whole range")
+    assert "store-aggregated" in dash_duo.find_element("#machine-summary").text
 
-    item.find_element(By.CSS_SELECTOR, ".rc-link").click()
+    _click(dash_duo, f"{item} .rc-link")
     ranking = _wait(lambda: dash_duo.find_elements("#rc-ranking li"), what="the channel ranking")
     ranked = [li.get_attribute("data-channel") for li in ranking]
     truth = plant.truth[(plant.truth["machine"] == FAULTY) & plant.truth["is_failure"].fillna(False).astype(bool)]

@@ -52,7 +52,9 @@ def pdm_score():
         stop = ctx["params"].get("stop") or stop
         model = production_path(dagkit.models_dir(s))
         store = dagkit.open_store(s)
-        machines = store.machines(["vibration", "temperature"])
+        from pdm.features.grid import SENSOR_MEASUREMENTS
+
+        machines = store.machines(list(SENSOR_MEASUREMENTS))
         if not machines:
             raise ValueError("no machines with sensor data in the store")
         # Windows whose end falls in the interval are scored; scoring reads their history itself.

@@ -17,10 +17,6 @@ from pdm.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("pdm")
 
-#: Subcommands that later work fills in: name → (help, issue that delivers it).
-PLANNED: dict[str, tuple[str, int]] = {}
-
-
 def _store_cmd(args: argparse.Namespace, settings: Settings) -> int:
     from pdm.store import open_store
 
@@ -344,14 +340,6 @@ def _dashboard_cmd(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _planned(name: str, issue: int) -> Callable[[argparse.Namespace, Settings], int]:
-    def run(args: argparse.Namespace, settings: Settings) -> int:
-        print(f"pdmctl {name}: not available yet (planned in issue #{issue})", file=sys.stderr)
-        return 2
-
-    return run
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``pdmctl`` argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -457,9 +445,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="Dash's development server with reloading and tracebacks")
     p.set_defaults(func=_dashboard_cmd)
 
-    for name, (text, issue) in PLANNED.items():
-        p = sub.add_parser(name, help=f"{text} (planned: issue #{issue})")
-        p.set_defaults(func=_planned(name, issue))
     return parser
 
 

@@ -33,15 +33,6 @@ def test_every_subcommand_has_help(name, capsys):
     assert "usage: pdmctl " + name in capsys.readouterr().out
 
 
-def test_a_planned_subcommand_says_so_and_fails(capsys):
-    from pdm.cli import PLANNED
-
-    if not PLANNED:
-        pytest.skip("every subcommand is implemented")
-    assert main([next(iter(PLANNED))]) == 2
-    assert "not available yet" in capsys.readouterr().err
-
-
 def test_simulate_then_store_summary_on_the_embedded_store(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PDM_STORE__PATH", str(tmp_path / "s.duckdb"))
     monkeypatch.setenv("PDM_STORE__BACKEND", "embedded")

@@ -137,16 +137,27 @@ def _ns(t: Any) -> int:
 
 
 def latest_data_ns(store: Store, machine: str, step_ns: int) -> int | None:
-    """End (exclusive) of the last grid step with vibration data of ``machine`` (None: no data)."""
-    coarse = store.read("vibration", machine, fields=["rms"], every="30D", agg="max")
-    if coarse.empty:
-        return None
-    b = int(coarse.index.max().value)
-    hourly = store.read("vibration", machine, b, b + 31 * 86_400 * 10**9, fields=["rms"], every="1h", agg="max")
-    h = int(hourly.index.max().value)
-    fine = store.read("vibration", machine, h, h + 3_600 * 10**9, fields=["rms"], every=pd.Timedelta(step_ns),
-                      agg="max")
-    return int(fine.index.max().value) + step_ns
+    """End (exclusive) of the last grid step with sensor data of ``machine`` (None: no data).
+
+    Looks at every sensor measurement the model reads (vibration, temperature and
+    imported ``sensor`` data), narrowing from 30-day to hourly to step buckets.
+    """
+    from pdm.features.grid import SENSOR_MEASUREMENTS
+
+    def newest(meas: str, lo: int | None, hi: int | None, every: Any) -> int | None:
+        frame = store.read(meas, machine, lo, hi, every=every, agg="max")
+        return None if frame.empty else int(frame.index.max().value)
+
+    best: int | None = None
+    for meas in SENSOR_MEASUREMENTS:
+        b = newest(meas, None, None, "30D")
+        if b is None:
+            continue
+        h = newest(meas, b, b + 31 * 86_400 * 10**9, "1h")
+        f = newest(meas, h, h + 3_600 * 10**9, pd.Timedelta(step_ns)) if h is not None else None
+        if f is not None and (best is None or f > best):
+            best = f
+    return None if best is None else best + step_ns
 
 
 def score_machines(store: Store, bundle_or_path: Any = None, machines: list[str] | None = None,

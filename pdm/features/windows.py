@@ -114,7 +114,7 @@ def excluded_steps(index: pd.DatetimeIndex, labels: pd.DataFrame | None, machine
     if labels is None or labels.empty:
         return out
     rows = labels[(labels["machine"] == machine) & (labels["is_failure"].astype(bool) | (labels["kind"] == "maintenance"))]
-    t = index.asi8
+    t = pd.DatetimeIndex(index).as_unit("ns").asi8
     for start, end in zip(pd.to_datetime(rows["start"], utc=True), pd.to_datetime(rows["end"], utc=True), strict=True):
         out |= (t >= start.value) & (t <= end.value)
     return out

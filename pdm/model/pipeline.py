@@ -97,7 +97,7 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     from pdm.detect.errors import running_gate
 
     for m, w in sets.items():
-        active = running_gate(grids[m], w, features.window).any(axis=1)  # the machine ran in it
+        active = np.asarray(running_gate(grids[m], w, features.window).any(axis=1), dtype=bool)  # the machine ran in it
         fit_sets[m], cal_sets[m], note = split_calibration(w, features, active)
         if note:
             report.problems.append(f"{m}: {note}")

@@ -45,7 +45,7 @@ def _config_cmd(args: argparse.Namespace, settings: Settings) -> int:
 def _demo_cmd(args: argparse.Namespace, settings: Settings) -> int:
     from pdm.demo import run_demo
 
-    run_demo(settings, machines=args.machines, days=args.days, seed=args.seed)
+    run_demo(settings, machines=args.machines, days=args.days, seed=args.seed, train_days=args.train_days)
     return 0
 
 
@@ -92,7 +92,7 @@ def _train_cmd(args: argparse.Namespace, settings: Settings) -> int:
     overrides = {"attention": args.attention, "d_model": args.d_model, "layers": args.layers, "patch": args.patch}
     cfg = TrainConfig(epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, mvp_epochs=args.mvp_epochs)
     with open_store(settings.store) as store:
-        report = train_fleet(store, settings.data_dir / "models", machines=machines, start=args.start,
+        report = train_fleet(store, settings.pipeline.models_dir or settings.data_dir / "models", machines=machines, start=args.start,
                              stop=args.stop, features=features, model_overrides=overrides, train_cfg=cfg)
     for m, why in report.skipped.items():
         print(f"skipped {m}: {why}")
@@ -374,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job on the embedded store, from nothing to results")
     p.add_argument("--machines", type=int, default=10)
-    p.add_argument("--days", type=float, default=7.0)
+    p.add_argument("--days", type=float, default=21.0, help="simulated days (default 21; at seed 7 a failure falls in the third week)")
+    p.add_argument("--train-days", dest="train_days", type=float, help="days trained on (default: 14)")
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=_demo_cmd)
 

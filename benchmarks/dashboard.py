@@ -197,8 +197,10 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join([
         "# Dashboard — request to rendered page in headless Chromium",
         "",
-        f"Measured {r['measured']} on this machine ({r['host']}; load average {r['load_avg_end']:.1f} at the end — "
-        "other jobs share the 2 cores, so times are upper bounds). Store: embedded DuckDB with the simulator's "
+        f"Measured {r['measured']} on this machine ({r['host']}; load average {r['load_avg_end']:.1f} at the end"
+        + (" — other jobs shared the 2 cores, so times are upper bounds" if r['load_avg_end'] > 1.5 else
+           ", the benchmark itself included: a quiet machine")
+        + "). Store: embedded DuckDB with the simulator's "
         f"sensor data for {r['machines']} machines (last day) and {r['days']} days of `{r['machine']}`, plus "
         f"{r['score_points']:,} hourly `pdm_score` points ({r['days']} days x {r['machines']} machines) and "
         f"{r['alarmed']} open alarms written by the benchmark. Chromium at 1280x800, {r['runs']} loads per page "

@@ -48,7 +48,7 @@ def pdm_train():
 
         from pdm.model.directory import load
         from pdm.model.registry import production_version
-        from pdm.pipeline.drift import fleet_drift
+        from pdm.pipeline.drift import fleet_drift, save_drift
 
         s = dagkit.settings()
         p = s.pipeline
@@ -63,8 +63,10 @@ def pdm_train():
             return {**out, "decision": "retrain", "reason": "no production model yet"}
         report = fleet_drift(dagkit.open_store(s), load(models / version), recent, stop,
                              ks=p.drift_ks, alpha=p.drift_alpha, share=p.drift_share)
-        return {**out, **report.summary(), "production": str(models / version),
-                "reason": f"{report.share:.0%} of channel tests drifted (threshold {report.threshold:.0%})"}
+        result = {**out, **report.summary(), "production": str(models / version),
+                  "reason": f"{report.share:.0%} of channel tests drifted (threshold {report.threshold:.0%})"}
+        save_drift(models, {**result, "checked_at": pd.Timestamp.now(tz="UTC").isoformat()})
+        return result
 
     @task
     def train_candidate(drift: dict) -> dict:

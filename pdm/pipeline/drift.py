@@ -162,3 +162,20 @@ def quick_shift(store: Store, models_dir: Any, start: Any, stop: Any, *, limit: 
                 if abs(v) > limit:
                     shifted.append(f"{machine}:{c}")
     return {"share": len(shifted) / tested if tested else 0.0, "tested": tested, "shifted": shifted[:50]}
+
+
+DRIFT_FILE = "drift.json"
+
+
+def save_drift(models_dir: Any, summary: dict[str, Any]) -> None:
+    """Keep the latest drift check beside the models (``<models>/drift.json``; the dashboard's model page shows it)."""
+    import json
+    import os
+    from pathlib import Path
+
+    root = Path(models_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{DRIFT_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, root / DRIFT_FILE)
+

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -113,6 +116,8 @@ def test_a_second_training_run_tests_drift_fine_tunes_and_keeps_every_version(pl
     drift = _xcom(run, "check_drift")
     assert "two-sample Kolmogorov-Smirnov" in drift
     assert '"finetune"' in drift and '"retrain"' not in drift, drift  # the same plant: no drift
+    saved = json.loads((Path(models) / "drift.json").read_text())  # what the dashboard's model page shows
+    assert saved["decision"] == "finetune" and saved["tested"] > 0 and "checked_at" in saved
     names = [v["version"] for v in versions(models)]
     tuned = [n for n in names if n.endswith("-finetune")]
     assert first in names and len(tuned) == 1  # the previous version stays for rollback

@@ -12,7 +12,6 @@ against the healthy errors, machine score = mean of the top-k channels),
 
 from __future__ import annotations
 
-import random
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -33,11 +32,10 @@ class Detector(Protocol):
 
 
 def seed_all(seed: int) -> None:
-    import torch
+    """Seed Python, NumPy and torch (pdm.model.train's seeding; torch imported only when called)."""
+    from pdm.model.train import seed_everything
 
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    seed_everything(seed)
 
 
 def check_fit_windows(windows: WindowSet, minimum: int = 4) -> None:

@@ -66,9 +66,10 @@ def root_cause(mode: str, point: str, machine_type: str) -> tuple[str, ...]:
     third = [t for t in MACHINE_TYPES[machine_type].temperatures if t in ("oil", "casing")][0]
     return {
         "bearing_wear": (f"vibration.{point}.band_bpfo", f"vibration.{point}.kurtosis", "temperature.bearing.celsius"),
-        "lubrication_loss": ("vibration.de.band_hf", "temperature.bearing.celsius", "vibration.de.rms"),
+        # Lubrication loss reaches both radial points alike (the physics has no fault point for it).
+        "lubrication_loss": ("vibration.de.band_hf", "vibration.nde.band_hf", "temperature.bearing.celsius"),
         "misalignment": ("vibration.axial.band_2x", "vibration.de.band_2x", "process.current_a"),
-        "imbalance": ("vibration.de.band_1x", "vibration.nde.band_1x", "vibration.de.rms"),
+        "imbalance": ("vibration.de.band_1x", "vibration.nde.band_1x", "vibration.de.rms", "vibration.nde.rms"),
         "cooling_failure": ("temperature.winding.celsius", f"temperature.{third}.celsius"),
     }[mode]
 

@@ -296,12 +296,14 @@ def from_frame(
 
     out: dict[str, Any] = {"time": ns}
     for c in tag_columns:
-        col = frame[c]
-        vals = col.astype(object).where(col.notna(), "").astype(str).to_numpy(dtype=object)
-        out[c] = vals
-        suspicious = pd.Series(vals).str.contains(r"[\r\n]|\\$", regex=True).to_numpy()
-        for i in np.flatnonzero(suspicious):
-            reasons[i] = reasons[i] or _tag_problem(c, vals[i])
+        values, codes, uniques = _tag_strings(frame[c])
+        out[c] = values
+        # Checked once per distinct value: a tag column holds few of them.
+        for code, value in enumerate(uniques.tolist()):
+            problem = _tag_problem(c, value)
+            if problem:
+                for i in np.flatnonzero(codes == code):
+                    reasons[i] = reasons[i] or problem
 
     ftypes: dict[str, FieldType] = {}
     for c in field_columns:
@@ -337,6 +339,27 @@ def from_frame(
     result = result[["time", *tag_keys, *ftypes]]
     batch = Batch(measurement, result, tag_keys, ftypes, np.flatnonzero(keep))
     return _merge_duplicates(batch), rejected
+
+
+def _tag_strings(col: pd.Series) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Tag column as strings ("" = missing): (values, each row's code, the distinct strings).
+
+    The string of every value is ``str(value)``; categoricals of strings and
+    string columns are converted once per distinct value, not once per row.
+    """
+    if isinstance(col.dtype, pd.CategoricalDtype) and all(isinstance(v, str) for v in col.cat.categories):
+        uniques = np.array([*col.cat.categories, ""], dtype=object)
+        codes = col.cat.codes.to_numpy().astype(np.intp)
+        codes[codes < 0] = len(uniques) - 1  # missing -> ""
+    elif isinstance(col.dtype, pd.StringDtype):
+        codes, found = pd.factorize(col.fillna(""), use_na_sentinel=False)
+        uniques = np.asarray(found, dtype=object)
+    else:
+        vals = col.astype(object).where(col.notna(), "").astype(str).to_numpy(dtype=object)
+        codes, found = pd.factorize(vals, use_na_sentinel=False)
+        return vals, codes, np.asarray(found, dtype=object)
+    # The dtype a frame built from the strings would get ("str", or object before pandas 3).
+    return pd.Series(uniques).array.take(codes), codes, uniques
 
 
 def _render_row(frame: pd.DataFrame, i: int, times: Any) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pdm.store.base import ReadQuery, Store
 from pdm.store.batch import Batch
@@ -153,14 +154,25 @@ class EmbeddedStore(Store):
     def _write_batch(self, batch: Batch) -> list[RejectedPoint]:
         table = _enc(batch.measurement)
         deadline = time.monotonic() + self.lock_timeout_s
+        merge = False
         with self._connect(create=True) as con:
             assert con is not None
             while True:
                 try:
                     con.begin()
-                    rejected = self._upsert(con, table, batch)
+                    rejected = self._upsert(con, table, batch, merge=merge)
                     con.commit()
                     return rejected
+                except duckdb.ConstraintException:
+                    if merge:
+                        raise
+                    # A plain insert met a stored key after all (another connection
+                    # wrote the same times meanwhile): redo it as a merge.
+                    try:
+                        con.rollback()
+                    except duckdb.Error:
+                        pass
+                    merge = True
                 except duckdb.TransactionException:
                     # Another connection of this process altered or wrote the
                     # table at the same time (DuckDB is optimistic): redo on top.
@@ -172,8 +184,15 @@ class EmbeddedStore(Store):
                         raise
                     time.sleep(random.uniform(0.005, 0.05))
 
-    def _upsert(self, con: duckdb.DuckDBPyConnection, table: str, batch: Batch) -> list[RejectedPoint]:
-        """Add missing columns, then insert-or-merge the batch (inside the caller's transaction)."""
+    def _upsert(
+        self, con: duckdb.DuckDBPyConnection, table: str, batch: Batch, *, merge: bool = False
+    ) -> list[RejectedPoint]:
+        """Add missing columns, then insert-or-merge the batch (inside the caller's transaction).
+
+        The merge (``ON CONFLICT``) costs an index probe per row on top of the
+        insert's own: it is used only when ``merge`` or when the table already
+        holds points in the batch's time range, the only ones its keys can meet.
+        """
         frame = batch.frame
         con.execute(
             f"CREATE TABLE IF NOT EXISTS {_q(table)} (time BIGINT NOT NULL, "
@@ -210,12 +229,15 @@ class EmbeddedStore(Store):
             if FIELD + _enc(f) not in cols:
                 sql_type = _TYPE_SQL[batch.field_types[f]]
                 con.execute(f"ALTER TABLE {_q(table)} ADD COLUMN {_q(FIELD + _enc(f))} {sql_type}")
-        # Positional names in the scanned frame: its own names might differ only
-        # in case, which DuckDB would treat as one column.
-        src = pd.DataFrame(
-            {"time": frame["time"].to_numpy(np.int64),
-             **{f"t{i}": frame[t] for i, t in enumerate(tags)},
-             **{f"f{i}": frame[f] for i, f in enumerate(fields)}}
+        # Positional names in the scanned table: its own names might differ only
+        # in case, which DuckDB would treat as one column. Arrow, not pandas:
+        # DuckDB scans it without the GIL and without touching Python strings;
+        # from_pandas turns NaN into NULL, as DuckDB's pandas scan does.
+        times = frame["time"].to_numpy(np.int64)
+        src = pa.table(
+            {"time": pa.array(times),
+             **{f"t{i}": pa.array(frame[t], from_pandas=True) for i, t in enumerate(tags)},
+             **{f"f{i}": pa.array(frame[f], from_pandas=True) for i, f in enumerate(fields)}}
         )
         parts = [f"CASE WHEN t{i} <> '' THEN '{t}=' || t{i} END" for i, t in enumerate(tags)]
         series = f"concat_ws(chr({ord(SEP)}), {', '.join(parts)})" if parts else "''"
@@ -224,16 +246,25 @@ class EmbeddedStore(Store):
         values = ["time", series, *(f"t{i}" for i in range(len(tags))),
                   *(f"CAST(f{i} AS {_TYPE_SQL[batch.field_types[f]]})" for i, f in enumerate(fields))]
         # InfluxDB merge: a rewrite replaces only the fields it carries.
-        merge = ", ".join(f"{c} = COALESCE(excluded.{c}, {c})" for c in targets[2 + len(tags):])
+        insert = f"INSERT INTO {_q(table)} ({', '.join(targets)}) SELECT {', '.join(values)} FROM pdm_batch"
+        if merge or self._holds_times(con, table, int(times.min()), int(times.max())):
+            updates = ", ".join(f"{c} = COALESCE(excluded.{c}, {c})" for c in targets[2 + len(tags):])
+            insert += f" ON CONFLICT (series, time) DO UPDATE SET {updates}"
         con.register("pdm_batch", src)
         try:
-            con.execute(
-                f"INSERT INTO {_q(table)} ({', '.join(targets)}) SELECT {', '.join(values)} "
-                f"FROM pdm_batch ON CONFLICT (series, time) DO UPDATE SET {merge}"
-            )
+            con.execute(insert)
         finally:
-            con.unregister("pdm_batch")
+            try:
+                con.unregister("pdm_batch")
+            except duckdb.TransactionException:
+                pass  # a failed insert aborted the transaction: let its own error through
         return rejected
+
+    @staticmethod
+    def _holds_times(con: duckdb.DuckDBPyConnection, table: str, lo: int, hi: int) -> bool:
+        """Whether ``table`` has a point with lo <= time <= hi (min/max statistics skip most of it)."""
+        sql = f"SELECT 1 FROM {_q(table)} WHERE time >= $lo AND time <= $hi LIMIT 1"
+        return bool(con.execute(sql, {"lo": lo, "hi": hi}).fetchall())
 
     # ------------------------------------------------------------------ read
     def _iter_read(self, q: ReadQuery) -> Iterator[tuple[pd.DataFrame, list[str]]]:

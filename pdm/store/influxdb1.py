@@ -200,14 +200,16 @@ class InfluxDB1Store(Store):
         size = self.batch_lines
         offsets = range(0, n, size)
         rejected: list[RejectedPoint] = []
+        # Tag sets are rendered once for the whole batch, not once per chunk.
+        heads = lineprotocol.line_heads(batch) if len(offsets) > 1 else None
         if len(offsets) == 1 or self.write_concurrency == 1:
             for start in offsets:
-                rejected.extend(self._write_lines(batch, start, _encode_slice(batch, start, size)))
+                rejected.extend(self._write_lines(batch, start, _encode_slice(batch, start, size, heads)))
         else:
             # Each worker encodes a chunk, then posts it: one encodes while the
             # other waits for the server, and the server ingests two at once.
             def job(start: int) -> list[RejectedPoint]:
-                return self._write_lines(batch, start, _encode_slice(batch, start, size))
+                return self._write_lines(batch, start, _encode_slice(batch, start, size, heads))
 
             window = self.write_concurrency + 1  # chunks encoded or in flight, at most
             pool = self._writer_pool()
@@ -525,12 +527,13 @@ class InfluxDB1Store(Store):
 
 
 # ====================================================================== helpers
-def _encode_slice(batch: Batch, start: int, size: int) -> list[str]:
+def _encode_slice(batch: Batch, start: int, size: int, heads: np.ndarray | None = None) -> list[str]:
+    """Lines of rows ``start:start + size``; ``heads``: the whole batch's, from ``lineprotocol.line_heads``."""
     part = batch.frame.iloc[start : start + size]
     if start == 0 and len(part) == len(batch.frame):
-        return lineprotocol.encode(batch)
+        return lineprotocol.encode(batch, heads)
     sub = Batch(batch.measurement, part, batch.tag_keys, batch.field_types, batch.rows[start : start + size])
-    return lineprotocol.encode(sub)
+    return lineprotocol.encode(sub, None if heads is None else heads[start : start + size])
 
 
 def _error_text(resp: requests.Response) -> str:

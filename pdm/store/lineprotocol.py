@@ -55,18 +55,21 @@ def _field_strings(col: pd.Series, ftype: str) -> pd.Series:
     return out
 
 
-def encode(batch: Batch) -> list[str]:
+def encode(batch: Batch, heads: np.ndarray | None = None) -> list[str]:
     """One line per row of ``batch.frame``.
 
     Vectorised where it pays: tag sets are escaped once per distinct
     combination, and rows are rendered with one ``%`` template per pattern of
     present fields (usually just one), so a row costs a single string format.
+    ``heads``: the rows' ``measurement,tags`` prefixes if known already (from
+    :func:`line_heads` of a bigger batch this one is a slice of).
     """
     frame = batch.frame
     n = len(frame)
     if n == 0:
         return []
-    heads = _heads(batch)
+    if heads is None:
+        heads = line_heads(batch)
     times = frame["time"].astype("int64").to_numpy()
     specs: list[str] = []
     values: list[np.ndarray | list[str]] = []
@@ -101,7 +104,7 @@ def encode(batch: Batch) -> list[str]:
     return out
 
 
-def _heads(batch: Batch) -> np.ndarray:
+def line_heads(batch: Batch) -> np.ndarray:
     """``measurement,tag=value,...`` per row, built once per distinct tag combination."""
     frame = batch.frame
     n = len(frame)
@@ -147,12 +150,14 @@ def _field_values(col: pd.Series, ftype: str) -> tuple[str, np.ndarray | list[st
         vals[present] = [int(v) for v in col[present]]
         return "%si", vals, present
     if ftype == "boolean":
-        vals = np.empty(len(col), dtype=object)
-        vals[present] = ["true" if bool(v) else "false" for v in col[present]]
-        return "%s", vals, present
+        # Rows without the value get "false" too: they are never rendered.
+        return "%s", _BOOL_WORDS[col.to_numpy(dtype=bool, na_value=False).astype(np.intp)], present
     vals = np.empty(len(col), dtype=object)
     vals[present] = ['"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in col[present]]
     return "%s", vals, present
+
+
+_BOOL_WORDS = np.array(["false", "true"], dtype=object)
 
 
 def _as_list(values: np.ndarray | list[str]) -> list:

@@ -269,6 +269,8 @@ def markdown(res: dict) -> str:
             f"{q['windows_train']} training, {q['windows_test']} held-out healthy simulator windows, {q['epochs']} epochs, "
             f"mean of {q['seeds']} seeds)",
             "",
+            *([f"Measured {q['date']} (a separate run from the timings above)."] if q.get("date") else []),
+            "",
             "TSHAE as configured by default (d_model 64, 2 layers, hybrid: blocks of 16 tokens, LSH chunks of 16, 2 rounds); "
             "MAE over observed, scaled values.",
             "",
@@ -295,11 +297,23 @@ def main() -> None:
     ap.add_argument("--lengths", type=int, nargs="*", default=None)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-quality", action="store_true")
+    ap.add_argument("--quality-only", action="store_true",
+                    help="run only the quality comparison and add it to the existing attention_scaling.json")
     ap.add_argument("--quality-days", type=int, default=40)
     ap.add_argument("--quality-machines", type=int, default=4)
     ap.add_argument("--quality-epochs", type=int, default=6)
     ap.add_argument("--quality-seeds", type=int, default=2)
     args = ap.parse_args()
+    if args.quality_only:
+        path = RESULTS / "attention_scaling.json"
+        res = json.loads(path.read_text())
+        res["quality"] = quality(args.quality_days, args.quality_machines, args.quality_epochs, window=1024,
+                                 seeds=args.quality_seeds)
+        res["quality"]["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        path.write_text(json.dumps(res, indent=2, default=str))
+        (RESULTS / "attention_scaling.md").write_text(markdown(res))
+        print(markdown(res))
+        return
     lengths = args.lengths or ([1024, 2048] if args.quick else [1024, 2048, 4096, 8192, 16384])
     res: dict = {"rows": [], "repeats": args.repeats, "notes": []}
     # The written-out attention last and alone at the longest lengths: it needs ~n^2 memory.

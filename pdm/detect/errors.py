@@ -6,6 +6,19 @@ are the hardest to reconstruct and would dominate the errors (a trip would
 alarm). Errors therefore count the steps where the machine ran at least
 ``RUNNING_MIN`` of the step (by the process ``running`` flag), and every step
 where that flag was not recorded.
+
+Nor do the first ``WARMUP`` hours after a start: temperatures climb from
+ambient with time constants of up to an hour or two, and that transient,
+seen once or twice a day on a two-shift machine, put the healthy score's
+tail (and so the threshold) at the start-ups instead of at wear. A start is
+a step where the machine runs after a step inside the same window where it
+did not, so a window's gate depends on that window's data alone (scoring a
+range in pieces or at once gives the same errors).
+
+A window where the machine ran only briefly (the edge of a weekend stop) has
+an error averaged over a handful of steps, mostly a run-down or a start:
+its channels get no error (NaN, the window scores 0) unless at least
+``MIN_COUNTED`` of the window's steps count.
 """
 
 from __future__ import annotations
@@ -16,32 +29,52 @@ from pdm.features.grid import MachineGrid
 from pdm.features.windows import WindowSet
 
 RUNNING_MIN = 0.9
+#: Hours after a start whose steps do not count (thermal warm-up).
+WARMUP_HOURS = 3.0
+#: Share of a window's steps that must count for its errors to be computed.
+MIN_COUNTED = 0.25
 
 
-def running_gate(grid: MachineGrid, windows: WindowSet, window: int) -> np.ndarray:
-    """(n, T) 1 where a window's step counts (running, or running unknown), else 0."""
+def running_gate(grid: MachineGrid, windows: WindowSet, window: int,
+                 warmup_hours: float = WARMUP_HOURS) -> np.ndarray:
+    """(n, T) 1 where a window's step counts (running and warmed up, or running unknown), else 0."""
     running = grid.context["running"].to_numpy(dtype=float)
     step_ok = np.where(np.isfinite(running), running >= RUNNING_MIN, True)
     pos = np.searchsorted(grid.index.asi8, windows.start)
     if len(pos) == 0:
         return np.zeros((0, window), np.float32)
     idx = pos[:, None] + np.arange(window)[None, :]
-    return step_ok[idx].astype(np.float32)
+    ok = step_ok[idx]
+    step_h = (grid.index[1] - grid.index[0]).total_seconds() / 3600 if len(grid.index) > 1 else 0.0
+    warm_steps = int(round(warmup_hours / step_h)) if step_h > 0 else 0
+    if warm_steps > 0:
+        starts = np.zeros_like(ok)
+        starts[:, 1:] = ok[:, 1:] & ~ok[:, :-1]
+        seen = np.cumsum(starts, axis=1)  # starts up to and including each step
+        before = np.zeros_like(seen)
+        before[:, warm_steps:] = seen[:, :-warm_steps]
+        ok = ok & (seen - before == 0)  # no start within the last warm_steps steps
+    return ok.astype(np.float32)
 
 
-def window_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarray | None = None) -> np.ndarray:
-    """Mean absolute error per window and channel over observed (and gated) steps: (n, C), NaN if none."""
+def window_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarray | None = None,
+                  min_count: int = 1) -> np.ndarray:
+    """Mean absolute error per window and channel over observed (and gated) steps: (n, C).
+
+    NaN where fewer than ``min_count`` (at least 1) steps of the channel count.
+    """
     mask = windows.mask if gate is None else windows.mask * gate[:, None, :]
     err = np.abs(np.nan_to_num(windows.values) - reconstruction) * mask
     count = mask.sum(axis=2)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, err.sum(axis=2) / count, np.nan)
+        return np.where(count >= max(min_count, 1), err.sum(axis=2) / count, np.nan)
 
 
 def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: np.ndarray,
                         window: int) -> np.ndarray:
-    """:func:`window_errors` gated by :func:`running_gate` of ``grid``."""
-    return window_errors(windows, reconstruction, running_gate(grid, windows, window))
+    """:func:`window_errors` gated by :func:`running_gate` of ``grid``, with :data:`MIN_COUNTED` steps."""
+    return window_errors(windows, reconstruction, running_gate(grid, windows, window),
+                         min_count=int(np.ceil(MIN_COUNTED * window)))
 
 
-__all__ = ["RUNNING_MIN", "grid_windows_errors", "running_gate", "window_errors"]
+__all__ = ["MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "grid_windows_errors", "running_gate", "window_errors"]

@@ -137,10 +137,11 @@ def step_rate(name: str, model: Any, batch: Any, loss_fn, steps: int) -> dict[st
 
 # ------------------------------------------------------------- throughput
 def _dls(x: np.ndarray, bs: int, seed: int = 0):
-    import tsai.data.core as tsai_core
     from tsai.data.core import get_ts_dls
 
-    tsai_core.smallest_dtype = lambda n: np.int64
+    from pdm.model.tsai_compat import patch_tsai
+
+    patch_tsai()
     n = len(x)
     order = np.random.default_rng(seed).permutation(n)
     n_valid = max(1, int(round(n * 0.2)))

@@ -13,8 +13,6 @@ from datetime import timedelta
 
 from airflow.sdk import (
     Asset,
-    AssetOrTimeSchedule,
-    CronDataIntervalTimetable,
     dag,
     get_current_context,
     task,
@@ -26,19 +24,8 @@ _s = dagkit.settings()
 SENSOR_DATA = Asset(name="pdm_sensor_data", uri=dagkit.SENSOR_DATA_URI)
 
 
-@dag(
-    dag_id="pdm_score",
-    schedule=AssetOrTimeSchedule(
-        timetable=CronDataIntervalTimetable(_s.pipeline.score_schedule, timezone="UTC"), assets=SENSOR_DATA),
-    start_date=dagkit.start_date(_s),
-    catchup=False,
-    max_active_runs=1,
-    default_args=dagkit.default_args(_s),
-    is_paused_upon_creation=True,
-    params={"start": None, "stop": None},
-    tags=["pdm"],
-    doc_md=__doc__,
-)
+@dag(dag_id="pdm_score", doc_md=__doc__,
+     **dagkit.dag_kwargs(_s.pipeline.score_schedule, SENSOR_DATA, {"start": None, "stop": None}, _s))
 def pdm_score():
     @task
     def plan() -> list[dict]:

@@ -15,8 +15,6 @@ from datetime import timedelta
 
 from airflow.sdk import (
     Asset,
-    AssetOrTimeSchedule,
-    CronDataIntervalTimetable,
     dag,
     get_current_context,
     task,
@@ -28,19 +26,8 @@ _s = dagkit.settings()
 DRIFT = Asset(name="pdm_drift", uri=dagkit.DRIFT_URI)
 
 
-@dag(
-    dag_id="pdm_train",
-    schedule=AssetOrTimeSchedule(
-        timetable=CronDataIntervalTimetable(_s.pipeline.train_schedule, timezone="UTC"), assets=DRIFT),
-    start_date=dagkit.start_date(_s),
-    catchup=False,
-    max_active_runs=1,
-    default_args=dagkit.default_args(_s),
-    is_paused_upon_creation=True,
-    params={"stop": None},
-    tags=["pdm"],
-    doc_md=__doc__,
-)
+@dag(dag_id="pdm_train", doc_md=__doc__,
+     **dagkit.dag_kwargs(_s.pipeline.train_schedule, DRIFT, {"stop": None}, _s))
 def pdm_train():
     @task
     def check_drift() -> dict:

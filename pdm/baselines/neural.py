@@ -213,14 +213,15 @@ class TSTMVP:
         import tempfile
 
         import fastai.callback.schedule  # noqa: F401
-        import tsai.data.core as tsai_core
         from fastai.callback.progress import ProgressCallback
         from fastai.learner import Learner
         from tsai.callback.MVP import MVP
         from tsai.data.core import get_ts_dls
         from tsai.models.TSTPlus import TSTPlus
 
-        tsai_core.smallest_dtype = lambda n: np.int64  # NumPy 2 (see pdm.model.train)
+        from pdm.model.tsai_compat import patch_tsai
+
+        patch_tsai()
         check_fit_windows(windows)
         seed_all(self.seed)
         x = np.where(windows.mask > 0, np.nan_to_num(windows.values), np.nan).astype(np.float32)

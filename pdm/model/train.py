@@ -147,15 +147,15 @@ def train(windows: WindowSet, model_cfg: TSHAEConfig, cfg: TrainConfig, model: T
     Metrics: ``train_loss``/``valid_loss`` per epoch, ``seconds``, ``windows``.
     """
     import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle)
-    import tsai.data.core as tsai_core
     from fastai.callback.progress import ProgressCallback
     from fastai.callback.tracker import EarlyStoppingCallback
     from fastai.data.core import DataLoaders
     from fastai.learner import Learner
     from tsai.data.core import get_ts_dls
 
-    # NumPy 2: tsai's loader stores batch indices in int8 and drops the last batch otherwise.
-    tsai_core.smallest_dtype = lambda n: np.int64
+    from pdm.model.tsai_compat import patch_tsai
+
+    patch_tsai()
     if len(windows) < 4:
         raise ValueError(f"too few training windows ({len(windows)}); need at least 4")
     seed_everything(cfg.seed)

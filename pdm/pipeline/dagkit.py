@@ -49,6 +49,21 @@ def start_date(s: Settings | None = None) -> datetime:
     return d.replace(tzinfo=UTC) if d.tzinfo is None else d
 
 
+def dag_kwargs(cron: str, assets: Any, params: dict[str, Any], s: Settings | None = None) -> dict[str, Any]:
+    """The ``@dag`` arguments of pdm's scheduled DAGs: run on ``cron`` (UTC) or when ``assets`` update.
+
+    One run at a time, no catch-up, created paused, :func:`default_args` for every task.
+    """
+    from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable
+
+    s = s or settings()
+    return {
+        "schedule": AssetOrTimeSchedule(timetable=CronDataIntervalTimetable(cron, timezone="UTC"), assets=assets),
+        "start_date": start_date(s), "catchup": False, "max_active_runs": 1, "default_args": default_args(s),
+        "is_paused_upon_creation": True, "params": params, "tags": ["pdm"],
+    }
+
+
 def models_dir(s: Settings | None = None):
     s = s or settings()
     return s.pipeline.models_dir or (s.data_dir / "models")

@@ -195,7 +195,7 @@ def quality(days: int, machines: int, epochs: int, window: int, seeds: int) -> d
     import numpy as np
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from benchmarks.edge import _subset, simulator_data
+    from benchmarks.edge import simulator_data
     from pdm.features import WindowSet
     from pdm.features.grid import CONTEXT_CHANNELS, EVENT_TYPES
     from pdm.model.train import TrainConfig, channel_errors, reconstruct, train
@@ -207,7 +207,7 @@ def quality(days: int, machines: int, epochs: int, window: int, seeds: int) -> d
     windows = WindowSet.concat(list(data.healthy.values()))
     n = len(windows)
     order = np.random.default_rng(0).permutation(n)
-    tr, te = _subset(windows, np.sort(order[n // 5:])), _subset(windows, np.sort(order[: n // 5]))
+    tr, te = windows.take(np.sort(order[n // 5:])), windows.take(np.sort(order[: n // 5]))
     out: dict = {"windows_train": len(tr), "windows_test": len(te), "window_steps": window, "seeds": seeds,
                  "epochs": epochs, "rows": {}}
     for kind in ("full", "hybrid"):

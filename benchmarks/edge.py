@@ -163,7 +163,7 @@ def simulator_data(tmp: Path, *, machines: int = 6, days: int = 60, train_days: 
         pos = np.asarray((w_start >= failure - pd.Timedelta(days=3)) & (w_end <= failure))
         neg = np.asarray((w_start >= split) & (w_end <= onset)) & clean
         keep = pos | neg
-        ev = _subset(allw, np.flatnonzero(keep))
+        ev = allw.take(np.flatnonzero(keep))
         out[name] = MachineData(name, failure, train, ev, pos[keep].astype(int))
         if healthy_window:
             healthy_sets[name] = make_windows(g, RobustScaler(channels).fit(g.sensors[~bad]), healthy_window,
@@ -175,13 +175,6 @@ def simulator_data(tmp: Path, *, machines: int = 6, days: int = 60, train_days: 
             "step": STEP, "channels": len(channels), "simulated_points": run.points, "simulate_seconds": sim_s,
             "seed": seed}
     return SimData(out, channels, healthy_sets, info)
-
-
-def _subset(ws: Any, idx: np.ndarray) -> Any:
-    from pdm.features import WindowSet
-
-    return WindowSet(values=ws.values[idx], mask=ws.mask[idx], context=ws.context[idx], events=ws.events[idx],
-                     start=ws.start[idx], machine=ws.machine[idx], channels=ws.channels, problems=list(ws.problems))
 
 
 # ----------------------------------------------------------------- scoring
@@ -293,7 +286,7 @@ def linear_share(model: Any, windows: Any) -> float:
 
     from pdm.model.train import reconstruct
 
-    sub = _subset(windows, np.arange(min(64, len(windows))))
+    sub = windows.take(np.arange(min(64, len(windows))))
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

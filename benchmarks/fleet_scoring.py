@@ -170,14 +170,6 @@ def synthetic_windows(machines: int, channels: int, window: int, seed: int, faul
     return ws, np.sort(bad)
 
 
-def subset(ws: Any, lo: int, hi: int) -> Any:
-    """Machines [lo, hi) of ``ws`` as views (no copies)."""
-    from pdm.features.windows import WindowSet
-
-    return WindowSet(values=ws.values[lo:hi], mask=ws.mask[lo:hi], context=ws.context[lo:hi], events=ws.events[lo:hi],
-                     start=ws.start[lo:hi], machine=ws.machine[lo:hi], channels=ws.channels)
-
-
 # ------------------------------------------------------------------- model
 def build_model(channels: int, window: int) -> Any:
     from pdm.features.grid import CONTEXT_CHANNELS, EVENT_TYPES
@@ -270,7 +262,7 @@ def _score_shard(scorer: Scorer, ws: Any, batch: int) -> dict[str, Any]:
     lat, scores, alarms, episodes, rss = [], [], [], 0, 0.0
     for lo in range(0, len(ws), batch):
         t = time.perf_counter()
-        s, a, e = scorer(subset(ws, lo, lo + batch), lo)
+        s, a, e = scorer(ws.take(slice(lo, lo + batch)), lo)
         lat.append(time.perf_counter() - t)
         scores.append(s)
         alarms.append(a)
@@ -313,7 +305,7 @@ def _worker_init(state: dict[str, Any], int8: bool, scorer: Scorer, shard: Any, 
     model.load_state_dict(state)
     model.eval()
     scorer.model = quantize(model) if int8 else model
-    scorer(subset(shard, 0, 1), 0)  # warm-up
+    scorer(shard.take(slice(0, 1)), 0)  # warm-up
     _WORKER.update(scorer=scorer, shard=shard, barrier=barrier)
 
 
@@ -364,11 +356,7 @@ def _worker_init_at(lo: int, *args: Any) -> None:
 
 
 def _copy_windows(ws: Any, lo: int, hi: int) -> Any:
-    from pdm.features.windows import WindowSet
-
-    v = subset(ws, lo, hi)
-    return WindowSet(values=v.values.copy(), mask=v.mask.copy(), context=v.context.copy(), events=v.events.copy(),
-                     start=v.start.copy(), machine=v.machine.copy(), channels=list(v.channels))
+    return ws.take(np.arange(lo, hi))  # an index array: copies, not views of the parent's arrays
 
 
 def _train_child(cfg: BenchConfig) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -390,7 +378,7 @@ def thread_probe(model: Any, ws: Any, threads: int, reps: int = 10) -> dict[str,
 
     from pdm.model.train import reconstruct
 
-    one = subset(ws, 0, 1)
+    one = ws.take(slice(0, 1))
     times: dict[int, list[float]] = {1: [], threads: []}
     old = torch.get_num_threads()
     try:
@@ -421,7 +409,7 @@ def profile_request(model: Any, ws: Any, batch: int) -> dict[str, Any]:
 
     from pdm.model.train import reconstruct
 
-    sub = subset(ws, 0, batch)
+    sub = ws.take(slice(0, batch))
     reconstruct(model, sub, batch_size=batch)
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         reconstruct(model, sub, batch_size=batch)
@@ -515,7 +503,7 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
             passes = []
             for th in cfg.threads:
                 torch.set_num_threads(th)
-                scorer(subset(fleet, 0, min(max(cfg.batch_sizes), cfg.machines)), 0)  # warm-up
+                scorer(fleet.take(slice(0, min(max(cfg.batch_sizes), cfg.machines))), 0)  # warm-up
                 for b in cfg.batch_sizes:
                     p = fleet_pass(scorer, fleet, b, th)
                     say(f"{name}: {th} thread(s), batch {b}: {p['total_s']:.1f} s, {p['machines_per_s']:.1f} "

@@ -238,7 +238,7 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
                          channels=channels, speed_max=det.get("speed_max"))
     _fix_work_orders(store, grid, t0, t1)
     ws = make_windows(grid, bundle.scalers[m], window, stride)
-    ws = _subset(ws, np.nonzero(ws.mask.any(axis=1).mean(axis=1) >= MIN_OBSERVED)[0])
+    ws = ws.take(np.nonzero(ws.mask.any(axis=1).mean(axis=1) >= MIN_OBSERVED)[0])
     if len(ws) == 0:
         res.status, res.message = "no data", f"{m}: no observed data in the windows"
         return res, 0
@@ -259,7 +259,7 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
                  if a.start >= w_end[0] and a.start in set(w_end.tolist())}
     if raise_idx:
         idx = np.array(sorted(raise_idx.values()))
-        sub = _subset(ws, idx)
+        sub = ws.take(idx)
         maps = reconstruct(bundle.model, sub, need_maps=True)
         baseline = np.asarray(det.get("baseline_spatial") or [], float)
         for j, (a_ns, k) in enumerate(sorted(raise_idx.items(), key=lambda x: x[1])):
@@ -276,13 +276,6 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
     res.status = "alarm" if res.open_alarm else "ok"
     written = _write(store, res, bundle.version, int(ends[0]), int(ends[-1]) + 1) if write else 0
     return res, written
-
-
-def _subset(ws: Any, idx: np.ndarray) -> Any:
-    from pdm.features.windows import WindowSet
-
-    return WindowSet(ws.values[idx], ws.mask[idx], ws.context[idx], ws.events[idx], ws.start[idx],
-                     ws.machine[idx], ws.channels, list(ws.problems))
 
 
 def feats_step(bundle: Any) -> str:

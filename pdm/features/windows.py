@@ -103,6 +103,11 @@ class WindowSet:
                   for k in ("values", "mask", "context", "events", "start", "machine")}
         return WindowSet(**arrays, channels=sets[0].channels, problems=[p for s in sets for p in s.problems])
 
+    def take(self, idx: np.ndarray | slice) -> WindowSet:
+        """The windows ``idx`` (an index array: copies; a slice: views), same channels."""
+        return WindowSet(self.values[idx], self.mask[idx], self.context[idx], self.events[idx], self.start[idx],
+                         self.machine[idx], self.channels, list(self.problems))
+
     def packed(self) -> np.ndarray:
         """values (NaN→0) | mask | context | events stacked on the channel axis: tsai's single-array X."""
         return np.concatenate([np.nan_to_num(self.values), self.mask, self.context, self.events], axis=1).astype(np.float32)

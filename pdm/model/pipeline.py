@@ -154,7 +154,7 @@ def split_calibration(w: WindowSet, features: FeatureConfig,
     n_cal = max(features.min_calibration, span, int(round(len(acts) * features.calibration_frac)))
     if len(acts) - n_cal < max(4, n_cal):
         cal_all = acts if len(acts) else np.arange(n)
-        return w, _subset(w, np.sort(cal_all)), (
+        return w, w.take(np.sort(cal_all)), (
             f"only {len(acts)} healthy windows with the machine running: calibrated on training "
             "windows (in-sample; thresholds may be too low)")
     cal = np.sort(acts[len(acts) - n_cal:])
@@ -167,12 +167,7 @@ def split_calibration(w: WindowSet, features: FeatureConfig,
     fit = np.nonzero(~overlaps)[0]
     if len(fit) < 4:
         fit = np.setdiff1d(np.arange(n), cal)
-    return _subset(w, fit), _subset(w, cal), ""
-
-
-def _subset(w: WindowSet, idx: np.ndarray) -> WindowSet:
-    return WindowSet(w.values[idx], w.mask[idx], w.context[idx], w.events[idx], w.start[idx], w.machine[idx],
-                     w.channels, list(w.problems))
+    return w.take(fit), w.take(cal), ""
 
 
 #: Lowest machine-score threshold (see :class:`pdm.detect.stages.POTThreshold`).

@@ -57,12 +57,19 @@ class ChannelCalibrator:
         return (errors - self.median) / self.iqr
 
     def apply(self, errors: np.ndarray) -> np.ndarray:
-        """Machine score per window: mean of the top-k channel z-scores (≥ 0)."""
-        z = np.nan_to_num(self.channel_scores(errors), nan=-np.inf)
+        """Machine score per window: mean of the top-k channel z-scores (≥ 0).
+
+        NaN where no channel was observed (the machine did not run in the
+        window): no information, which :class:`AlarmRule` skips rather than
+        reading as healthy.
+        """
+        zs = self.channel_scores(errors)
+        seen = np.isfinite(zs).any(axis=1) if zs.ndim == 2 and zs.shape[1] else np.zeros(len(zs), bool)
+        z = np.nan_to_num(zs, nan=-np.inf)
         k = min(self.top_k, z.shape[1])
         top = -np.sort(-z, axis=1)[:, :k]
         top = np.where(np.isfinite(top), top, 0.0)
-        return np.maximum(top.mean(axis=1), 0.0)
+        return np.where(seen, np.maximum(top.mean(axis=1), 0.0), np.nan)
 
     def to_dict(self) -> dict[str, Any]:
         return {"top_k": self.top_k, "median": self.median.tolist(),
@@ -213,6 +220,11 @@ class AlarmRule:
               open_at: int | None = None) -> list[Alarm]:
         """Alarm episodes over a machine's score series (times in ns, ascending).
 
+        A NaN score (the machine did not run in the window) carries no
+        information: it neither counts towards k of n nor towards clearing,
+        so a weekend stop does not split one episode into two. k of n and
+        ``clear_n`` count scored windows only.
+
         To continue a series scored earlier (incremental scoring), put the
         earlier scores first: they give the k-of-n and trend windows their
         history. ``begin`` is the index of the first new score, ``open_at``
@@ -220,7 +232,27 @@ class AlarmRule:
         none was open). Then only episodes active at or after ``begin`` are
         returned, exactly as a run over the whole series would return them.
         """
-        ratio = np.asarray(scores, float) / threshold if threshold > 0 else np.zeros(len(scores))
+        times = np.asarray(times, np.int64)
+        scores = np.asarray(scores, float)
+        if begin >= len(scores) and begin > 0:
+            return []
+        cut = int(times[begin]) if begin > 0 else None
+        scored = np.isfinite(scores)
+        if not scored.all():
+            if open_at is not None and not scored[open_at]:
+                raise ValueError("open_at must index a scored window (the one that raised the episode)")
+            before = np.cumsum(scored) - scored  # scored windows before each index
+            open_at = None if open_at is None else int(before[open_at])
+            begin = int(before[begin]) if begin < len(scores) else int(scored.sum())
+            times, scores = times[scored], scores[scored]
+        alarms = self._episodes(times, scores, threshold, begin, open_at)
+        if cut is not None:
+            alarms = [a for a in alarms if a.end is None or a.end >= cut]
+        return alarms
+
+    def _episodes(self, times: np.ndarray, scores: np.ndarray, threshold: float, begin: int,
+                  open_at: int | None) -> list[Alarm]:
+        ratio = scores / threshold if threshold > 0 else np.zeros(len(scores))
         above = ratio > 1.0
         alarms: list[Alarm] = []
         current: Alarm | None = None
@@ -244,10 +276,6 @@ class AlarmRule:
                 current = None
         if current is not None:
             alarms.append(current)
-        if begin > 0:
-            if begin >= len(ratio):
-                return []
-            alarms = [a for a in alarms if a.end is None or a.end >= int(times[begin])]
         return alarms
 
     def severity(self, peak_ratio: float, ttf: float | None, previous: str = "watch") -> str:

@@ -198,7 +198,8 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
             "speed_max": _finite_or_none(grids[m].speed_max),
             "calibration_windows": len(w),
             "calibration_from": int(w.start.min()), "calibration_scores": {
-                "median": float(np.median(scores)), "max": float(np.max(scores))},
+                "median": _finite_or_none(np.nanmedian(scores)) if np.isfinite(scores).any() else None,
+                "max": _finite_or_none(np.nanmax(scores)) if np.isfinite(scores).any() else None},
         }
     return {"calibration": {"frac": features.calibration_frac, "min": features.min_calibration},
             "rule": AlarmRule().to_dict(), "machines": machines}

@@ -55,3 +55,51 @@ def test_an_episode_open_at_the_cut_keeps_its_start_severity_and_peak():
 def test_no_new_scores_continue_nothing():
     times, scores = _series(1, 50)
     assert AlarmRule().apply(times, scores, 1.0, begin=50) == []
+
+
+def _with_idle_gaps(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """Scores with NaN runs where the machine stood still (nights, weekends)."""
+    times, scores = _series(seed, n)
+    rng = np.random.default_rng(seed + 100)
+    for lo in rng.integers(0, n - 30, 12):
+        scores[lo : lo + rng.integers(2, 30)] = np.nan
+    return times, scores
+
+
+def test_idle_windows_are_skipped_not_read_as_healthy():
+    times = np.arange(80, dtype=np.int64) * HOUR
+    scores = np.full(80, 0.5)
+    scores[20:70] = 2.0
+    scores[35:60] = np.nan  # a weekend stop in the middle of a rising fault
+    alarms = AlarmRule(k=3, n=5, clear_n=6).apply(times, scores, 1.0)
+    assert len(alarms) == 1 and alarms[0].start == times[22] and alarms[0].end == times[75]
+    # Read as zeros, the same stop clears the episode and raises a second one after it.
+    zeros = np.nan_to_num(scores, nan=0.0)
+    assert len(AlarmRule(k=3, n=5, clear_n=6).apply(times, zeros, 1.0)) == 2
+
+
+def test_idle_windows_give_the_episodes_of_the_scored_windows_alone():
+    rule = AlarmRule()
+    for seed in range(4):
+        times, scores = _with_idle_gaps(seed)
+        ok = np.isfinite(scores)
+        assert rule.apply(times, scores, 1.0) == rule.apply(times[ok], scores[ok], 1.0)
+
+
+def test_scoring_in_pieces_with_idle_windows_equals_scoring_at_once():
+    """As the scorer does it: earlier NaN scores are not stored, so the history comes back without them."""
+    rule = AlarmRule()
+    for seed in range(3):
+        times, scores = _with_idle_gaps(seed)
+        whole = rule.apply(times, scores, 1.0)
+        for cut in range(30, len(times) - 1, 11):
+            first = rule.apply(times[:cut], scores[:cut], 1.0)
+            done = [a for a in first if a.end is not None and a.end < times[cut]]
+            still_open = [a for a in first if a.end is None or a.end >= times[cut]]
+            prior = np.isfinite(scores[:cut])
+            pt, ps = times[:cut][prior], scores[:cut][prior]
+            open_at = int(np.searchsorted(pt, still_open[-1].start)) if still_open else None
+            t = np.concatenate([pt, times[cut:]])
+            s = np.concatenate([ps, scores[cut:]])
+            second = rule.apply(t, s, 1.0, begin=len(pt), open_at=open_at)
+            assert done + second == whole, (seed, cut)

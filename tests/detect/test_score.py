@@ -47,7 +47,9 @@ def test_every_machine_gets_a_score_per_window_tagged_with_the_model_version(sco
         assert len(mine) == len(report.machines[m].scores) > 80
         step = pd.Timedelta("2h")  # window ends on the 12 x 10 min stride grid
         assert (mine.index.asi8 % step.value == 0).all()
-        assert np.allclose(mine["ratio"], mine["score"] / mine["threshold"])
+        assert np.allclose(mine["ratio"], mine["score"] / mine["threshold"], equal_nan=True)
+        # a window in which the machine never ran has no score (not a healthy 0), and those are few here
+        assert mine["threshold"].notna().all() and mine["score"].notna().mean() > 0.9
 
 
 def test_the_failing_machine_alarms_after_its_fault_begins_and_before_it_fails(scored):

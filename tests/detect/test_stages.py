@@ -27,6 +27,12 @@ def test_calibration_survives_unobserved_channels():
     assert np.isfinite(cal.apply(np.array([[1.0, np.nan]]))).all()
 
 
+def test_a_window_with_no_counted_channel_has_no_score_rather_than_zero():
+    cal = ChannelCalibrator().fit(np.array([[1.0, 2.0], [1.2, 2.2], [0.8, 1.8]]))
+    scores = cal.apply(np.array([[1.0, 2.0], [np.nan, np.nan], [np.nan, 9.0]]))
+    assert np.isfinite(scores[0]) and np.isnan(scores[1]) and scores[2] > 10
+
+
 def test_pot_threshold_matches_the_known_tail_of_a_generalised_pareto_sample():
     shape, scale, risk = 0.1, 1.0, 1e-3
     scores = genpareto.rvs(shape, scale=scale, size=20_000, random_state=1)

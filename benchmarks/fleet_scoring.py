@@ -87,6 +87,8 @@ TARGET_TOTAL_S = 60.0
 TARGET_P99_MS = 100.0
 TARGET_MACHINES = 1000
 RUNNING = 2  # index of "running" in pdm.features.grid.CONTEXT_CHANNELS
+STEP_HOURS = 1 / 60  # the synthetic windows are one step per minute
+DAY_END_MIN = 20 * 60  # minute of the day at which each synthetic window ends
 THERMAL = (12, 13, 14, 15)  # synthetic channels that follow load with a lag
 
 
@@ -118,7 +120,7 @@ def synthetic_windows(machines: int, channels: int, window: int, seed: int, faul
 
     rng = np.random.default_rng(seed)
     t = np.arange(window, dtype=np.float64)
-    minute = t % 1440
+    minute = (t + (DAY_END_MIN - window)) % 1440  # every window ends at 20:00, inside a shift
     values = np.empty((machines, channels, window), np.float32)
     mask = np.empty((machines, channels, window), np.float32)
     context = np.zeros((machines, len(CONTEXT_CHANNELS), window), np.float32)
@@ -211,12 +213,12 @@ def brief_training(model: Any, ws: Any, steps: int, batch: int, seed: int) -> di
 
 # ----------------------------------------------------------------- scoring
 def errors(model: Any, ws: Any, batch_size: int) -> np.ndarray:
-    """Per-channel errors (n, C) of ``ws``: reconstruct → window_errors with the running gate."""
-    from pdm.detect.errors import RUNNING_MIN, window_errors
+    """Per-channel errors (n, C) of ``ws``: reconstruct → the scorer's running gate (warm-up, minimum count)."""
+    from pdm.detect.errors import gated_errors, step_gate
     from pdm.model.train import reconstruct
 
     recon = reconstruct(model, ws, batch_size=batch_size)["reconstruction"]
-    return window_errors(ws, recon, (ws.context[:, RUNNING] >= RUNNING_MIN).astype(np.float32))
+    return gated_errors(ws, recon, step_gate(ws.context[:, RUNNING], STEP_HOURS))
 
 
 @dataclass

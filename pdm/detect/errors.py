@@ -17,7 +17,7 @@ range in pieces or at once gives the same errors).
 
 A window where the machine ran only briefly (the edge of a weekend stop) has
 an error averaged over a handful of steps, mostly a run-down or a start:
-its channels get no error (NaN, the window scores 0) unless at least
+its channels get no error (NaN; with none left the window has no score) unless at least
 ``MIN_COUNTED`` of the window's steps count.
 """
 
@@ -35,19 +35,17 @@ WARMUP_HOURS = 3.0
 MIN_COUNTED = 0.25
 
 
-def running_gate(grid: MachineGrid, windows: WindowSet, window: int,
-                 warmup_hours: float = WARMUP_HOURS) -> np.ndarray:
-    """(n, T) 1 where a window's step counts (running and warmed up, or running unknown), else 0."""
-    running = grid.context["running"].to_numpy(dtype=float)
-    step_ok = np.where(np.isfinite(running), running >= RUNNING_MIN, True)
-    pos = np.searchsorted(grid.index.asi8, windows.start)
-    if len(pos) == 0:
-        return np.zeros((0, window), np.float32)
-    idx = pos[:, None] + np.arange(window)[None, :]
-    ok = step_ok[idx]
-    step_h = (grid.index[1] - grid.index[0]).total_seconds() / 3600 if len(grid.index) > 1 else 0.0
-    warm_steps = int(round(warmup_hours / step_h)) if step_h > 0 else 0
-    if warm_steps > 0:
+def step_gate(running: np.ndarray, step_hours: float, warmup_hours: float = WARMUP_HOURS) -> np.ndarray:
+    """(n, T) 1 where a step counts, from the windows' ``running`` values (NaN = not recorded).
+
+    A step counts when the machine ran at least :data:`RUNNING_MIN` of it (or
+    the flag was not recorded) and no start lies within ``warmup_hours``
+    before it inside the same window.
+    """
+    running = np.asarray(running, float)
+    ok = np.where(np.isfinite(running), running >= RUNNING_MIN, True)
+    warm_steps = int(round(warmup_hours / step_hours)) if step_hours > 0 else 0
+    if warm_steps > 0 and ok.shape[1] > 1:
         starts = np.zeros_like(ok)
         starts[:, 1:] = ok[:, 1:] & ~ok[:, :-1]
         seen = np.cumsum(starts, axis=1)  # starts up to and including each step
@@ -55,6 +53,17 @@ def running_gate(grid: MachineGrid, windows: WindowSet, window: int,
         before[:, warm_steps:] = seen[:, :-warm_steps]
         ok = ok & (seen - before == 0)  # no start within the last warm_steps steps
     return ok.astype(np.float32)
+
+
+def running_gate(grid: MachineGrid, windows: WindowSet, window: int,
+                 warmup_hours: float = WARMUP_HOURS) -> np.ndarray:
+    """(n, T) :func:`step_gate` of the windows of ``grid`` (its ``running`` context)."""
+    running = grid.context["running"].to_numpy(dtype=float)
+    pos = np.searchsorted(grid.index.asi8, windows.start)
+    if len(pos) == 0:
+        return np.zeros((0, window), np.float32)
+    step_h = (grid.index[1] - grid.index[0]).total_seconds() / 3600 if len(grid.index) > 1 else 0.0
+    return step_gate(running[pos[:, None] + np.arange(window)[None, :]], step_h, warmup_hours)
 
 
 def window_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarray | None = None,
@@ -70,11 +79,17 @@ def window_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarr
         return np.where(count >= max(min_count, 1), err.sum(axis=2) / count, np.nan)
 
 
+def gated_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarray) -> np.ndarray:
+    """:func:`window_errors` under ``gate``, NaN for channels with under :data:`MIN_COUNTED` of the steps."""
+    return window_errors(windows, reconstruction, gate,
+                         min_count=int(np.ceil(MIN_COUNTED * gate.shape[1])) if gate.ndim == 2 else 1)
+
+
 def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: np.ndarray,
                         window: int) -> np.ndarray:
-    """:func:`window_errors` gated by :func:`running_gate` of ``grid``, with :data:`MIN_COUNTED` steps."""
-    return window_errors(windows, reconstruction, running_gate(grid, windows, window),
-                         min_count=int(np.ceil(MIN_COUNTED * window)))
+    """:func:`gated_errors` with the :func:`running_gate` of ``grid``."""
+    return gated_errors(windows, reconstruction, running_gate(grid, windows, window))
 
 
-__all__ = ["MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "grid_windows_errors", "running_gate", "window_errors"]
+__all__ = ["MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "grid_windows_errors", "running_gate",
+           "step_gate", "window_errors"]

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from pdm.detect.errors import running_gate, window_errors
+from pdm.detect.errors import gated_errors, running_gate, step_gate, window_errors
 
 
 def _grid(running: list[float], step: str = "1h") -> SimpleNamespace:
@@ -59,3 +59,22 @@ def test_a_channel_with_too_few_counted_steps_has_no_error():
     ws = SimpleNamespace(values=values, mask=mask)
     err = window_errors(ws, np.zeros_like(values), min_count=3)
     assert err[0, 0] == 1.0 and np.isnan(err[0, 1])
+
+
+def test_the_gate_from_window_context_equals_the_gate_from_the_grid():
+    """Fleet scoring gates on each window's own ``running`` context: the same gate as from the grid."""
+    rng = np.random.default_rng(3)
+    running = np.repeat(rng.random(40) < 0.6, 6).astype(float)  # 10-min steps, stops of an hour or more
+    grid = _grid(running.tolist(), step="10min")
+    starts = _starts(grid, 0, 17, 100, 192)
+    ctx = np.stack([running[p : p + 48] for p in (0, 17, 100, 192)])
+    assert np.array_equal(step_gate(ctx, 1 / 6), running_gate(grid, starts, 48))
+
+
+def test_a_window_that_barely_ran_has_no_errors_at_all():
+    values = np.ones((2, 3, 12), np.float32)
+    ws = SimpleNamespace(values=values, mask=np.ones_like(values))
+    gate = np.ones((2, 12), np.float32)
+    gate[1, 2:] = 0  # ran 2 of 12 steps: under a quarter
+    err = gated_errors(ws, np.zeros_like(values), gate)
+    assert np.isfinite(err[0]).all() and np.isnan(err[1]).all()

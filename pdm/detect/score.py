@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pdm.detect.rootcause import RootCause, explain, rootcause_points
+from pdm.detect.persist import read_history, write_run
+from pdm.detect.rootcause import RootCause, explain
 from pdm.detect.stages import Alarm, AlarmRule, ChannelCalibrator, POTThreshold
 from pdm.store import Store
-from pdm.store.schema import ALARM, ROOTCAUSE, SCORE
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
     res.scores = pd.DataFrame({"score": scores, "threshold": threshold, "ratio": scores / threshold},
                               index=pd.DatetimeIndex(pd.to_datetime(w_end, utc=True), name="time"))
     # Continue episodes from earlier runs.
-    prior_t, prior_s, open_at, prev_top = _history(store, m, bundle.version, int(w_end[0]), rule, stride_ns)
+    prior_t, prior_s, open_at, prev_top = read_history(store, m, bundle.version, int(w_end[0]), rule, stride_ns)
     times = np.concatenate([prior_t, w_end])
     allscores = np.concatenate([prior_s, scores])
     res.alarms = rule.apply(times, allscores, threshold, begin=len(prior_t), open_at=open_at)
@@ -274,7 +274,7 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         rc = res.rootcauses.get(int(a.start))
         res.top_channels[int(a.start)] = rc.top_channel if rc else prev_top.get(int(a.start), "")
     res.status = "alarm" if res.open_alarm else "ok"
-    written = _write(store, res, bundle.version, int(ends[0]), int(ends[-1]) + 1) if write else 0
+    written = write_run(store, res, bundle.version, int(ends[0]), int(ends[-1]) + 1) if write else 0
     return res, written
 
 
@@ -290,88 +290,3 @@ def _fix_work_orders(store: Store, grid: Any, t0: int, t1: int) -> None:
     marks = logs.index[logs["event_type"] == "work_order"] if not logs.empty and "event_type" in logs else []
     grid.context["days_since_work_order"] = _days_since(grid.index, pd.DatetimeIndex(marks))
 
-
-def _history(store: Store, m: str, version: str, first_end: int, rule: AlarmRule,
-             stride_ns: int) -> tuple[np.ndarray, np.ndarray, int | None, dict[int, str]]:
-    """Earlier scores (times, scores) before ``first_end``, the index of a still open episode's start, top channels."""
-    need = max(rule.n, rule.trend_windows, rule.clear_n)
-    alarms = _mine(store.read(ALARM, m, stop=first_end), version)
-    prev_top = {int(t.value): str(v) for t, v in alarms.get("top_channel", pd.Series(dtype=object)).items()}
-    open_start: int | None = None
-    if not alarms.empty:
-        last = alarms.iloc[-1]
-        end_ns = int(last["end_ns"]) if pd.notna(last.get("end_ns")) else 0
-        if end_ns == 0 or end_ns >= first_end:
-            open_start = int(alarms.index[-1].value)
-    lo = first_end - 4 * need * stride_ns
-    if open_start is not None:
-        lo = min(lo, open_start - 4 * need * stride_ns)
-    prior = _mine(store.read(SCORE, m, lo, first_end, fields=["score"]), version)
-    t = prior.index.asi8.astype(np.int64)
-    s = prior["score"].to_numpy(float) if len(prior) else np.zeros(0)
-    open_at = None
-    if open_start is not None:
-        hit = np.nonzero(t == open_start)[0]
-        if len(hit):
-            open_at = int(hit[0])
-        else:
-            log.warning("%s: open alarm at %s has no stored score; its episode restarts", m,
-                        pd.Timestamp(open_start, tz="UTC"))
-    keep = max(0, (open_at if open_at is not None else len(t)) - need)
-    if open_at is not None:
-        open_at -= keep
-    return t[keep:], s[keep:], open_at, prev_top
-
-
-def _mine(frame: pd.DataFrame, version: str) -> pd.DataFrame:
-    if frame.empty or "model_version" not in frame:
-        return frame.iloc[0:0]
-    return frame[frame["model_version"] == version]
-
-
-def _alarm_points(res: MachineScore, version: str) -> list[dict[str, Any]]:
-    last_ns = int(res.scores.index[-1].value)
-    out = []
-    for a in res.alarms:
-        out.append({"measurement": ALARM, "tags": {"machine": res.machine, "model_version": version},
-                    "time": int(a.start), "fields": {
-                        "severity": a.severity, "status": "open" if a.end is None else "closed",
-                        "end_ns": int(a.end or 0), "last_ns": int(a.end if a.end is not None else last_ns),
-                        "peak_ratio": float(a.peak_ratio),
-                        "ttf_hours": float(a.ttf_hours) if a.ttf_hours is not None else -1.0,
-                        "top_channel": res.top_channels.get(int(a.start), "")}})
-    return out
-
-
-def _write(store: Store, res: MachineScore, version: str, lo: int, hi: int) -> int:
-    frame = res.scores.copy()
-    frame["machine"], frame["model_version"] = res.machine, version
-    n = store.write(frame, SCORE, ["machine", "model_version"], ["score", "threshold", "ratio"]).written
-    # Episodes may shift when a range is re-scored: drop this version's alarms and root causes that
-    # start in the range (keeping other versions' points), then write the current ones.
-    for meas in (ALARM, ROOTCAUSE):
-        old = store.read(meas, res.machine, lo, hi)
-        if old.empty:
-            continue
-        others = old[old["model_version"] != version] if "model_version" in old else old
-        store.delete(meas, lo, hi, res.machine)
-        if len(others):
-            store.write(_frame_points(others, meas))
-    points = _alarm_points(res, version)
-    for rc in res.rootcauses.values():
-        points += rootcause_points(rc, res.machine, version)
-    if points:
-        n += store.write(points).written
-    return n
-
-
-def _frame_points(frame: pd.DataFrame, measurement: str) -> list[dict[str, Any]]:
-    tags = list(frame.attrs.get("tags", ()))
-    fields = [c for c in frame.columns if c not in tags and c != "measurement"]
-    out = []
-    for t, row in frame.iterrows():
-        out.append({"measurement": measurement, "time": int(pd.Timestamp(t).value),
-                    "tags": {k: row[k] for k in tags if isinstance(row[k], str) and row[k]},
-                    "fields": {k: (int(row[k]) if isinstance(row[k], (np.integer,)) else row[k])
-                               for k in fields if pd.notna(row[k])}})
-    return out

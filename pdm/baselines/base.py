@@ -45,14 +45,6 @@ def check_fit_windows(windows: WindowSet, minimum: int = 4) -> None:
         raise ValueError(f"windows.values must be (n, C, T), got shape {windows.values.shape}")
 
 
-def masked_channel_mean(per_step: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean of ``per_step`` (n, C, T) over observed steps → (n, C); NaN where nothing observed."""
-    count = mask.sum(axis=2)
-    total = (np.nan_to_num(per_step) * mask).sum(axis=2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
 def calibrated_scores(fit_errors: np.ndarray, errors: np.ndarray, top_k: int = 3) -> tuple[ChannelCalibrator, np.ndarray, np.ndarray]:
     """Fit a :class:`ChannelCalibrator` on healthy errors; return it, healthy scores and scores."""
     cal = ChannelCalibrator(top_k=top_k).fit(fit_errors)

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pdm.baselines.base import check_fit_windows, masked_channel_mean
+from pdm.baselines.base import check_fit_windows
+from pdm.detect.errors import masked_mean
 from pdm.features import WindowSet
 
 
@@ -88,7 +89,7 @@ class PCAT2Q:
         return np.where(windows.mask > 0, per, np.nan)
 
     def errors(self, windows: WindowSet) -> np.ndarray:
-        return masked_channel_mean(self.step_errors(windows), windows.mask)
+        return masked_mean(self.step_errors(windows), windows.mask)
 
 
 def window_features(windows: WindowSet) -> np.ndarray:

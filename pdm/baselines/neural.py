@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pdm.baselines.base import check_fit_windows, masked_channel_mean, seed_all
+from pdm.baselines.base import check_fit_windows, seed_all
+from pdm.detect.errors import masked_mean
 from pdm.features import WindowSet
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ class _AEDetector:
         return np.where(m > 0, np.abs(v - _predict(self.net_, x)), np.nan)
 
     def errors(self, windows: WindowSet) -> np.ndarray:
-        return masked_channel_mean(self.step_errors(windows), windows.mask)
+        return masked_mean(self.step_errors(windows), windows.mask)
 
 
 @dataclass
@@ -246,7 +247,7 @@ class TSTMVP:
         return self
 
     def errors(self, windows: WindowSet) -> np.ndarray:
-        return masked_channel_mean(self.step_errors(windows), windows.mask)
+        return masked_mean(self.step_errors(windows), windows.mask)
 
     @torch.no_grad()
     def step_errors(self, windows: WindowSet) -> np.ndarray:

@@ -66,6 +66,17 @@ def running_gate(grid: MachineGrid, windows: WindowSet, window: int,
     return step_gate(running[pos[:, None] + np.arange(window)[None, :]], step_h, warmup_hours)
 
 
+def masked_mean(per_step: np.ndarray, mask: np.ndarray, min_count: int = 1) -> np.ndarray:
+    """Mean of ``per_step`` (n, C, T) over the steps where ``mask`` is 1 → (n, C).
+
+    NaN where fewer than ``min_count`` (at least 1) steps count.
+    """
+    count = mask.sum(axis=2)
+    total = (np.nan_to_num(per_step) * mask).sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count >= max(min_count, 1), total / np.maximum(count, 1), np.nan)
+
+
 def window_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarray | None = None,
                   min_count: int = 1) -> np.ndarray:
     """Mean absolute error per window and channel over observed (and gated) steps: (n, C).
@@ -73,10 +84,7 @@ def window_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarr
     NaN where fewer than ``min_count`` (at least 1) steps of the channel count.
     """
     mask = windows.mask if gate is None else windows.mask * gate[:, None, :]
-    err = np.abs(np.nan_to_num(windows.values) - reconstruction) * mask
-    count = mask.sum(axis=2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count >= max(min_count, 1), err.sum(axis=2) / count, np.nan)
+    return masked_mean(np.abs(np.nan_to_num(windows.values) - reconstruction), mask, min_count)
 
 
 def gated_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarray) -> np.ndarray:
@@ -91,5 +99,5 @@ def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: n
     return gated_errors(windows, reconstruction, running_gate(grid, windows, window))
 
 
-__all__ = ["MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "grid_windows_errors", "running_gate",
+__all__ = ["MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "grid_windows_errors", "masked_mean", "running_gate",
            "step_gate", "window_errors"]

@@ -263,8 +263,10 @@ def reconstruct(model: TSHAE, windows: WindowSet, batch_size: int = 64, need_map
 
 
 def channel_errors(windows: WindowSet, reconstruction: np.ndarray) -> np.ndarray:
-    """Mean absolute error per window and channel over observed values: (n, C), NaN if unobserved."""
-    err = np.abs(np.nan_to_num(windows.values) - reconstruction) * windows.mask
-    count = windows.mask.sum(axis=2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, err.sum(axis=2) / count, np.nan)
+    """Mean absolute error per window and channel over observed values: (n, C), NaN if unobserved.
+
+    Every observed step counts; scoring gates by running (:mod:`pdm.detect.errors`).
+    """
+    from pdm.detect.errors import window_errors
+
+    return window_errors(windows, reconstruction)

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     import torch
 
     from pdm.detect.score import score_machines
-    from pdm.evaluate.run import evaluate, format_table
+    from pdm.evaluate.run import evaluate
     from pdm.model.pipeline import FeatureConfig, train_fleet
     from pdm.model.train import TrainConfig
     from pdm.store.embedded import EmbeddedStore
@@ -75,6 +75,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     res: dict[str, Any] = {"config": vars(args).copy(), "load_avg": {"start": load_avg()}, "timings_s": {}}
     store = EmbeddedStore(tmp / "plant.duckdb")
+    if args.rescore:
+        return rescore(args, tmp, store, res)
     cfg = fleet_config(ROOT / "sensors_sim/plants/default.toml", machines=args.machines, seed=args.seed)
     t = time.perf_counter()
     print(f"[1/4] simulating {args.machines} machines x {args.days} days (seed {args.seed})", flush=True)
@@ -115,6 +117,48 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         res["thresholds"] = threshold_methods(tr.path)
         print("[4/4] evaluating", flush=True)
         ev = evaluate(store, None, start=split, stop=end, model_version=sc.model_version)
+    return finish(args, tmp, store, res, ev, split, end)
+
+
+def rescore(args: argparse.Namespace, tmp: Path, store: Any, res: dict[str, Any]) -> dict[str, Any]:
+    """``--rescore``: the kept run's store and trained weights, calibrated and scored by the current code."""
+    import pandas as pd
+
+    from pdm.detect.score import score_machines
+    from pdm.evaluate.run import evaluate
+    from pdm.model import registry
+    from pdm.model.directory import load
+    from pdm.model.pipeline import recalibrate
+
+    kept = load(registry.production_path(tmp / "models"))
+    start = pd.Timestamp(kept.metadata["data"]["start"])
+    split, end = start + pd.Timedelta(days=args.train_days), start + pd.Timedelta(days=args.days)
+    if pd.Timestamp(kept.metadata["data"]["stop"]) != split:
+        raise SystemExit(f"--rescore: the kept model trained up to {kept.metadata['data']['stop']}, not {split}: "
+                         "give the kept run's --days / --train-days")
+    t = time.perf_counter()
+    print(f"[1/3] recalibrating model {kept.version} (kept weights) with the current scorer", flush=True)
+    path = recalibrate(store, kept, tmp / "models")
+    res["rescored"] = {"kept_version": kept.version, "note": "simulation and trained weights from the kept run "
+                       "(--keep); calibration, scoring and evaluation by the current code"}
+    res["timings_s"]["recalibrate"] = round(time.perf_counter() - t, 1)
+    print(f"[2/3] scoring {split:%Y-%m-%d} .. {end:%Y-%m-%d}", flush=True)
+    t = time.perf_counter()
+    sc = score_machines(store, path, start=split, stop=end, progress=not args.no_progress)
+    res["timings_s"]["scoring"] = round(time.perf_counter() - t, 1)
+    res["scoring"] = {"windows": int(sum(len(r.scores) for r in sc.machines.values())),
+                      "skipped": sc.skipped, "model_version": sc.model_version}
+    res["thresholds"] = threshold_methods(path)
+    print("[3/3] evaluating", flush=True)
+    ev = evaluate(store, None, start=split, stop=end, model_version=sc.model_version)
+    return finish(args, tmp, store, res, ev, split, end)
+
+
+def finish(args: argparse.Namespace, tmp: Path, store: Any, res: dict[str, Any], ev: Any, split: Any,
+           end: Any) -> dict[str, Any]:
+    """Targets, intervals and analysis of an evaluation."""
+    from pdm.evaluate.run import format_table
+
     print(format_table(ev), flush=True)
     m = ev.events
     res["evaluation"] = ev.to_dict()
@@ -259,7 +303,8 @@ def markdown(res: dict[str, Any]) -> str:
         + (" — other jobs shared the 2 cores: timings are inflated, metrics are not affected."
            if max(res['load_avg']['start'], res['load_avg']['end']) > 1.5 else "."),
         "Timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in res["timings_s"].items()) + ".",
-        "",
+        *([f"Rescored (`--rescore`): {res['rescored']['note']}; trained model {res['rescored']['kept_version']}.", ""]
+          if res.get("rescored") else [""]),
         "| target | goal | measured | 95 % interval | met |",
         "|---|---|---:|---|:---:|",
     ]
@@ -327,6 +372,9 @@ def main() -> int:
     ap.add_argument("--out", help="results name (default detection or detection_quick)")
     ap.add_argument("--keep", metavar="DIR", help="keep the store and models in DIR (default: a temporary folder)")
     ap.add_argument("--report", action="store_true", help="also write the HTML report (into --keep DIR)")
+    ap.add_argument("--rescore", action="store_true",
+                    help="with --keep DIR of an earlier run (same --days/--train-days): recalibrate its trained model "
+                         "and score again with the current code, without simulating or training")
     args = ap.parse_args()
     if args.quick:
         # Seed 2027's 6-machine fleet has two failures after day 14 (days 31 and 41).
@@ -334,6 +382,8 @@ def main() -> int:
         args.window, args.stride, args.d_model = 72, 24, 32
     import torch
 
+    if args.rescore and not (args.keep and (Path(args.keep) / "plant.duckdb").exists()):
+        ap.error("--rescore needs --keep DIR of an earlier run")
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
         res = run(args, Path(args.keep))

@@ -214,9 +214,10 @@ def brief_training(model: Any, ws: Any, steps: int, batch: int, seed: int) -> di
 # ----------------------------------------------------------------- scoring
 def errors(model: Any, ws: Any, batch_size: int) -> np.ndarray:
     """Per-channel errors (n, C) of ``ws``: reconstruct → the scorer's running gate (warm-up, minimum count)."""
-    from pdm.detect.errors import gated_errors, step_gate
+    from pdm.detect.errors import gated_errors, hide_steps, step_gate
     from pdm.model.train import reconstruct
 
+    ws = hide_steps(ws, ws.context[:, RUNNING])  # stopped steps hidden from the model, as the scorer does
     recon = reconstruct(model, ws, batch_size=batch_size)["reconstruction"]
     return gated_errors(ws, recon, step_gate(ws.context[:, RUNNING], STEP_HOURS))
 

@@ -66,6 +66,36 @@ def running_gate(grid: MachineGrid, windows: WindowSet, window: int,
     return step_gate(running[pos[:, None] + np.arange(window)[None, :]], step_h, warmup_hours)
 
 
+def hide_stopped(grid: MachineGrid, windows: WindowSet, window: int) -> WindowSet:
+    """A copy of ``windows`` whose stopped steps are unobserved (value NaN, mask 0) in every channel.
+
+    The model's input when errors are scored: shown a stop's idle vibration
+    and cooling temperatures, the reconstruction of the running steps around
+    it is pulled towards them (the window before a weekend stop scored 5-30×
+    an ordinary one, and set thresholds); hidden, the model fills those steps
+    from the context as it does any missing value. Steps whose ``running``
+    flag was not recorded stay as they are.
+    """
+    running = grid.context["running"].to_numpy(dtype=float)
+    pos = np.searchsorted(grid.index.asi8, windows.start)
+    if len(pos) == 0:
+        return windows
+    return hide_steps(windows, running[pos[:, None] + np.arange(window)[None, :]])
+
+
+def hide_steps(windows: WindowSet, running: np.ndarray) -> WindowSet:
+    """:func:`hide_stopped` from the windows' own ``running`` values (n, T) (NaN = not recorded)."""
+    import dataclasses
+
+    r = np.asarray(running, float)
+    stopped = np.isfinite(r) & (r < RUNNING_MIN)
+    if not stopped.any():
+        return windows
+    values = np.where(stopped[:, None, :], np.nan, windows.values).astype(np.float32)
+    mask = np.where(stopped[:, None, :], 0.0, windows.mask).astype(np.float32)
+    return dataclasses.replace(windows, values=values, mask=mask)
+
+
 def masked_mean(per_step: np.ndarray, mask: np.ndarray, min_count: int = 1) -> np.ndarray:
     """Mean of ``per_step`` (n, C, T) over the steps where ``mask`` is 1 → (n, C).
 
@@ -99,5 +129,5 @@ def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: n
     return gated_errors(windows, reconstruction, running_gate(grid, windows, window))
 
 
-__all__ = ["MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "grid_windows_errors", "masked_mean", "running_gate",
+__all__ = ["MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "grid_windows_errors", "hide_steps", "hide_stopped", "masked_mean", "running_gate",
            "step_gate", "window_errors"]

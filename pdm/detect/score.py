@@ -207,7 +207,7 @@ def score_machines(store: Store, bundle_or_path: Any = None, machines: list[str]
 
 def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None, step_ns: int,
                window: int, stride: int, write: bool) -> tuple[MachineScore, int]:
-    from pdm.detect.errors import grid_windows_errors
+    from pdm.detect.errors import grid_windows_errors, hide_stopped
     from pdm.features import align_machine, make_windows
     from pdm.model.train import reconstruct
 
@@ -243,6 +243,7 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         res.status, res.message = "no data", f"{m}: no observed data in the windows"
         return res, 0
     w_end = ws.start + window_ns
+    ws = hide_stopped(grid, ws, window)  # as calibration saw them
     recon = reconstruct(bundle.model, ws)["reconstruction"]
     err = grid_windows_errors(grid, ws, recon, window)
     z = calib.channel_scores(err)

@@ -91,16 +91,8 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
             continue
         report.problems += w.problems
         scalers[m], sets[m] = scaler, w
-    # Calibration windows: the last ~20 % of each machine's healthy windows, unseen in training
-    # (in-sample errors are too optimistic for thresholds).
-    fit_sets, cal_sets = {}, {}
-    from pdm.detect.errors import running_gate
-
-    for m, w in sets.items():
-        active = np.asarray(running_gate(grids[m], w, features.window).any(axis=1), dtype=bool)  # the machine ran in it
-        fit_sets[m], cal_sets[m], note = split_calibration(w, features, active)
-        if note:
-            report.problems.append(f"{m}: {note}")
+    fit_sets, cal_sets, notes = split_sets(grids, sets, features)
+    report.problems += notes
     if not sets:
         raise ValueError("no machine has enough healthy windows: " + "; ".join(f"{k}: {v}" for k, v in report.skipped.items()))
     for p in report.problems:
@@ -131,6 +123,69 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     report.path = save(bundle, models_dir)
     report.machines, report.metrics = sorted(sets), metrics
     return report
+
+
+def split_sets(grids: dict[str, MachineGrid], sets: dict[str, WindowSet],
+               features: FeatureConfig) -> tuple[dict[str, WindowSet], dict[str, WindowSet], list[str]]:
+    """Training and calibration windows of each machine, and notes.
+
+    Calibration windows: the last ~20 % of each machine's healthy windows in
+    which it ran, unseen in training (in-sample errors are too optimistic for
+    thresholds); see :func:`split_calibration`.
+    """
+    from pdm.detect.errors import running_gate
+
+    fit_sets, cal_sets, notes = {}, {}, []
+    for m, w in sets.items():
+        active = np.asarray(running_gate(grids[m], w, features.window).any(axis=1), dtype=bool)  # the machine ran in it
+        fit_sets[m], cal_sets[m], note = split_calibration(w, features, active)
+        if note:
+            notes.append(f"{m}: {note}")
+    return fit_sets, cal_sets, notes
+
+
+def recalibrate(store: Store, bundle: ModelBundle, models_dir: str | Path, *, start: Any = None,
+                stop: Any = None) -> Path:
+    """Refit a trained model's detection calibration without retraining; saves it as a new version.
+
+    The per-machine error calibrators, thresholds and healthy attention
+    baselines are fitted again with the current scoring code on the
+    calibration windows of ``[start, stop)`` (default: the model's training
+    range, whose split into training and calibration windows is then the
+    one training made). Machines without enough healthy windows there keep
+    their calibration. For a changed scorer (errors, thresholds) or a new
+    healthy period; the weights and scalers are unchanged.
+    """
+    import dataclasses
+
+    data = bundle.metadata.get("data", {})
+    start = pd.Timestamp(start if start is not None else data["start"])
+    stop = pd.Timestamp(stop if stop is not None else data["stop"])
+    known = {f.name for f in dataclasses.fields(FeatureConfig)}
+    features = FeatureConfig(**{k: v for k, v in bundle.config.get("features", {}).items() if k in known})
+    channels = list(bundle.model.cfg.channel_names)
+    labels = read_labels(store)
+    grids, _ = build_grids(store, sorted(bundle.scalers), start, stop, features.step)
+    sets = {}
+    for m, g in grids.items():
+        g.sensors = g.sensors.reindex(columns=channels)
+        healthy = ~excluded_steps(g.index, labels, m)
+        w = make_windows(g, bundle.scalers[m], features.window, features.stride, exclude=~healthy)
+        if len(w) >= features.min_windows:
+            sets[m] = w
+        else:
+            log.warning("%s: only %d healthy windows in %s .. %s; keeps its calibration", m, len(w), start, stop)
+    if not sets:
+        raise ValueError(f"no machine has {features.min_windows} healthy windows in {start} .. {stop} to recalibrate on")
+    _, cal_sets, notes = split_sets(grids, sets, features)
+    for n in notes:
+        log.warning("%s", n)
+    detect = calibrate(bundle.model, cal_sets, {m: grids[m] for m in cal_sets}, features)
+    machines = {**bundle.detect.get("machines", {}), **detect["machines"]}
+    meta = {**bundle.metadata, "recalibrated": {"from_version": bundle.version, "start": str(start),
+                                                 "stop": str(stop), "machines": sorted(cal_sets)}}
+    return save(dataclasses.replace(bundle, detect={**detect, "machines": machines}, metadata=meta, path=None,
+                                    version=""), models_dir)
 
 
 def split_calibration(w: WindowSet, features: FeatureConfig,
@@ -186,7 +241,10 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
     from pdm.detect.stages import AlarmRule, ChannelCalibrator, POTThreshold
 
     machines: dict[str, Any] = {}
+    from pdm.detect.errors import hide_stopped
+
     for m, w in cal_sets.items():
+        w = hide_stopped(grids[m], w, features.window)
         out = reconstruct(model, w, need_maps=True)
         err = grid_windows_errors(grids[m], w, out["reconstruction"], features.window)
         calib = ChannelCalibrator().fit(err, min_rel_spread=MIN_REL_SPREAD)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
-from pdm.detect.errors import gated_errors, running_gate, step_gate, window_errors
+from pdm.detect.errors import gated_errors, hide_steps, running_gate, step_gate, window_errors
 
 
 def _grid(running: list[float], step: str = "1h") -> SimpleNamespace:
@@ -78,3 +79,22 @@ def test_a_window_that_barely_ran_has_no_errors_at_all():
     gate[1, 2:] = 0  # ran 2 of 12 steps: under a quarter
     err = gated_errors(ws, np.zeros_like(values), gate)
     assert np.isfinite(err[0]).all() and np.isnan(err[1]).all()
+
+
+@dataclasses.dataclass
+class _W:
+    values: np.ndarray
+    mask: np.ndarray
+
+
+def test_stopped_steps_are_hidden_from_the_model_and_unrecorded_ones_are_not():
+    values = np.arange(24, dtype=np.float32).reshape(1, 2, 12)
+    w = _W(values.copy(), np.ones_like(values))
+    running = np.array([[1, 1, 1, 0, 0, 0.5, np.nan, np.nan, 1, 1, 0.95, 1]], float)
+    hidden = hide_steps(w, running)
+    stopped = [3, 4, 5]
+    assert (hidden.mask[0][:, stopped] == 0).all() and np.isnan(hidden.values[0][:, stopped]).all()
+    kept = [i for i in range(12) if i not in stopped]
+    assert (hidden.mask[0][:, kept] == 1).all() and np.array_equal(hidden.values[0][:, kept], values[0][:, kept])
+    assert w.mask.all() and np.isfinite(w.values).all()  # the input is not modified
+    assert hide_steps(w, np.ones((1, 12))) is w

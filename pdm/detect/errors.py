@@ -67,14 +67,16 @@ def running_gate(grid: MachineGrid, windows: WindowSet, window: int,
 
 
 def hide_stopped(grid: MachineGrid, windows: WindowSet, window: int) -> WindowSet:
-    """A copy of ``windows`` whose stopped steps are unobserved (value NaN, mask 0) in every channel.
+    """A copy of ``windows`` whose stopped steps are unobserved (value NaN, mask 0) except in temperatures.
 
     The model's input when errors are scored: shown a stop's idle vibration
-    and cooling temperatures, the reconstruction of the running steps around
-    it is pulled towards them (the window before a weekend stop scored 5-30×
-    an ordinary one, and set thresholds); hidden, the model fills those steps
-    from the context as it does any missing value. Steps whose ``running``
-    flag was not recorded stay as they are.
+    (noise: crest factor and kurtosis of nothing), the reconstruction of the
+    running steps beside it was pulled towards it (the window before a
+    weekend stop scored 5-30× an ordinary one, and set thresholds); hidden,
+    the model fills those steps from the context as it does any missing
+    value. Temperatures stay: their course while stopped is the thermal state
+    the restart begins from. Steps whose ``running`` flag was not recorded
+    stay as they are.
     """
     running = grid.context["running"].to_numpy(dtype=float)
     pos = np.searchsorted(grid.index.asi8, windows.start)
@@ -83,16 +85,22 @@ def hide_stopped(grid: MachineGrid, windows: WindowSet, window: int) -> WindowSe
     return hide_steps(windows, running[pos[:, None] + np.arange(window)[None, :]])
 
 
+#: Channels (by id prefix) that keep their stopped steps: see :func:`hide_stopped`.
+KEPT_WHEN_STOPPED = ("temperature.",)
+
+
 def hide_steps(windows: WindowSet, running: np.ndarray) -> WindowSet:
     """:func:`hide_stopped` from the windows' own ``running`` values (n, T) (NaN = not recorded)."""
     import dataclasses
 
     r = np.asarray(running, float)
     stopped = np.isfinite(r) & (r < RUNNING_MIN)
-    if not stopped.any():
+    hide = np.array([not str(c).startswith(KEPT_WHEN_STOPPED) for c in windows.channels], bool)
+    if not stopped.any() or not hide.any():
         return windows
-    values = np.where(stopped[:, None, :], np.nan, windows.values).astype(np.float32)
-    mask = np.where(stopped[:, None, :], 0.0, windows.mask).astype(np.float32)
+    where = stopped[:, None, :] & hide[None, :, None]
+    values = np.where(where, np.nan, windows.values).astype(np.float32)
+    mask = np.where(where, 0.0, windows.mask).astype(np.float32)
     return dataclasses.replace(windows, values=values, mask=mask)
 
 
@@ -129,5 +137,5 @@ def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: n
     return gated_errors(windows, reconstruction, running_gate(grid, windows, window))
 
 
-__all__ = ["MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "grid_windows_errors", "hide_steps", "hide_stopped", "masked_mean", "running_gate",
+__all__ = ["MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "KEPT_WHEN_STOPPED", "grid_windows_errors", "hide_steps", "hide_stopped", "masked_mean", "running_gate",
            "step_gate", "window_errors"]

@@ -85,16 +85,19 @@ def test_a_window_that_barely_ran_has_no_errors_at_all():
 class _W:
     values: np.ndarray
     mask: np.ndarray
+    channels: list[str]
 
 
-def test_stopped_steps_are_hidden_from_the_model_and_unrecorded_ones_are_not():
-    values = np.arange(24, dtype=np.float32).reshape(1, 2, 12)
-    w = _W(values.copy(), np.ones_like(values))
+def test_stopped_steps_are_hidden_from_the_model_except_temperatures_and_unrecorded_ones():
+    values = np.arange(36, dtype=np.float32).reshape(1, 3, 12)
+    w = _W(values.copy(), np.ones_like(values), ["vibration.de.crest", "temperature.bearing.celsius", "process.current_a"])
     running = np.array([[1, 1, 1, 0, 0, 0.5, np.nan, np.nan, 1, 1, 0.95, 1]], float)
     hidden = hide_steps(w, running)
     stopped = [3, 4, 5]
-    assert (hidden.mask[0][:, stopped] == 0).all() and np.isnan(hidden.values[0][:, stopped]).all()
     kept = [i for i in range(12) if i not in stopped]
-    assert (hidden.mask[0][:, kept] == 1).all() and np.array_equal(hidden.values[0][:, kept], values[0][:, kept])
+    for c in (0, 2):  # vibration and process: hidden while stopped
+        assert (hidden.mask[0, c, stopped] == 0).all() and np.isnan(hidden.values[0, c, stopped]).all()
+        assert (hidden.mask[0, c, kept] == 1).all() and np.array_equal(hidden.values[0, c, kept], values[0, c, kept])
+    assert hidden.mask[0, 1].all() and np.array_equal(hidden.values[0, 1], values[0, 1])  # the temperature stays
     assert w.mask.all() and np.isfinite(w.values).all()  # the input is not modified
     assert hide_steps(w, np.ones((1, 12))) is w

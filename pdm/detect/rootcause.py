@@ -4,7 +4,8 @@ For an alarm's first window (the one that raised it) a :class:`RootCause`
 holds
 
 - the channels ranked by their share of the machine score (positive robust
-  z-scores of the reconstruction error, normalised to sum to 1);
+  z-scores of the reconstruction error, normalised to sum to 1), the
+  machine's own before its surroundings' (:data:`ENVIRONMENT`);
 - per channel, how much the window's spatial attention (sensor × sensor)
   moved away from the machine's healthy baseline: the L1 change of the
   channel's row and column;
@@ -32,6 +33,13 @@ from pdm.store.schema import ROOTCAUSE
 
 TOP_CHANNELS = 5
 TOP_LOGS = 5
+#: Channels of the machine's surroundings (by id): ranked after the machine's own, whatever their share.
+ENVIRONMENT = (".ambient.",)
+
+
+def is_environment(channel: str) -> bool:
+    """True for a channel that measures the surroundings (ambient temperature), not the machine."""
+    return any(key in channel for key in ENVIRONMENT)
 
 
 @dataclass
@@ -86,7 +94,10 @@ def explain(*, alarm_ns: int, channels: list[str], zscores: np.ndarray, spatial:
         baseline = np.full((c, c), np.nan)
     base = np.asarray(baseline, float)
     change = attention_change(spatial, base)
-    order = sorted(range(c), key=lambda j: (-contribution[j], -np.nan_to_num(z[j], nan=-np.inf), channels[j]))
+    # The surroundings cannot be a machine's fault (a warm spring lifts the ambient temperature):
+    # they keep their share of the score but come after every channel of the machine itself.
+    order = sorted(range(c), key=lambda j: (is_environment(channels[j]), -contribution[j],
+                                            -np.nan_to_num(z[j], nan=-np.inf), channels[j]))
     ranked = [{"channel": channels[j], "contribution": float(contribution[j]),
                "zscore": float(z[j]) if np.isfinite(z[j]) else float("nan"),
                "attention_change": float(change[j]) if np.isfinite(change[j]) else float("nan")}

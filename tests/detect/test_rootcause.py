@@ -1,0 +1,45 @@
+"""explain(): channels by share of the score (the machine's own first), log entries by cross-modal attention."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pdm.detect.rootcause import explain
+
+STEP = 600 * 10**9
+CHANNELS = ["temperature.ambient.celsius", "temperature.bearing.celsius", "vibration.de.band_bpfo",
+            "vibration.de.rms"]
+
+
+def _explain(z, logs=None, cross=None):
+    c, n = len(CHANNELS), 4
+    cross = np.full((c, n + 1), 1.0 / (n + 1)) if cross is None else cross
+    return explain(alarm_ns=8 * STEP, channels=CHANNELS, zscores=np.asarray(z, float), spatial=np.eye(c),
+                   baseline=np.eye(c), cross=cross, temporal=None, window_start_ns=0, step_ns=STEP, window=8,
+                   patch=2, log_entries=logs if logs is not None else pd.DataFrame())
+
+
+def test_channels_rank_by_their_share_of_the_score_and_the_shares_sum_to_one():
+    rc = _explain([0.0, 2.0, 6.0, -1.0])
+    assert [c["channel"] for c in rc.channels[:2]] == ["vibration.de.band_bpfo", "temperature.bearing.celsius"]
+    assert rc.channels[0]["contribution"] == 0.75 and abs(sum(c["contribution"] for c in rc.channels) - 1) < 1e-9
+    assert rc.top_channel == "vibration.de.band_bpfo"
+
+
+def test_the_ambient_temperature_comes_after_the_machines_own_channels_but_keeps_its_share():
+    rc = _explain([9.0, 1.0, 3.0, 0.5])
+    ranked = [c["channel"] for c in rc.channels]
+    assert ranked == ["vibration.de.band_bpfo", "temperature.bearing.celsius", "vibration.de.rms",
+                      "temperature.ambient.celsius"]
+    assert rc.channels[-1]["contribution"] == 9.0 / 13.5
+
+
+def test_log_entries_are_weighted_by_the_attention_their_patch_received():
+    cross = np.zeros((4, 5))
+    cross[:, 2] = 1.0  # every channel attends to the event token of patch 2 (steps 4-5)
+    logs = pd.DataFrame({"event_type": ["observation", "inspection"], "message": ["noise", "ok"]},
+                        index=pd.to_datetime([4 * STEP + 1, 1 * STEP], unit="ns", utc=True))
+    rc = _explain([0.0, 1.0, 3.0, 0.0], logs, cross)
+    assert rc.logs[0]["message"] == "noise" and rc.logs[0]["weight"] > 0.99
+    assert rc.logs[1]["weight"] == 0.0

@@ -33,7 +33,9 @@ its own reconstructions, as an int8 edge deployment would be.
 Scoring path per request (as in :func:`pdm.detect.score._score_one`, without
 the store): :func:`pdm.model.train.reconstruct` (no_grad, eval) →
 :func:`pdm.detect.errors.window_errors` with the observed mask and the
-running gate (``running >= RUNNING_MIN`` from the window's context) →
+scorer's gate (stopped vibration/process steps hidden from the model,
+``pdm.detect.errors.step_gate`` on the window's ``running`` context: running,
+warm-up, a quarter of the window counted) →
 ``ChannelCalibrator.apply`` → ``POTThreshold.apply`` → ``AlarmRule.apply``
 over a short history (the machine's 5 previous scores, healthy ones drawn
 from the calibration scores, then the new one).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,11 +105,7 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     model, metrics = train(windows, model_cfg, train_cfg)
     errors = {}
     for m, w in sets.items():
-        err = channel_errors(w, reconstruct(model, w)["reconstruction"])
-        with np.errstate(all="ignore"):
-            q1, med, q3 = np.nanpercentile(err, [25, 50, 75], axis=0)
-        errors[m] = {"median": np.nan_to_num(med, nan=0.0).tolist(),
-                     "iqr": np.where(np.isfinite(q3 - q1) & (q3 - q1 > 0), q3 - q1, 1e-3).tolist()}
+        errors[m] = error_stats(channel_errors(w, reconstruct(model, w)["reconstruction"]))
     detect = calibrate(model, cal_sets, {m: grids[m] for m in cal_sets}, features)
     for m, d in detect["machines"].items():
         if d["threshold"].get("note"):
@@ -123,6 +120,15 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     report.path = save(bundle, models_dir)
     report.machines, report.metrics = sorted(sets), metrics
     return report
+
+
+def error_stats(err: np.ndarray) -> dict[str, list[float]]:
+    """Per-channel median and IQR of healthy errors (n, C); a channel never observed: 0 and 1e-3."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels: handled below
+        q1, med, q3 = np.nanpercentile(err, [25, 50, 75], axis=0)
+    return {"median": np.nan_to_num(med, nan=0.0).tolist(),
+            "iqr": np.where(np.isfinite(q3 - q1) & (q3 - q1 > 0), q3 - q1, 1e-3).tolist()}
 
 
 def split_sets(grids: dict[str, MachineGrid], sets: dict[str, WindowSet],

@@ -28,7 +28,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from pdm.store import Store
@@ -87,7 +86,13 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
     from pdm.features.windows import excluded_steps
     from pdm.model.directory import ModelBundle, load, save
     from pdm.model.finetune import DEFAULT_FREEZE
-    from pdm.model.pipeline import FeatureConfig, calibrate, read_labels, split_calibration
+    from pdm.model.pipeline import (
+        FeatureConfig,
+        calibrate,
+        error_stats,
+        read_labels,
+        split_calibration,
+    )
     from pdm.model.train import TrainConfig, channel_errors, reconstruct, train
 
     version = candidate_version(stop, "finetune")
@@ -124,11 +129,7 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
     model, metrics = train(windows, cfg, tcfg, model=copy.deepcopy(bundle.model))
     errors = dict(bundle.errors)  # machines without recent windows keep their healthy statistics
     for m, w in sets.items():
-        err = channel_errors(w, reconstruct(model, w)["reconstruction"])
-        with np.errstate(all="ignore"):
-            q1, med, q3 = np.nanpercentile(err, [25, 50, 75], axis=0)
-        errors[m] = {"median": np.nan_to_num(med, nan=0.0).tolist(),
-                     "iqr": np.where(np.isfinite(q3 - q1) & (q3 - q1 > 0), q3 - q1, 1e-3).tolist()}
+        errors[m] = error_stats(channel_errors(w, reconstruct(model, w)["reconstruction"]))
     detect = calibrate(model, cal_sets, grids, features)
     detect["machines"] = {**bundle.detect.get("machines", {}), **detect["machines"]}
     tuned = ModelBundle(model, bundle.scalers, errors, {**bundle.config, "train": tcfg.to_dict()},

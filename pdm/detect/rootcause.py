@@ -4,8 +4,8 @@ For an alarm's first window (the one that raised it) a :class:`RootCause`
 holds
 
 - the channels ranked by their share of the machine score (positive robust
-  z-scores of the reconstruction error, normalised to sum to 1), the
-  machine's own before its surroundings' (:data:`ENVIRONMENT`);
+  z-scores of the reconstruction error, normalised to sum to 1); the
+  surroundings (:data:`ENVIRONMENT`) are no part of the score and come last;
 - per channel, how much the window's spatial attention (sensor × sensor)
   moved away from the machine's healthy baseline: the L1 change of the
   channel's row and column;
@@ -33,13 +33,22 @@ from pdm.store.schema import ROOTCAUSE
 
 TOP_CHANNELS = 5
 TOP_LOGS = 5
-#: Channels of the machine's surroundings (by id): ranked after the machine's own, whatever their share.
+#: Channels of the machine's surroundings (by id): model input, no part of the machine score, ranked last.
 ENVIRONMENT = (".ambient.",)
 
 
 def is_environment(channel: str) -> bool:
     """True for a channel that measures the surroundings (ambient temperature), not the machine."""
     return any(key in channel for key in ENVIRONMENT)
+
+
+def environment_mask(channels: list[str]) -> np.ndarray:
+    """(C,) True for the surroundings' channels: model input, but no part of the machine score.
+
+    A warmer season lifts the ambient temperature's error without anything
+    wearing; the machine's own temperatures, which it drives, still count.
+    """
+    return np.array([is_environment(str(c)) for c in channels], bool)
 
 
 @dataclass
@@ -87,7 +96,8 @@ def explain(*, alarm_ns: int, channels: list[str], zscores: np.ndarray, spatial:
     """
     c = len(channels)
     z = np.asarray(zscores, float)
-    pos = np.where(np.isfinite(z), np.maximum(z, 0.0), 0.0)
+    env = environment_mask(channels)
+    pos = np.where(np.isfinite(z) & ~env, np.maximum(z, 0.0), 0.0)  # the machine score's channels
     total = pos.sum()
     contribution = pos / total if total > 0 else np.zeros(c)
     if baseline is None or np.shape(baseline) != (c, c):
@@ -95,8 +105,8 @@ def explain(*, alarm_ns: int, channels: list[str], zscores: np.ndarray, spatial:
     base = np.asarray(baseline, float)
     change = attention_change(spatial, base)
     # The surroundings cannot be a machine's fault (a warm spring lifts the ambient temperature):
-    # they keep their share of the score but come after every channel of the machine itself.
-    order = sorted(range(c), key=lambda j: (is_environment(channels[j]), -contribution[j],
+    # no share of the score, listed (with their z-score) after every channel of the machine itself.
+    order = sorted(range(c), key=lambda j: (bool(env[j]), -contribution[j],
                                             -np.nan_to_num(z[j], nan=-np.inf), channels[j]))
     ranked = [{"channel": channels[j], "contribution": float(contribution[j]),
                "zscore": float(z[j]) if np.isfinite(z[j]) else float("nan"),

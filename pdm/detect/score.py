@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from pdm.detect.persist import read_history, write_run
-from pdm.detect.rootcause import RootCause, explain
+from pdm.detect.rootcause import RootCause, environment_mask, explain
 from pdm.detect.stages import Alarm, AlarmRule, ChannelCalibrator, POTThreshold
 from pdm.store import Store
 
@@ -247,7 +247,7 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
     recon = reconstruct(bundle.model, ws)["reconstruction"]
     err = grid_windows_errors(grid, ws, recon, window)
     z = calib.channel_scores(err)
-    scores = calib.apply(err)
+    scores = calib.apply(err, exclude=environment_mask(channels))
     res.scores = pd.DataFrame({"score": scores, "threshold": threshold, "ratio": scores / threshold},
                               index=pd.DatetimeIndex(pd.to_datetime(w_end, utc=True), name="time"))
     # Continue episodes from earlier runs.

@@ -56,14 +56,17 @@ class ChannelCalibrator:
         """(windows, channels) z-scores, NaN where unobserved."""
         return (errors - self.median) / self.iqr
 
-    def apply(self, errors: np.ndarray) -> np.ndarray:
+    def apply(self, errors: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
         """Machine score per window: mean of the top-k channel z-scores (≥ 0).
 
         NaN where no channel was observed (the machine did not run in the
         window): no information, which :class:`AlarmRule` skips rather than
-        reading as healthy.
+        reading as healthy. ``exclude`` (C,) bool: channels that do not count
+        (their z-scores remain for the root cause).
         """
         zs = self.channel_scores(errors)
+        if exclude is not None and np.any(exclude):
+            zs = np.where(np.asarray(exclude, bool)[None, :], np.nan, zs)
         seen = np.isfinite(zs).any(axis=1) if zs.ndim == 2 and zs.shape[1] else np.zeros(len(zs), bool)
         z = np.nan_to_num(zs, nan=-np.inf)
         k = min(self.top_k, z.shape[1])

@@ -248,13 +248,14 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
 
     machines: dict[str, Any] = {}
     from pdm.detect.errors import hide_stopped
+    from pdm.detect.rootcause import environment_mask
 
     for m, w in cal_sets.items():
         w = hide_stopped(grids[m], w, features.window)
         out = reconstruct(model, w, need_maps=True)
         err = grid_windows_errors(grids[m], w, out["reconstruction"], features.window)
         calib = ChannelCalibrator().fit(err, min_rel_spread=MIN_REL_SPREAD)
-        scores = calib.apply(err)
+        scores = calib.apply(err, exclude=environment_mask(list(w.channels)))
         threshold = POTThreshold(min_scores=100, floor=THRESHOLD_FLOOR).fit(scores)
         machines[m] = {
             "calibrator": calib.to_dict(), "threshold": threshold.to_dict(),

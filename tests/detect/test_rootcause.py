@@ -27,12 +27,25 @@ def test_channels_rank_by_their_share_of_the_score_and_the_shares_sum_to_one():
     assert rc.top_channel == "vibration.de.band_bpfo"
 
 
-def test_the_ambient_temperature_comes_after_the_machines_own_channels_but_keeps_its_share():
+def test_the_ambient_temperature_is_no_part_of_the_score_and_comes_after_the_machines_own_channels():
     rc = _explain([9.0, 1.0, 3.0, 0.5])
     ranked = [c["channel"] for c in rc.channels]
     assert ranked == ["vibration.de.band_bpfo", "temperature.bearing.celsius", "vibration.de.rms",
                       "temperature.ambient.celsius"]
-    assert rc.channels[-1]["contribution"] == 9.0 / 13.5
+    assert rc.channels[-1]["contribution"] == 0.0 and rc.channels[-1]["zscore"] == 9.0
+    assert rc.channels[0]["contribution"] == 3.0 / 4.5
+
+
+def test_the_machine_score_leaves_out_the_ambient_temperature():
+    from pdm.detect.rootcause import environment_mask
+    from pdm.detect.stages import ChannelCalibrator
+
+    cal = ChannelCalibrator(top_k=1).fit(np.array([[1.0, 1.0, 1.0, 1.0], [1.2, 1.2, 1.2, 1.2], [0.8, 0.8, 0.8, 0.8]]))
+    err = np.array([[9.0, 1.0, 1.0, 1.0], [9.0, np.nan, np.nan, np.nan]])  # a warm day: only ambient is off
+    plain = cal.apply(err)
+    scored = cal.apply(err, exclude=environment_mask(CHANNELS))
+    assert plain[0] > 10 and scored[0] == 0.0
+    assert np.isnan(scored[1])  # nothing of the machine itself observed: no score
 
 
 def test_log_entries_are_weighted_by_the_attention_their_patch_received():

@@ -58,12 +58,15 @@ def step_gate(running: np.ndarray, step_hours: float, warmup_hours: float = WARM
 def running_gate(grid: MachineGrid, windows: WindowSet, window: int,
                  warmup_hours: float = WARMUP_HOURS) -> np.ndarray:
     """(n, T) :func:`step_gate` of the windows of ``grid`` (its ``running`` context)."""
+    step_h = (grid.index[1] - grid.index[0]).total_seconds() / 3600 if len(grid.index) > 1 else 0.0
+    return step_gate(window_running(grid, windows, window), step_h, warmup_hours)
+
+
+def window_running(grid: MachineGrid, windows: WindowSet, window: int) -> np.ndarray:
+    """(n, T) the grid's ``running`` values at each window's steps (NaN = not recorded)."""
     running = grid.context["running"].to_numpy(dtype=float)
     pos = np.searchsorted(grid.index.asi8, windows.start)
-    if len(pos) == 0:
-        return np.zeros((0, window), np.float32)
-    step_h = (grid.index[1] - grid.index[0]).total_seconds() / 3600 if len(grid.index) > 1 else 0.0
-    return step_gate(running[pos[:, None] + np.arange(window)[None, :]], step_h, warmup_hours)
+    return running[pos[:, None] + np.arange(window)[None, :]] if len(pos) else np.zeros((0, window))
 
 
 def hide_stopped(grid: MachineGrid, windows: WindowSet, window: int) -> WindowSet:
@@ -78,11 +81,7 @@ def hide_stopped(grid: MachineGrid, windows: WindowSet, window: int) -> WindowSe
     the restart begins from. Steps whose ``running`` flag was not recorded
     stay as they are.
     """
-    running = grid.context["running"].to_numpy(dtype=float)
-    pos = np.searchsorted(grid.index.asi8, windows.start)
-    if len(pos) == 0:
-        return windows
-    return hide_steps(windows, running[pos[:, None] + np.arange(window)[None, :]])
+    return hide_steps(windows, window_running(grid, windows, window))
 
 
 #: Channels (by id prefix) that keep their stopped steps: see :func:`hide_stopped`.
@@ -137,5 +136,5 @@ def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: n
     return gated_errors(windows, reconstruction, running_gate(grid, windows, window))
 
 
-__all__ = ["MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "KEPT_WHEN_STOPPED", "grid_windows_errors", "hide_steps", "hide_stopped", "masked_mean", "running_gate",
-           "step_gate", "window_errors"]
+__all__ = ["KEPT_WHEN_STOPPED", "MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "grid_windows_errors",
+           "hide_steps", "hide_stopped", "masked_mean", "running_gate", "step_gate", "window_errors", "window_running"]

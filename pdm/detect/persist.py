@@ -30,7 +30,7 @@ def read_history(store: Store, m: str, version: str, first_end: int, rule: Alarm
                  stride_ns: int) -> tuple[np.ndarray, np.ndarray, int | None, dict[int, str]]:
     """Earlier scores (times, scores) before ``first_end``, the index of a still open episode's start, top channels."""
     need = max(rule.n, rule.trend_windows, rule.clear_n)
-    alarms = mine(store.read(ALARM, m, stop=first_end), version)
+    alarms = _mine(store.read(ALARM, m, stop=first_end), version)
     prev_top = {int(t.value): str(v) for t, v in alarms.get("top_channel", pd.Series(dtype=object)).items()}
     open_start: int | None = None
     if not alarms.empty:
@@ -41,7 +41,7 @@ def read_history(store: Store, m: str, version: str, first_end: int, rule: Alarm
     lo = first_end - 4 * need * stride_ns
     if open_start is not None:
         lo = min(lo, open_start - 4 * need * stride_ns)
-    prior = mine(store.read(SCORE, m, lo, first_end, fields=["score"]), version)
+    prior = _mine(store.read(SCORE, m, lo, first_end, fields=["score"]), version)
     t = prior.index.asi8.astype(np.int64)
     s = prior["score"].to_numpy(float) if len(prior) else np.zeros(0)
     open_at = None
@@ -58,7 +58,7 @@ def read_history(store: Store, m: str, version: str, first_end: int, rule: Alarm
     return t[keep:], s[keep:], open_at, prev_top
 
 
-def mine(frame: pd.DataFrame, version: str) -> pd.DataFrame:
+def _mine(frame: pd.DataFrame, version: str) -> pd.DataFrame:
     if frame.empty or "model_version" not in frame:
         return frame.iloc[0:0]
     return frame[frame["model_version"] == version]

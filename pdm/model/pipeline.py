@@ -150,6 +150,38 @@ def split_sets(grids: dict[str, MachineGrid], sets: dict[str, WindowSet],
     return fit_sets, cal_sets, notes
 
 
+def bundle_features(bundle: ModelBundle) -> FeatureConfig:
+    """The feature settings a model was trained with."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(FeatureConfig)}
+    return FeatureConfig(**{k: v for k, v in bundle.config.get("features", {}).items() if k in known})
+
+
+def bundle_windows(store: Store, bundle: ModelBundle, start: Any, stop: Any, features: FeatureConfig,
+                   min_windows: int = 1) -> tuple[dict[str, MachineGrid], dict[str, WindowSet], dict[str, int]]:
+    """Each machine of a trained model in ``[start, stop)``: its grid and its healthy windows.
+
+    Grids on the model's channels and with its speed maxima, windows scaled
+    by its scalers, labelled faults and maintenance left out. Machines with
+    fewer than ``min_windows`` windows are left out and returned with their
+    count (third item).
+    """
+    labels = read_labels(store)
+    channels = list(bundle.model.cfg.channel_names)
+    grids, sets, short = {}, {}, {}
+    for m, scaler in sorted(bundle.scalers.items()):
+        known_max = bundle.detect.get("machines", {}).get(m, {}).get("speed_max")
+        grid = align_machine(store, m, start, stop, features.step, channels=channels, speed_max=known_max)
+        healthy = ~excluded_steps(grid.index, labels, m)
+        w = make_windows(grid, scaler, features.window, features.stride, exclude=~healthy)
+        if len(w) < max(min_windows, 1):
+            short[m] = len(w)
+            continue
+        grids[m], sets[m] = grid, w
+    return grids, sets, short
+
+
 def recalibrate(store: Store, bundle: ModelBundle, models_dir: str | Path, *, start: Any = None,
                 stop: Any = None) -> Path:
     """Refit a trained model's detection calibration without retraining; saves it as a new version.
@@ -167,26 +199,16 @@ def recalibrate(store: Store, bundle: ModelBundle, models_dir: str | Path, *, st
     data = bundle.metadata.get("data", {})
     start = pd.Timestamp(start if start is not None else data["start"])
     stop = pd.Timestamp(stop if stop is not None else data["stop"])
-    known = {f.name for f in dataclasses.fields(FeatureConfig)}
-    features = FeatureConfig(**{k: v for k, v in bundle.config.get("features", {}).items() if k in known})
-    channels = list(bundle.model.cfg.channel_names)
-    labels = read_labels(store)
-    grids, _ = build_grids(store, sorted(bundle.scalers), start, stop, features.step)
-    sets = {}
-    for m, g in grids.items():
-        g.sensors = g.sensors.reindex(columns=channels)
-        healthy = ~excluded_steps(g.index, labels, m)
-        w = make_windows(g, bundle.scalers[m], features.window, features.stride, exclude=~healthy)
-        if len(w) >= features.min_windows:
-            sets[m] = w
-        else:
-            log.warning("%s: only %d healthy windows in %s .. %s; keeps its calibration", m, len(w), start, stop)
+    features = bundle_features(bundle)
+    grids, sets, short = bundle_windows(store, bundle, start, stop, features, features.min_windows)
+    for m, n in short.items():
+        log.warning("%s: only %d healthy windows in %s .. %s; keeps its calibration", m, n, start, stop)
     if not sets:
         raise ValueError(f"no machine has {features.min_windows} healthy windows in {start} .. {stop} to recalibrate on")
     _, cal_sets, notes = split_sets(grids, sets, features)
-    for n in notes:
-        log.warning("%s", n)
-    detect = calibrate(bundle.model, cal_sets, {m: grids[m] for m in cal_sets}, features)
+    for note in notes:
+        log.warning("%s", note)
+    detect = calibrate(bundle.model, cal_sets, grids, features)
     machines = {**bundle.detect.get("machines", {}), **detect["machines"]}
     meta = {**bundle.metadata, "recalibrated": {"from_version": bundle.version, "start": str(start),
                                                  "stop": str(stop), "machines": sorted(cal_sets)}}
@@ -243,19 +265,18 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
 
     Errors are those scoring computes (:func:`pdm.detect.errors.grid_windows_errors`: running steps only).
     """
-    from pdm.detect.errors import grid_windows_errors
+    from pdm.detect.errors import grid_windows_errors, hide_stopped
+    from pdm.detect.rootcause import environment_mask
     from pdm.detect.stages import AlarmRule, ChannelCalibrator, POTThreshold
 
     machines: dict[str, Any] = {}
-    from pdm.detect.errors import hide_stopped
-    from pdm.detect.rootcause import environment_mask
-
     for m, w in cal_sets.items():
         w = hide_stopped(grids[m], w, features.window)
         out = reconstruct(model, w, need_maps=True)
         err = grid_windows_errors(grids[m], w, out["reconstruction"], features.window)
         calib = ChannelCalibrator().fit(err, min_rel_spread=MIN_REL_SPREAD)
         scores = calib.apply(err, exclude=environment_mask(list(w.channels)))
+        scored = scores[np.isfinite(scores)]
         threshold = POTThreshold(min_scores=100, floor=THRESHOLD_FLOOR).fit(scores)
         machines[m] = {
             "calibrator": calib.to_dict(), "threshold": threshold.to_dict(),
@@ -263,8 +284,8 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
             "speed_max": _finite_or_none(grids[m].speed_max),
             "calibration_windows": len(w),
             "calibration_from": int(w.start.min()), "calibration_scores": {
-                "median": _finite_or_none(np.nanmedian(scores)) if np.isfinite(scores).any() else None,
-                "max": _finite_or_none(np.nanmax(scores)) if np.isfinite(scores).any() else None},
+                "median": float(np.median(scored)) if len(scored) else None,
+                "max": float(np.max(scored)) if len(scored) else None},
         }
     return {"calibration": {"frac": features.calibration_frac, "min": features.min_calibration},
             "rule": AlarmRule().to_dict(), "machines": machines}

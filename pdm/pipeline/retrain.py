@@ -82,15 +82,14 @@ def full_retrain(store: Store, models_dir: str | Path, start: Any, stop: Any, *,
 def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path, start: Any, stop: Any, *,
                    epochs: int = 3, freeze: tuple[str, ...] | None = None) -> Path:
     """Fine-tune the top layers of the production model on recent healthy windows; returns the candidate."""
-    from pdm.features import WindowSet, align_machine, make_windows
-    from pdm.features.windows import excluded_steps
+    from pdm.features import WindowSet
     from pdm.model.directory import ModelBundle, load, save
     from pdm.model.finetune import DEFAULT_FREEZE
     from pdm.model.pipeline import (
-        FeatureConfig,
+        bundle_features,
+        bundle_windows,
         calibrate,
         error_stats,
-        read_labels,
         split_calibration,
     )
     from pdm.model.train import TrainConfig, channel_errors, reconstruct, train
@@ -101,24 +100,16 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
         return found
     bundle = load(production)
     cfg = bundle.model.cfg
-    feats = bundle.config.get("features", {})
-    step, window, stride = feats.get("step", "10min"), int(feats.get("window", cfg.window)), int(feats.get("stride", 12))
-    labels = read_labels(store)
-    features = FeatureConfig(**{k: v for k, v in feats.items() if k in FeatureConfig.__dataclass_fields__})
-    sets, fit_sets, cal_sets, grids, notes = {}, {}, {}, {}, []
-    for m, scaler in sorted(bundle.scalers.items()):
-        known_max = bundle.detect.get("machines", {}).get(m, {}).get("speed_max")
-        grid = align_machine(store, m, start, stop, step, channels=list(cfg.channel_names), speed_max=known_max)
-        healthy = ~excluded_steps(grid.index, labels, m)
-        w = make_windows(grid, scaler, window, stride, exclude=~healthy)
-        if not len(w):
+    features = bundle_features(bundle)
+    grids, sets, short = bundle_windows(store, bundle, start, stop, features)  # with the model's speed maxima
+    fit_sets, cal_sets, notes = {}, {}, []
+    for m in sorted({*sets, *short}):
+        if m in short:
             notes.append(f"{m}: no healthy windows in the fine-tuning range; keeps its previous calibration")
             continue
-        sets[m] = w
-        fit_sets[m], cal_sets[m], note = split_calibration(w, features)
+        fit_sets[m], cal_sets[m], note = split_calibration(sets[m], features)
         if note:
             notes.append(f"{m}: {note}")
-        grids[m] = grid  # aligned with the production model's speed_max
     if not sets:
         raise ValueError(f"no healthy windows in {start} .. {stop} to fine-tune on")
     windows = WindowSet.concat(list(fit_sets.values()))

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     start, end = sim.start, sim.end
     split = start + pd.Timedelta(days=args.train_days)
     features = FeatureConfig(window=args.window, stride=args.stride, min_windows=4)
-    overrides = {"d_model": args.d_model, "layers": args.layers}
+    overrides = {"d_model": args.d_model, "layers": args.layers, "scoring": args.scoring}
     tcfg = TrainConfig(epochs=args.epochs, seed=0, progress=False)
     if args.replay:
         from pdm.evaluate.replay import ReplayConfig, replay
@@ -365,6 +365,8 @@ def main() -> int:
     ap.add_argument("--d-model", dest="d_model", type=int, default=64)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--scoring", default="modality", choices=["reconstruct", "modality"],
+                    help="errors from plain reconstruction or from imputing each modality from the other")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--replay", action="store_true", help="replay the DAG schedule (daily scoring, retraining)")
     ap.add_argument("--retrain-every", dest="retrain_every", default="7D")

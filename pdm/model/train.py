@@ -51,6 +51,7 @@ class TrainConfig:
     valid_frac: float = 0.2
     patience: int = 3
     hide_frac: float = 0.15
+    group_frac: float = 0.5  # share of windows with one imputation group hidden (models scored by imputation)
     seed: int = 0
     device: str = "auto"  # "cpu", "cuda" or "auto"
     progress: bool = True
@@ -66,10 +67,16 @@ class TrainConfig:
 class PackedTSHAE(nn.Module):
     """Adapter: tsai's packed (B, 2C+K+E, T) array in, reconstruction (B, C, T) out."""
 
-    def __init__(self, model: TSHAE, hide_frac: float = 0.0) -> None:
+    def __init__(self, model: TSHAE, hide_frac: float = 0.0, group_frac: float = 0.0) -> None:
         super().__init__()
         self.model = model
         self.hide_frac = hide_frac
+        self.group_frac = group_frac if model.cfg.groups else 0.0
+        member = torch.zeros(len(model.cfg.groups), model.cfg.channels)
+        for g, idx in enumerate(model.cfg.groups):
+            member[g, idx] = 1.0
+        self.member: Tensor
+        self.register_buffer("member", member, persistent=False)
         cfg = model.cfg
         self.splits = (cfg.channels, cfg.channels, cfg.context_channels, max(cfg.event_channels, 0))
 
@@ -83,6 +90,11 @@ class PackedTSHAE(nn.Module):
         values, mask, ctx, ev = self.unpack(x)
         if self.training and self.hide_frac > 0:
             mask = mask * (torch.rand_like(mask) >= self.hide_frac)
+        if self.training and self.group_frac > 0:  # hide one whole group in some windows: learn to impute it
+            b = mask.shape[0]
+            pick = torch.randint(0, self.member.shape[0], (b,), device=mask.device)
+            hidden = self.member[pick] * (torch.rand(b, 1, device=mask.device) < self.group_frac)
+            mask = mask * (1 - hidden)[:, :, None]
         return self.model(values, mask, ctx, ev).reconstruction
 
 
@@ -176,7 +188,7 @@ def train(windows: WindowSet, model_cfg: TSHAEConfig, cfg: TrainConfig, model: T
     mvp: dict[str, Any] = {}
     if cfg.mvp_epochs > 0:
         mvp = _pretrain_mvp(dls, model, cfg)
-    net = PackedTSHAE(model, cfg.hide_frac)
+    net = PackedTSHAE(model, cfg.hide_frac, cfg.group_frac)
     cbs = [EarlyStoppingCallback(monitor="valid_loss", patience=cfg.patience)]
     learn = Learner(dls, net, loss_func=packed_loss(model_cfg.huber_delta, model_cfg.channels), cbs=cbs)
     if not cfg.progress:
@@ -250,16 +262,41 @@ def reconstruct(model: TSHAE, windows: WindowSet, batch_size: int = 64, need_map
     ``spatial``, ``cross``.
     """
     model.eval()
+    groups = model.cfg.groups
     out: dict[str, list[np.ndarray]] = {}
     for lo in range(0, len(windows), batch_size):
         sl = slice(lo, lo + batch_size)
-        res = model(torch.from_numpy(np.nan_to_num(windows.values[sl])), torch.from_numpy(windows.mask[sl]),
-                    torch.from_numpy(windows.context[sl]), torch.from_numpy(windows.events[sl]), need_maps=need_maps)
-        for k in ("reconstruction", "temporal", "spatial", "cross"):
-            v = getattr(res, k)
+        values, mask = torch.from_numpy(np.nan_to_num(windows.values[sl])), torch.from_numpy(windows.mask[sl])
+        ctx, ev = torch.from_numpy(windows.context[sl]), torch.from_numpy(windows.events[sl])
+        res = model(values, mask, ctx, ev, need_maps=need_maps) if need_maps or not groups else None
+        recon = res.reconstruction if res is not None else None
+        if groups:
+            recon = _impute(model, values, mask, ctx, ev, groups)
+        out.setdefault("reconstruction", []).append(recon.numpy())
+        for k in ("temporal", "spatial", "cross"):
+            v = getattr(res, k) if res is not None else None
             if v is not None:
                 out.setdefault(k, []).append(v.numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _impute(model: TSHAE, values: Tensor, mask: Tensor, ctx: Tensor, ev: Tensor, groups: list[list[int]]) -> Tensor:
+    """Each group's channels as reconstructed with that group hidden (one pass over all groups, stacked).
+
+    Channels in no group (the ambient temperature) come from the first pass,
+    where they are shown.
+    """
+    g, b = len(groups), values.shape[0]
+    hidden = torch.zeros(g, 1, values.shape[1], 1, dtype=mask.dtype)
+    for i, idx in enumerate(groups):
+        hidden[i, 0, idx] = 1.0
+    masks = (mask[None] * (1 - hidden)).reshape(g * b, *mask.shape[1:])
+    rep = (lambda t: t[None].expand(g, *t.shape).reshape(g * b, *t.shape[1:]))
+    recon = model(rep(values), masks, rep(ctx), rep(ev)).reconstruction.view(g, b, *values.shape[1:])
+    out = recon[0].clone()
+    for i, idx in enumerate(groups):
+        out[:, idx] = recon[i][:, idx]
+    return out
 
 
 def channel_errors(windows: WindowSet, reconstruction: np.ndarray) -> np.ndarray:

@@ -64,8 +64,14 @@ class TSHAEConfig:
     dropout: float = 0.1
     huber_delta: float = 1.0
     channel_names: list[str] = field(default_factory=list)
+    #: How errors are scored: "modality" (imputation: each modality's channels
+    #: hidden in turn, see :func:`impute_groups`) or "reconstruct" (every channel
+    #: seen; what models saved before this option was added did).
+    scoring: str = "modality"
 
     def __post_init__(self) -> None:
+        if self.scoring not in SCORING:
+            raise ValueError(f"scoring must be one of {SCORING}, got {self.scoring!r}")
         if self.window % self.patch:
             raise ValueError(f"window ({self.window}) must be a multiple of patch ({self.patch})")
         if not 64 <= self.window <= 16_384:
@@ -75,12 +81,37 @@ class TSHAEConfig:
     def tokens(self) -> int:
         return self.window // self.patch
 
+    @property
+    def groups(self) -> list[list[int]]:
+        """Channel groups hidden together when scoring by imputation ([] = plain reconstruction)."""
+        return impute_groups(self.channel_names) if self.scoring == "modality" else []
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TSHAEConfig:
-        return cls(**d)
+        return cls(**{"scoring": "reconstruct", **d})  # a directory saved without it was trained to reconstruct
+
+
+SCORING = ("reconstruct", "modality")
+#: Channels never hidden for imputation (the environment: an input, no part of the score).
+ALWAYS_SHOWN = (".ambient.",)
+
+
+def impute_groups(names: list[str]) -> list[list[int]]:
+    """Vibration channels | the other sensors (temperatures, currents): the groups imputation hides in turn.
+
+    Each group is reconstructed from the other and the context (speed, load,
+    events, ambient temperature), never from itself: a level that the operating
+    point and the other modality do not explain shows as error even when the
+    autoencoder could copy it. Fewer than two non-empty groups: [] (nothing to
+    impute from).
+    """
+    vib = [i for i, n in enumerate(names) if n.startswith("vibration.") and not any(a in n for a in ALWAYS_SHOWN)]
+    rest = [i for i, n in enumerate(names) if not n.startswith("vibration.") and not any(a in n for a in ALWAYS_SHOWN)]
+    groups = [g for g in (vib, rest) if g]
+    return groups if len(groups) >= 2 else []
 
 
 @dataclass

@@ -269,9 +269,11 @@ def reconstruct(model: TSHAE, windows: WindowSet, batch_size: int = 64, need_map
         values, mask = torch.from_numpy(np.nan_to_num(windows.values[sl])), torch.from_numpy(windows.mask[sl])
         ctx, ev = torch.from_numpy(windows.context[sl]), torch.from_numpy(windows.events[sl])
         res = model(values, mask, ctx, ev, need_maps=need_maps) if need_maps or not groups else None
-        recon = res.reconstruction if res is not None else None
-        if groups:
+        if groups:  # the maps (when asked for) come from the plain pass, every channel shown
             recon = _impute(model, values, mask, ctx, ev, groups)
+        else:
+            assert res is not None
+            recon = res.reconstruction
         out.setdefault("reconstruction", []).append(recon.numpy())
         for k in ("temporal", "spatial", "cross"):
             v = getattr(res, k) if res is not None else None
@@ -291,7 +293,10 @@ def _impute(model: TSHAE, values: Tensor, mask: Tensor, ctx: Tensor, ev: Tensor,
     for i, idx in enumerate(groups):
         hidden[i, 0, idx] = 1.0
     masks = (mask[None] * (1 - hidden)).reshape(g * b, *mask.shape[1:])
-    rep = (lambda t: t[None].expand(g, *t.shape).reshape(g * b, *t.shape[1:]))
+
+    def rep(t: Tensor) -> Tensor:
+        return t[None].expand(g, *t.shape).reshape(g * b, *t.shape[1:])
+
     recon = model(rep(values), masks, rep(ctx), rep(ev)).reconstruction.view(g, b, *values.shape[1:])
     out = recon[0].clone()
     for i, idx in enumerate(groups):

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from benchmarks.fleet_scoring import BenchConfig, markdown, run_benchmark, synthetic_windows
+from benchmarks.fleet_scoring import BenchConfig, markdown, model_groups, run_benchmark, synthetic_windows
 
 
 def test_synthetic_fleet_has_missing_values_running_flag_and_faults() -> None:
@@ -31,6 +31,9 @@ def test_tiny_fleet_run_reports_finite_scores_and_targets() -> None:
     assert 0.0 <= res["agreement"]["alarm_decision_agreement"] <= 1.0
     assert {t["check"].split(":")[0] for t in res["targets"]} == {"float32", "int8"}
     assert all(t["scaled"] for t in res["targets"] if t["unit"] == "s")  # 3 machines → scaled to 1,000
+    assert model_groups(res["model"]["config"]) == [[*range(12)], [12, 13, 14, 15]]
     res.update(torch="x", date="today", machine="here")
     json.dumps(res)
-    assert "| check | target | measured | met |" in markdown(res)
+    md = markdown(res)
+    assert "| check | target | measured | met |" in md
+    assert "reconstruct (2 imputation passes)" in md  # the product's scoring, not plain reconstruction

@@ -99,6 +99,11 @@ SCORING = ("reconstruct", "modality")
 ALWAYS_SHOWN = (".ambient.",)
 
 
+def is_vibration(name: str) -> bool:
+    """A vibration channel: pdm's ``vibration.*`` ids, or a name that says accelerometer (SKAB's ``Accelerometer1RMS``)."""
+    return name.startswith("vibration.") or "accelerometer" in name.lower()
+
+
 def impute_groups(names: list[str]) -> list[list[int]]:
     """Vibration channels | the other sensors (temperatures, currents): the groups imputation hides in turn.
 
@@ -108,8 +113,9 @@ def impute_groups(names: list[str]) -> list[list[int]]:
     autoencoder could copy it. Fewer than two non-empty groups: [] (nothing to
     impute from).
     """
-    vib = [i for i, n in enumerate(names) if n.startswith("vibration.") and not any(a in n for a in ALWAYS_SHOWN)]
-    rest = [i for i, n in enumerate(names) if not n.startswith("vibration.") and not any(a in n for a in ALWAYS_SHOWN)]
+    shown = [any(a in n for a in ALWAYS_SHOWN) for n in names]
+    vib = [i for i, n in enumerate(names) if is_vibration(n) and not shown[i]]
+    rest = [i for i, n in enumerate(names) if not is_vibration(n) and not shown[i]]
     groups = [g for g in (vib, rest) if g]
     return groups if len(groups) >= 2 else []
 

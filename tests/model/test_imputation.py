@@ -32,6 +32,7 @@ def _windows(n: int = 5) -> WindowSet:
 def test_groups_are_vibration_and_the_other_sensors_with_the_ambient_never_hidden():
     assert impute_groups(NAMES) == [[0, 1, 2], [3, 5]]
     assert impute_groups(["vibration.de.rms", "temperature.ambient.celsius"]) == []  # nothing to impute from
+    assert impute_groups(["Accelerometer1RMS", "Current", "Accelerometer2RMS", "Pressure"]) == [[0, 2], [1, 3]]
     assert TSHAEConfig(channels=6, window=64, channel_names=NAMES).groups == [[0, 1, 2], [3, 5]]  # the default
     assert TSHAEConfig(channels=6, window=64, channel_names=NAMES, scoring="reconstruct").groups == []
 

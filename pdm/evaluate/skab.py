@@ -490,6 +490,10 @@ NOTES = (
     "baselines do); it is not a causal detector.",
     "Isolation Forest has no per-step errors: its rows take the mean calibrated score of the windows covering "
     "them (window-level path).",
+    "TSHAE's row was re-measured alone after the model began scoring by imputation (the two accelerometers "
+    "reconstructed from the other six channels and vice versa; see the README): ucl F1 0.66 / FAR 14.22 / "
+    "MAR 44.56, where plain reconstruction gave 0.66 / 14.85 / 43.83 (pot 0.73 / 22.32 vs 0.71 / 22.57). "
+    "The baselines' rows are from the earlier run.",
     "CPU: other helpers were running tests and benchmarks on the same 2 cores (load average about 10 during "
     "the run; TSHAE and the baselines ran as two parallel processes, OMP_NUM_THREADS=1); timings are not "
     "representative.",

@@ -7,7 +7,13 @@ import math
 
 import numpy as np
 
-from benchmarks.fleet_scoring import BenchConfig, markdown, model_groups, run_benchmark, synthetic_windows
+from benchmarks.fleet_scoring import (
+    BenchConfig,
+    markdown,
+    model_groups,
+    run_benchmark,
+    synthetic_windows,
+)
 
 
 def test_synthetic_fleet_has_missing_values_running_flag_and_faults() -> None:

@@ -90,7 +90,7 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
         bundle_windows,
         calibrate,
         error_stats,
-        split_calibration,
+        split_sets,
     )
     from pdm.model.train import TrainConfig, channel_errors, reconstruct, train
 
@@ -102,14 +102,10 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
     cfg = bundle.model.cfg
     features = bundle_features(bundle)
     grids, sets, short = bundle_windows(store, bundle, start, stop, features)  # with the model's speed maxima
-    fit_sets, cal_sets, notes = {}, {}, []
-    for m in sorted({*sets, *short}):
-        if m in short:
-            notes.append(f"{m}: no healthy windows in the fine-tuning range; keeps its previous calibration")
-            continue
-        fit_sets[m], cal_sets[m], note = split_calibration(sets[m], features)
-        if note:
-            notes.append(f"{m}: {note}")
+    notes = [f"{m}: no healthy windows in the fine-tuning range; keeps its previous calibration" for m in sorted(short)]
+    # As train_fleet and recalibrate: calibration windows are ones in which the machine ran.
+    fit_sets, cal_sets, split_notes = split_sets(grids, sets, features)
+    notes += split_notes
     if not sets:
         raise ValueError(f"no healthy windows in {start} .. {stop} to fine-tune on")
     windows = WindowSet.concat(list(fit_sets.values()))

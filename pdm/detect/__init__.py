@@ -1,5 +1,5 @@
 """From reconstruction error to alarms: calibrate, threshold (POT), alarm rules."""
 
-from pdm.detect.stages import Alarm, AlarmRule, ChannelCalibrator, POTThreshold
+from pdm.detect.stages import Alarm, AlarmRule, ChannelCalibrator, OperatingEnvelope, POTThreshold
 
-__all__ = ["Alarm", "AlarmRule", "ChannelCalibrator", "POTThreshold"]
+__all__ = ["Alarm", "AlarmRule", "ChannelCalibrator", "OperatingEnvelope", "POTThreshold"]

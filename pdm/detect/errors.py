@@ -23,6 +23,8 @@ its channels get no error (NaN; with none left the window has no score) unless a
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from pdm.features.grid import MachineGrid
@@ -67,6 +69,28 @@ def window_running(grid: MachineGrid, windows: WindowSet, window: int) -> np.nda
     running = grid.context["running"].to_numpy(dtype=float)
     pos = np.searchsorted(grid.index.asi8, windows.start)
     return running[pos[:, None] + np.arange(window)[None, :]] if len(pos) else np.zeros((0, window))
+
+
+def operating_points(windows: WindowSet, running: np.ndarray, fields: tuple[str, ...] = ("speed", "load")) -> dict[str, np.ndarray]:
+    """Per window (n,), the median of each context field over the steps where the machine ran (NaN: it never ran)."""
+    from pdm.features.grid import CONTEXT_CHANNELS
+
+    r = np.asarray(running, float)
+    ran = np.where(np.isfinite(r), r >= RUNNING_MIN, True)
+    out = {}
+    for f in fields:
+        v = windows.context[:, CONTEXT_CHANNELS.index(f)].astype(float)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: a window in which it never ran
+            out[f] = np.nanmedian(np.where(ran, v, np.nan), axis=1) if len(v) else np.zeros(0)
+    return out
+
+
+def running_values(grid: MachineGrid, fields: tuple[str, ...] = ("speed", "load")) -> dict[str, np.ndarray]:
+    """Each context field of ``grid`` at the steps where the machine ran (for :class:`OperatingEnvelope`.fit)."""
+    r = grid.context["running"].to_numpy(dtype=float)
+    ran = np.where(np.isfinite(r), r >= RUNNING_MIN, True)
+    return {f: grid.context[f].to_numpy(dtype=float)[ran] for f in fields}
 
 
 def hide_stopped(grid: MachineGrid, windows: WindowSet, window: int) -> WindowSet:
@@ -137,4 +161,4 @@ def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: n
 
 
 __all__ = ["KEPT_WHEN_STOPPED", "MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "grid_windows_errors",
-           "hide_steps", "hide_stopped", "masked_mean", "running_gate", "step_gate", "window_errors", "window_running"]
+           "hide_steps", "hide_stopped", "masked_mean", "operating_points", "running_gate", "running_values", "step_gate", "window_errors", "window_running"]

@@ -36,7 +36,7 @@ import pandas as pd
 
 from pdm.detect.persist import read_history, write_run
 from pdm.detect.rootcause import RootCause, environment_mask, explain
-from pdm.detect.stages import Alarm, AlarmRule, ChannelCalibrator, POTThreshold
+from pdm.detect.stages import Alarm, AlarmRule, ChannelCalibrator, OperatingEnvelope, POTThreshold
 from pdm.store import Store
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class MachineScore:
     alarms: list[Alarm] = field(default_factory=list)  # episodes active in the scored range
     rootcauses: dict[int, RootCause] = field(default_factory=dict)  # alarm start ns → root cause
     top_channels: dict[int, str] = field(default_factory=dict)  # alarm start ns → top channel
+    outside: int = 0  # windows not scored: operating point outside the model's training envelope
 
     @property
     def latest_score(self) -> float:
@@ -207,7 +208,12 @@ def score_machines(store: Store, bundle_or_path: Any = None, machines: list[str]
 
 def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None, step_ns: int,
                window: int, stride: int, write: bool) -> tuple[MachineScore, int]:
-    from pdm.detect.errors import grid_windows_errors, hide_stopped
+    from pdm.detect.errors import (
+        grid_windows_errors,
+        hide_stopped,
+        operating_points,
+        window_running,
+    )
     from pdm.features import align_machine, make_windows
     from pdm.model.train import reconstruct
 
@@ -248,6 +254,10 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
     err = grid_windows_errors(grid, ws, recon, window)
     z = calib.channel_scores(err)
     scores = calib.apply(err, exclude=environment_mask(channels))
+    if det.get("envelope"):  # an operating point the model never saw: no score (neither raises nor clears)
+        inside = OperatingEnvelope.from_dict(det["envelope"]).apply(operating_points(ws, window_running(grid, ws, window)))
+        res.outside = int((~inside & np.isfinite(scores)).sum())
+        scores = np.where(inside, scores, np.nan)
     res.scores = pd.DataFrame({"score": scores, "threshold": threshold, "ratio": scores / threshold},
                               index=pd.DatetimeIndex(pd.to_datetime(w_end, utc=True), name="time"))
     # Continue episodes from earlier runs.
@@ -275,6 +285,9 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         rc = res.rootcauses.get(int(a.start))
         res.top_channels[int(a.start)] = rc.top_channel if rc else prev_top.get(int(a.start), "")
     res.status = "alarm" if res.open_alarm else "ok"
+    if res.outside:
+        res.message = (f"{m}: {res.outside} window(s) at a speed or load outside what the model was trained on: "
+                       "not scored (retrain on the new regime)")
     written = write_run(store, res, bundle.version, int(ends[0]), int(ends[-1]) + 1) if write else 0
     return res, written
 

@@ -9,6 +9,8 @@
   to the healthy scores' excesses over a high quantile gives the score
   exceeded with probability ``risk``. With too few healthy scores it falls
   back to a fixed quantile and says so.
+- :class:`OperatingEnvelope` keeps windows at operating points (speed,
+  load) the model never saw from being scored at all.
 - :class:`AlarmRule` raises when ``k`` of the last ``n`` scores exceed the
   threshold, clears with hysteresis, grades severity and estimates the time
   to failure from the score's trend.
@@ -163,6 +165,66 @@ class POTThreshold:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> POTThreshold:
+        return cls(**d)
+
+
+@dataclass
+class OperatingEnvelope:
+    """The operating points (speed, load) the model saw in training; windows outside it get no score.
+
+    A model that infers vibration from load and temperatures from vibration
+    has no idea what a load it never saw should look like: a new product at
+    1.35× the usual load scored as a fault on every machine of the line. Such
+    a window says nothing about wear either way, so, like a window in which
+    the machine never ran, it neither raises nor clears an alarm (its score is
+    NaN) until the model is retrained on the new regime.
+
+    ``fit`` takes each field's values at running steps of the training range;
+    the envelope is their [``q``, 1 − ``q``] quantile range widened by
+    ``margin`` of its width on each side. A window's operating point is the
+    median of each field over its running steps; a field without data
+    (not recorded) constrains nothing.
+    """
+
+    fields: list[str] = field(default_factory=lambda: ["speed", "load"])
+    q: float = 0.005
+    margin: float = 0.1
+    lo: list[float | None] = field(default_factory=list)
+    hi: list[float | None] = field(default_factory=list)
+
+    def fit(self, values: dict[str, np.ndarray]) -> OperatingEnvelope:
+        self.lo, self.hi = [], []
+        for f in self.fields:
+            v = np.asarray(values.get(f, []), float)
+            v = v[np.isfinite(v)]
+            if len(v) == 0:
+                self.lo.append(None)
+                self.hi.append(None)
+                continue
+            a, b = np.quantile(v, [self.q, 1 - self.q])
+            pad = self.margin * max(b - a, 1e-6)
+            self.lo.append(float(a - pad))
+            self.hi.append(float(b + pad))
+        return self
+
+    def apply(self, points: dict[str, np.ndarray]) -> np.ndarray:
+        """Per window (n,): True where every field's operating point lies inside (or is unknown)."""
+        inside: np.ndarray | None = None
+        for f, a, b in zip(self.fields, self.lo, self.hi, strict=True):
+            if f not in points:
+                continue
+            p = np.asarray(points[f], float)
+            lo = -np.inf if a is None else a
+            hi = np.inf if b is None else b
+            ok = ~np.isfinite(p) | ((p >= lo) & (p <= hi))
+            inside = ok if inside is None else inside & ok
+        return inside if inside is not None else np.ones(0, bool)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OperatingEnvelope:
         return cls(**d)
 
 

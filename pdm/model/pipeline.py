@@ -261,13 +261,14 @@ MIN_REL_SPREAD = 0.1
 
 def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, MachineGrid],
               features: FeatureConfig) -> dict[str, Any]:
-    """detect.json: per machine the error calibrator, POT threshold and healthy spatial-attention baseline.
+    """detect.json: per machine the error calibrator, POT threshold, healthy spatial-attention baseline
+    and the operating envelope of ``grids`` (the training range).
 
     Errors are those scoring computes (:func:`pdm.detect.errors.grid_windows_errors`: running steps only).
     """
-    from pdm.detect.errors import grid_windows_errors, hide_stopped
+    from pdm.detect.errors import grid_windows_errors, hide_stopped, running_values
     from pdm.detect.rootcause import environment_mask
-    from pdm.detect.stages import AlarmRule, ChannelCalibrator, POTThreshold
+    from pdm.detect.stages import AlarmRule, ChannelCalibrator, OperatingEnvelope, POTThreshold
 
     machines: dict[str, Any] = {}
     for m, w in cal_sets.items():
@@ -282,6 +283,7 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
             "calibrator": calib.to_dict(), "threshold": threshold.to_dict(),
             "baseline_spatial": out["spatial"].mean(axis=0).round(6).tolist(),
             "speed_max": _finite_or_none(grids[m].speed_max),
+            "envelope": OperatingEnvelope().fit(running_values(grids[m])).to_dict(),
             "calibration_windows": len(w),
             "calibration_from": int(w.start.min()), "calibration_scores": {
                 "median": float(np.median(scored)) if len(scored) else None,

@@ -160,3 +160,22 @@ def test_pdmctl_score_prints_a_table_and_fails_clearly(trained, tmp_path, monkey
     monkeypatch.setenv("PDM_STORE__RETRIES", "0")
     assert main(["score", "-q"]) == 1
     assert "pdmctl score" in capsys.readouterr().err
+
+
+def test_windows_at_a_load_the_model_never_saw_are_not_scored_and_say_why(trained, tmp_path):
+    bundle = load(trained.model)
+    env = bundle.detect["machines"][HEALTHY]["envelope"]
+    assert env["fields"] == ["speed", "load"] and env["lo"][1] < env["hi"][1]  # fitted on the training range
+    store = trained.fresh_store(tmp_path / "s.duckdb")
+    day = trained.stop - pd.Timedelta("1D")
+    before = score_machines(store, bundle, [HEALTHY], start=day, stop=trained.stop, progress=False, write=False)
+    scored = before.machines[HEALTHY].scores["score"]
+    assert scored.notna().sum() >= 2 and before.machines[HEALTHY].outside == 0
+    env["hi"][1] = env["lo"][1] + 1e-6  # pretend it was trained at its lowest load only
+    report = score_machines(store, bundle, [HEALTHY], start=day, stop=trained.stop, progress=False)
+    r = report.machines[HEALTHY]
+    assert r.scores["score"].isna().all() and r.outside == int(scored.notna().sum())
+    assert "outside what the model was trained on" in r.message
+    written = store.read(SCORE)
+    assert "score" not in written or written["score"].isna().all()  # the window's row, without a score
+    assert not r.alarms

@@ -220,6 +220,19 @@ class OperatingEnvelope:
             inside = ok if inside is None else inside & ok
         return inside if inside is not None else np.ones(0, bool)
 
+    def union(self, other: OperatingEnvelope) -> OperatingEnvelope:
+        """Both ranges together (a fine-tuned model knows its base model's range and the new one's)."""
+        def pick(a: float | None, b: float | None, f: Any) -> float | None:
+            return a if b is None else b if a is None else f(a, b)
+
+        theirs = dict(zip(other.fields, zip(other.lo, other.hi, strict=True), strict=True))
+        lo, hi = [], []
+        for f, a, b in zip(self.fields, self.lo, self.hi, strict=True):
+            oa, ob = theirs.get(f, (None, None))
+            lo.append(pick(a, oa, min))
+            hi.append(pick(b, ob, max))
+        return OperatingEnvelope(list(self.fields), self.q, self.margin, lo, hi)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -209,11 +209,29 @@ def recalibrate(store: Store, bundle: ModelBundle, models_dir: str | Path, *, st
     for note in notes:
         log.warning("%s", note)
     detect = calibrate(bundle.model, cal_sets, grids, features)
-    machines = {**bundle.detect.get("machines", {}), **detect["machines"]}
+    machines = merge_calibration(bundle.detect.get("machines", {}), detect["machines"])
     meta = {**bundle.metadata, "recalibrated": {"from_version": bundle.version, "start": str(start),
                                                  "stop": str(stop), "machines": sorted(cal_sets)}}
     return save(dataclasses.replace(bundle, detect={**detect, "machines": machines}, metadata=meta, path=None,
                                     version=""), models_dir)
+
+
+def merge_calibration(before: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Per machine the new calibration, else the earlier; operating envelopes are joined.
+
+    The weights still know the range they were first trained on, so a
+    recalibration or a fine-tune on a recent period widens the envelope and
+    never narrows it.
+    """
+    from pdm.detect.stages import OperatingEnvelope
+
+    out = {**before, **new}
+    for m, d in new.items():
+        old = (before.get(m) or {}).get("envelope")
+        if old and d.get("envelope"):
+            joined = OperatingEnvelope.from_dict(d["envelope"]).union(OperatingEnvelope.from_dict(old))
+            out[m] = {**d, "envelope": joined.to_dict()}
+    return out
 
 
 def split_calibration(w: WindowSet, features: FeatureConfig,

@@ -90,6 +90,7 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
         bundle_windows,
         calibrate,
         error_stats,
+        merge_calibration,
         split_sets,
     )
     from pdm.model.train import TrainConfig, channel_errors, reconstruct, train
@@ -118,7 +119,7 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
     for m, w in sets.items():
         errors[m] = error_stats(channel_errors(w, reconstruct(model, w)["reconstruction"]))
     detect = calibrate(model, cal_sets, grids, features)
-    detect["machines"] = {**bundle.detect.get("machines", {}), **detect["machines"]}
+    detect["machines"] = merge_calibration(bundle.detect.get("machines", {}), detect["machines"])
     tuned = ModelBundle(model, bundle.scalers, errors, {**bundle.config, "train": tcfg.to_dict()},
                         {**bundle.metadata, "data": {"start": str(pd.Timestamp(start)), "stop": str(pd.Timestamp(stop))},
                          "base_version": bundle.version, "kind": "finetune", "metrics": metrics, "problems": notes},

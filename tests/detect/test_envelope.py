@@ -55,3 +55,15 @@ def test_windows_outside_neither_raise_nor_clear_an_alarm():
     times = np.arange(30, dtype=np.int64) * 3_600_000_000_000
     assert len(AlarmRule().apply(times, scores, 3.0)) == 1
     assert AlarmRule().apply(times, np.where(inside, scores, np.nan), 3.0) == []
+
+
+def test_a_recalibration_or_fine_tune_widens_the_envelope_and_never_narrows_it():
+    from pdm.model.pipeline import merge_calibration
+
+    first = OperatingEnvelope(q=0.0, margin=0.0).fit({"speed": np.array([]), "load": np.array([0.5, 0.8])})
+    recent = OperatingEnvelope(q=0.0, margin=0.0).fit({"speed": np.array([0.9, 1.0]), "load": np.array([0.7, 1.1])})
+    merged = merge_calibration({"m": {"envelope": first.to_dict(), "x": 1}, "k": {"x": 2}},
+                               {"m": {"envelope": recent.to_dict(), "x": 3}})
+    env = OperatingEnvelope.from_dict(merged["m"]["envelope"])
+    assert merged["m"]["x"] == 3 and merged["k"] == {"x": 2}
+    assert env.lo == [0.9, 0.5] and env.hi == [1.0, 1.1]

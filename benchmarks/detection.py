@@ -249,8 +249,8 @@ def analysis(res: dict[str, Any], m: Any, ev: Any = None) -> list[str]:
             res["false_alarm_kinds"] = kinds
             if kinds["split"]:
                 out.append(f"- {kinds['split']} false alarm(s) start less than 48 h after the same machine's previous "
-                           "alarm ended: one long episode cut in pieces (the machines stop on weekends: idle windows "
-                           "score 0 and close the episode), each piece counted again.")
+                           "alarm ended: one long episode cut in pieces (scores hovering about the threshold fall "
+                           "below the hysteresis long enough to clear, then rise again), each piece counted again.")
             if kinds["after_repair"]:
                 out.append(f"- {kinds['after_repair']} false alarm(s) start within 14 days after a repair of the same "
                            "machine: the repaired machine has a new healthy baseline that a model trained before the "

@@ -37,6 +37,12 @@ WARMUP_HOURS = 3.0
 MIN_COUNTED = 0.25
 
 
+def ran(running: np.ndarray) -> np.ndarray:
+    """Steps where the machine ran at least :data:`RUNNING_MIN` of the step, or the flag was not recorded (NaN)."""
+    r = np.asarray(running, float)
+    return np.where(np.isfinite(r), r >= RUNNING_MIN, True)
+
+
 def step_gate(running: np.ndarray, step_hours: float, warmup_hours: float = WARMUP_HOURS) -> np.ndarray:
     """(n, T) 1 where a step counts, from the windows' ``running`` values (NaN = not recorded).
 
@@ -44,8 +50,7 @@ def step_gate(running: np.ndarray, step_hours: float, warmup_hours: float = WARM
     the flag was not recorded) and no start lies within ``warmup_hours``
     before it inside the same window.
     """
-    running = np.asarray(running, float)
-    ok = np.where(np.isfinite(running), running >= RUNNING_MIN, True)
+    ok = ran(running)
     warm_steps = int(round(warmup_hours / step_hours)) if step_hours > 0 else 0
     if warm_steps > 0 and ok.shape[1] > 1:
         starts = np.zeros_like(ok)
@@ -75,22 +80,20 @@ def operating_points(windows: WindowSet, running: np.ndarray, fields: tuple[str,
     """Per window (n,), the median of each context field over the steps where the machine ran (NaN: it never ran)."""
     from pdm.features.grid import CONTEXT_CHANNELS
 
-    r = np.asarray(running, float)
-    ran = np.where(np.isfinite(r), r >= RUNNING_MIN, True)
+    counted = ran(running)
     out = {}
     for f in fields:
         v = windows.context[:, CONTEXT_CHANNELS.index(f)].astype(float)
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: a window in which it never ran
-            out[f] = np.nanmedian(np.where(ran, v, np.nan), axis=1) if len(v) else np.zeros(0)
+            out[f] = np.nanmedian(np.where(counted, v, np.nan), axis=1) if len(v) else np.zeros(0)
     return out
 
 
 def running_values(grid: MachineGrid, fields: tuple[str, ...] = ("speed", "load")) -> dict[str, np.ndarray]:
     """Each context field of ``grid`` at the steps where the machine ran (for :class:`OperatingEnvelope`.fit)."""
-    r = grid.context["running"].to_numpy(dtype=float)
-    ran = np.where(np.isfinite(r), r >= RUNNING_MIN, True)
-    return {f: grid.context[f].to_numpy(dtype=float)[ran] for f in fields}
+    counted = ran(grid.context["running"].to_numpy(dtype=float))
+    return {f: grid.context[f].to_numpy(dtype=float)[counted] for f in fields}
 
 
 def hide_stopped(grid: MachineGrid, windows: WindowSet, window: int) -> WindowSet:
@@ -116,8 +119,7 @@ def hide_steps(windows: WindowSet, running: np.ndarray) -> WindowSet:
     """:func:`hide_stopped` from the windows' own ``running`` values (n, T) (NaN = not recorded)."""
     import dataclasses
 
-    r = np.asarray(running, float)
-    stopped = np.isfinite(r) & (r < RUNNING_MIN)
+    stopped = ~ran(running)
     hide = np.array([not str(c).startswith(KEPT_WHEN_STOPPED) for c in windows.channels], bool)
     if not stopped.any() or not hide.any():
         return windows
@@ -161,4 +163,4 @@ def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: n
 
 
 __all__ = ["KEPT_WHEN_STOPPED", "MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "grid_windows_errors",
-           "hide_steps", "hide_stopped", "masked_mean", "operating_points", "running_gate", "running_values", "step_gate", "window_errors", "window_running"]
+           "hide_steps", "hide_stopped", "masked_mean", "operating_points", "ran", "running_gate", "running_values", "step_gate", "window_errors", "window_running"]

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from pdm.features import WindowSet
-from pdm.model.tshae import TSHAE, TSHAEConfig, masked_huber
+from pdm.model.tshae import TSHAE, TSHAEConfig, group_members, masked_huber
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,8 @@ class PackedTSHAE(nn.Module):
         self.model = model
         self.hide_frac = hide_frac
         self.group_frac = group_frac if model.cfg.groups else 0.0
-        member = torch.zeros(len(model.cfg.groups), model.cfg.channels)
-        for g, idx in enumerate(model.cfg.groups):
-            member[g, idx] = 1.0
         self.member: Tensor
-        self.register_buffer("member", member, persistent=False)
+        self.register_buffer("member", group_members(model.cfg.groups, model.cfg.channels), persistent=False)
         cfg = model.cfg
         self.splits = (cfg.channels, cfg.channels, cfg.context_channels, max(cfg.event_channels, 0))
 
@@ -289,9 +286,7 @@ def _impute(model: TSHAE, values: Tensor, mask: Tensor, ctx: Tensor, ev: Tensor,
     where they are shown.
     """
     g, b = len(groups), values.shape[0]
-    hidden = torch.zeros(g, 1, values.shape[1], 1, dtype=mask.dtype)
-    for i, idx in enumerate(groups):
-        hidden[i, 0, idx] = 1.0
+    hidden = group_members(groups, values.shape[1]).to(mask.dtype)[:, None, :, None]  # (G, 1, C, 1)
     masks = (mask[None] * (1 - hidden)).reshape(g * b, *mask.shape[1:])
 
     def rep(t: Tensor) -> Tensor:

@@ -95,13 +95,19 @@ class TSHAEConfig:
 
 
 SCORING = ("reconstruct", "modality")
-#: Channels never hidden for imputation (the environment: an input, no part of the score).
-ALWAYS_SHOWN = (".ambient.",)
 
 
 def is_vibration(name: str) -> bool:
     """A vibration channel: pdm's ``vibration.*`` ids, or a name that says accelerometer (SKAB's ``Accelerometer1RMS``)."""
     return name.startswith("vibration.") or "accelerometer" in name.lower()
+
+
+def group_members(groups: list[list[int]], channels: int) -> Tensor:
+    """(G, C) 1 where channel c belongs to imputation group g."""
+    member = torch.zeros(len(groups), channels)
+    for g, idx in enumerate(groups):
+        member[g, idx] = 1.0
+    return member
 
 
 def impute_groups(names: list[str]) -> list[list[int]]:
@@ -113,7 +119,9 @@ def impute_groups(names: list[str]) -> list[list[int]]:
     autoencoder could copy it. Fewer than two non-empty groups: [] (nothing to
     impute from).
     """
-    shown = [any(a in n for a in ALWAYS_SHOWN) for n in names]
+    from pdm.detect.rootcause import is_environment
+
+    shown = [is_environment(n) for n in names]  # the surroundings: an input, never hidden, no part of the score
     vib = [i for i, n in enumerate(names) if is_vibration(n) and not shown[i]]
     rest = [i for i, n in enumerate(names) if not is_vibration(n) and not shown[i]]
     groups = [g for g in (vib, rest) if g]

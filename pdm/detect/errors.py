@@ -63,10 +63,13 @@ def step_gate(running: np.ndarray, step_hours: float, warmup_hours: float = WARM
 
 
 def running_gate(grid: MachineGrid, windows: WindowSet, window: int,
-                 warmup_hours: float = WARMUP_HOURS) -> np.ndarray:
-    """(n, T) :func:`step_gate` of the windows of ``grid`` (its ``running`` context)."""
+                 warmup_hours: float = WARMUP_HOURS, *, running: np.ndarray | None = None) -> np.ndarray:
+    """(n, T) :func:`step_gate` of the windows of ``grid`` (its ``running`` context).
+
+    ``running``: the windows' :func:`window_running` values when the caller already cut them.
+    """
     step_h = (grid.index[1] - grid.index[0]).total_seconds() / 3600 if len(grid.index) > 1 else 0.0
-    return step_gate(window_running(grid, windows, window), step_h, warmup_hours)
+    return step_gate(window_running(grid, windows, window) if running is None else running, step_h, warmup_hours)
 
 
 def window_running(grid: MachineGrid, windows: WindowSet, window: int) -> np.ndarray:
@@ -157,9 +160,9 @@ def gated_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarra
 
 
 def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: np.ndarray,
-                        window: int) -> np.ndarray:
-    """:func:`gated_errors` with the :func:`running_gate` of ``grid``."""
-    return gated_errors(windows, reconstruction, running_gate(grid, windows, window))
+                        window: int, *, running: np.ndarray | None = None) -> np.ndarray:
+    """:func:`gated_errors` with the :func:`running_gate` of ``grid`` (``running``: as there)."""
+    return gated_errors(windows, reconstruction, running_gate(grid, windows, window, running=running))
 
 
 __all__ = ["KEPT_WHEN_STOPPED", "MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "grid_windows_errors",

@@ -210,7 +210,7 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
                window: int, stride: int, write: bool) -> tuple[MachineScore, int]:
     from pdm.detect.errors import (
         grid_windows_errors,
-        hide_stopped,
+        hide_steps,
         operating_points,
         window_running,
     )
@@ -249,13 +249,14 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         res.status, res.message = "no data", f"{m}: no observed data in the windows"
         return res, 0
     w_end = ws.start + window_ns
-    ws = hide_stopped(grid, ws, window)  # as calibration saw them
+    running = window_running(grid, ws, window)  # cut once: hiding, the gate and the operating point use it
+    ws = hide_steps(ws, running)  # stopped steps hidden, as calibration saw them
     recon = reconstruct(bundle.model, ws)["reconstruction"]
-    err = grid_windows_errors(grid, ws, recon, window)
+    err = grid_windows_errors(grid, ws, recon, window, running=running)
     z = calib.channel_scores(err)
     scores = calib.apply(err, exclude=environment_mask(channels))
     if det.get("envelope"):  # an operating point the model never saw: no score (neither raises nor clears)
-        inside = OperatingEnvelope.from_dict(det["envelope"]).apply(operating_points(ws, window_running(grid, ws, window)))
+        inside = OperatingEnvelope.from_dict(det["envelope"]).apply(operating_points(ws, running))
         res.outside = int((~inside & np.isfinite(scores)).sum())
         scores = np.where(inside, scores, np.nan)
     res.scores = pd.DataFrame({"score": scores, "threshold": threshold, "ratio": scores / threshold},

@@ -218,7 +218,10 @@ class OperatingEnvelope:
             hi = np.inf if b is None else b
             ok = ~np.isfinite(p) | ((p >= lo) & (p <= hi))
             inside = ok if inside is None else inside & ok
-        return inside if inside is not None else np.ones(0, bool)
+        if inside is None:  # none of the fields given: nothing known to lie outside
+            n = len(np.asarray(next(iter(points.values())))) if points else 0
+            return np.ones(n, bool)
+        return inside
 
     def union(self, other: OperatingEnvelope) -> OperatingEnvelope:
         """Both ranges together (a fine-tuned model knows its base model's range and the new one's)."""

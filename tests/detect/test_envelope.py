@@ -34,6 +34,8 @@ def test_a_field_never_recorded_or_a_window_that_never_ran_constrains_nothing():
     assert env.apply({"speed": np.array([5.0, 0.1]), "load": np.array([np.nan, 0.7])}).tolist() == [True, True]
     again = OperatingEnvelope.from_dict(env.to_dict())
     assert again == env
+    # Points with none of the envelope's fields: every window is inside, one flag per window.
+    assert env.apply({"temperature": np.array([1.0, 2.0, 3.0])}).tolist() == [True, True, True]
 
 
 def test_the_operating_point_is_the_median_over_running_steps_only():

@@ -110,7 +110,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                            "valid_loss": (tr.metrics.get("valid_loss") or [None])[-1]}
         print(f"[3/4] scoring {split:%Y-%m-%d} .. {end:%Y-%m-%d}", flush=True)
         t = time.perf_counter()
-        sc = score_machines(store, tr.path, start=split, stop=end, progress=not args.no_progress)
+        sc = score_machines(store, scoring_model(args, tr.path), start=split, stop=end,
+                            progress=not args.no_progress)
         res["timings_s"]["scoring"] = round(time.perf_counter() - t, 1)
         res["scoring"] = {"windows": int(sum(len(r.scores) for r in sc.machines.values())),
                           "skipped": sc.skipped, "model_version": sc.model_version}
@@ -118,6 +119,17 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         print("[4/4] evaluating", flush=True)
         ev = evaluate(store, None, start=split, stop=end, model_version=sc.model_version)
     return finish(args, tmp, store, res, ev, split, end)
+
+
+def scoring_model(args: argparse.Namespace, path: Path) -> Any:
+    """The model directory to score with, or (``--no-rebaseline``) its bundle with re-baselining off."""
+    if not args.no_rebaseline:
+        return path
+    from pdm.model.directory import load
+
+    bundle = load(path)
+    bundle.detect["rebaseline"] = {**(bundle.detect.get("rebaseline") or {}), "enabled": False}
+    return bundle
 
 
 def rescore(args: argparse.Namespace, tmp: Path, store: Any, res: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +156,7 @@ def rescore(args: argparse.Namespace, tmp: Path, store: Any, res: dict[str, Any]
     res["timings_s"]["recalibrate"] = round(time.perf_counter() - t, 1)
     print(f"[2/3] scoring {split:%Y-%m-%d} .. {end:%Y-%m-%d}", flush=True)
     t = time.perf_counter()
-    sc = score_machines(store, path, start=split, stop=end, progress=not args.no_progress)
+    sc = score_machines(store, scoring_model(args, path), start=split, stop=end, progress=not args.no_progress)
     res["timings_s"]["scoring"] = round(time.perf_counter() - t, 1)
     res["scoring"] = {"windows": int(sum(len(r.scores) for r in sc.machines.values())),
                       "skipped": sc.skipped, "model_version": sc.model_version}
@@ -374,6 +386,9 @@ def main() -> int:
     ap.add_argument("--out", help="results name (default detection or detection_quick)")
     ap.add_argument("--keep", metavar="DIR", help="keep the store and models in DIR (default: a temporary folder)")
     ap.add_argument("--report", action="store_true", help="also write the HTML report (into --keep DIR)")
+    ap.add_argument("--no-rebaseline", action="store_true",
+                    help="score against the calibration's error levels throughout, without a new baseline after "
+                         "work orders (pdm.detect.rebaseline), for comparison")
     ap.add_argument("--rescore", action="store_true",
                     help="with --keep DIR of an earlier run (same --days/--train-days): recalibrate its trained model "
                          "and score again with the current code, without simulating or training")

@@ -18,7 +18,7 @@ import pandas as pd
 from pdm.detect.rootcause import rootcause_points
 from pdm.detect.stages import AlarmRule
 from pdm.store import Store
-from pdm.store.schema import ALARM, ROOTCAUSE, SCORE
+from pdm.store.schema import ALARM, BASELINE, ROOTCAUSE, SCORE
 
 if TYPE_CHECKING:
     from pdm.detect.score import MachineScore
@@ -56,6 +56,33 @@ def read_history(store: Store, m: str, version: str, first_end: int, rule: Alarm
     if open_at is not None:
         open_at -= keep
     return t[keep:], s[keep:], open_at, prev_top
+
+
+def read_baselines(store: Store, m: str, version: str, lo: int, hi: int) -> dict[int, dict[str, Any]]:
+    """Finished new baselines of ``m`` under model ``version`` for work orders in ``[lo, hi)``, by work order ns."""
+    import json
+
+    out: dict[int, dict[str, Any]] = {}
+    for t, row in _mine(store.read(BASELINE, m, lo, hi), version).iterrows():
+        try:
+            levels = [float("nan") if v is None else float(v) for v in json.loads(str(row["levels_json"]))]
+        except (ValueError, TypeError):
+            log.warning("%s: unreadable pdm_baseline point at %s; its windows are scored again", m, t)
+            continue
+        out[int(pd.Timestamp(t).value)] = {"levels": levels, "taken": bool(row["taken"]),
+                                           "windows": int(row["windows"]), "last_ns": int(row["last_ns"])}
+    return out
+
+
+def write_baselines(store: Store, m: str, version: str, baselines: list[dict[str, Any]]) -> int:
+    """Write finished baselines (dicts with time, levels, taken, windows, last_ns); the same key overwrites."""
+    import json
+
+    points = [{"measurement": BASELINE, "tags": {"machine": m, "model_version": version}, "time": int(b["time"]),
+               "fields": {"levels_json": json.dumps([v if np.isfinite(v) else None for v in b["levels"]]),
+                          "taken": bool(b["taken"]), "windows": int(b["windows"]), "last_ns": int(b["last_ns"])}}
+              for b in baselines]
+    return store.write(points).written if points else 0
 
 
 def _mine(frame: pd.DataFrame, version: str) -> pd.DataFrame:

@@ -208,13 +208,7 @@ def score_machines(store: Store, bundle_or_path: Any = None, machines: list[str]
 
 def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None, step_ns: int,
                window: int, stride: int, write: bool) -> tuple[MachineScore, int]:
-    from pdm.detect.errors import (
-        grid_windows_errors,
-        hide_steps,
-        operating_points,
-        window_running,
-    )
-    from pdm.features import align_machine, make_windows
+    from pdm.detect.errors import operating_points
     from pdm.model.train import reconstruct
 
     det = bundle.detect["machines"].get(m)
@@ -239,22 +233,17 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         res.status, res.message = "no window", f"{m}: no window ends in the range (stride {stride_ns // 60e9:g} min)"
         return res, 0
     channels = list(bundle.scalers[m].channels)
-    t0, t1 = int(ends[0]) - window_ns, int(ends[-1])
-    grid = align_machine(store, m, pd.Timestamp(t0, tz="UTC"), pd.Timestamp(t1, tz="UTC"), feats_step(bundle),
-                         channels=channels, speed_max=det.get("speed_max"))
-    _fix_work_orders(store, grid, t0, t1)
-    ws = make_windows(grid, bundle.scalers[m], window, stride)
-    ws = ws.take(np.nonzero(ws.mask.any(axis=1).mean(axis=1) >= MIN_OBSERVED)[0])
-    if len(ws) == 0:
+    got = _window_errors(store, bundle, m, ends, step_ns, window, stride, det)
+    if got is None:
         res.status, res.message = "no data", f"{m}: no observed data in the windows"
         return res, 0
+    grid, ws, running, err = got
     w_end = ws.start + window_ns
-    running = window_running(grid, ws, window)  # cut once: hiding, the gate and the operating point use it
-    ws = hide_steps(ws, running)  # stopped steps hidden, as calibration saw them
-    recon = reconstruct(bundle.model, ws)["reconstruction"]
-    err = grid_windows_errors(grid, ws, recon, window, running=running)
-    z = calib.channel_scores(err)
-    scores = calib.apply(err, exclude=environment_mask(channels))
+    z, rebased = _rebaselined_z(store, bundle, m, calib, ws.start, w_end, err, step_ns, window, stride, det,
+                                write=write)
+    scores = calib.score_z(z, exclude=environment_mask(channels))
+    if rebased:
+        scores = np.where(rebased["unscored"], np.nan, scores)
     if det.get("envelope"):  # an operating point the model never saw: no score (neither raises nor clears)
         inside = OperatingEnvelope.from_dict(det["envelope"]).apply(operating_points(ws, running))
         res.outside = int((~inside & np.isfinite(scores)).sum())
@@ -286,11 +275,125 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         rc = res.rootcauses.get(int(a.start))
         res.top_channels[int(a.start)] = rc.top_channel if rc else prev_top.get(int(a.start), "")
     res.status = "alarm" if res.open_alarm else "ok"
+    notes = []
     if res.outside:
-        res.message = (f"{m}: {res.outside} window(s) at a speed or load outside what the model was trained on: "
-                       "not scored (retrain on the new regime)")
+        notes.append(f"{res.outside} window(s) at a speed or load outside what the model was trained on: "
+                     "not scored (retrain on the new regime)")
+    if rebased:
+        notes.append(rebased["note"])
+    if notes:
+        res.message = f"{m}: " + "; ".join(notes)
     written = write_run(store, res, bundle.version, int(ends[0]), int(ends[-1]) + 1) if write else 0
     return res, written
+
+
+def _window_errors(store: Store, bundle: Any, m: str, ends: np.ndarray, step_ns: int, window: int, stride: int,
+                   det: dict[str, Any]) -> tuple[Any, Any, np.ndarray, np.ndarray] | None:
+    """(grid, windows, running (n, T), per-channel errors (n, C)) of the windows ending at ``ends``.
+
+    Windows mostly without data are dropped; None when none is left.
+    """
+    from pdm.detect.errors import grid_windows_errors, hide_steps, window_running
+    from pdm.features import align_machine, make_windows
+    from pdm.model.train import reconstruct
+
+    window_ns = window * step_ns
+    t0, t1 = int(ends[0]) - window_ns, int(ends[-1])
+    grid = align_machine(store, m, pd.Timestamp(t0, tz="UTC"), pd.Timestamp(t1, tz="UTC"), feats_step(bundle),
+                         channels=list(bundle.scalers[m].channels), speed_max=det.get("speed_max"))
+    _fix_work_orders(store, grid, t0, t1)
+    ws = make_windows(grid, bundle.scalers[m], window, stride)
+    ws = ws.take(np.nonzero(ws.mask.any(axis=1).mean(axis=1) >= MIN_OBSERVED)[0])
+    if len(ws) == 0:
+        return None
+    running = window_running(grid, ws, window)  # cut once: hiding, the gate and the operating point use it
+    ws = hide_steps(ws, running)  # stopped steps hidden, as calibration saw them
+    recon = reconstruct(bundle.model, ws)["reconstruction"]
+    return grid, ws, running, grid_windows_errors(grid, ws, recon, window, running=running)
+
+
+def calibrated_to(bundle: Any, m: str) -> int:
+    """End (ns) of the data machine ``m``'s calibration saw: its recalibration's, else the model's data range's."""
+    meta = bundle.metadata or {}
+    rec = meta.get("recalibrated") or {}
+    stop = rec.get("stop") if m in (rec.get("machines") or ()) else (meta.get("data") or {}).get("stop")
+    return _ns(stop) if stop else 0
+
+
+def work_orders(store: Store, m: str, after: int, until: int, event_type: str = "work_order") -> np.ndarray:
+    """Times (ns, ascending) of ``m``'s operator-log entries of ``event_type`` in ``[after, until)``."""
+    if until <= after:
+        return np.zeros(0, np.int64)
+    logs = store.read("operator_log", m, after, until)
+    if logs.empty or "event_type" not in logs:
+        return np.zeros(0, np.int64)
+    return np.sort(logs.index[logs["event_type"] == event_type].asi8.astype(np.int64))
+
+
+def _rebaselined_z(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, starts: np.ndarray,
+                   ends: np.ndarray, err: np.ndarray, step_ns: int, window: int, stride: int,
+                   det: dict[str, Any], write: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+    """Channel z-scores of the windows, against the levels of the last work order's new baseline.
+
+    Returns (z, info); info is empty without a work order after the
+    calibration, else holds ``unscored`` (windows spanning a work order or in
+    a new baseline) and a ``note``. See :mod:`pdm.detect.rebaseline`.
+
+    A finished baseline is kept in ``pdm_baseline`` (per machine, model
+    version and work order; ``write``), so that later runs (the DAG scores
+    every few minutes) read its levels instead of scoring its windows again.
+    """
+    from pdm.detect.persist import read_baselines, write_baselines
+    from pdm.detect.rebaseline import BASELINE, SCORED, Rebaseline
+
+    rb = Rebaseline.from_dict(bundle.detect.get("rebaseline"))
+    window_ns, stride_ns = window * step_ns, stride * step_ns
+    orders = work_orders(store, m, calibrated_to(bundle, m), int(ends[-1]), rb.event_type) if rb.enabled \
+        else np.zeros(0, np.int64)
+    if not len(orders):
+        return calib.channel_scores(err), {}
+    n = len(starts)
+    cached = read_baselines(store, m, bundle.version, int(orders[0]), int(orders[-1]) + 1)
+    # The last work order before the range: its levels from the store when its baseline lies wholly
+    # before the range, else its baseline windows that the range does not hold are scored again.
+    k0 = int(np.searchsorted(orders, starts[0], side="right")) - 1
+    known: dict[int, tuple[np.ndarray, bool]] = {}
+    if k0 >= 0:
+        hit = cached.get(int(orders[k0]))
+        if hit is not None and hit["last_ns"] < starts[0] and len(hit["levels"]) == len(calib.median):
+            known[k0] = (np.asarray(hit["levels"], float), bool(hit["taken"]))
+        else:
+            prior = _ends(int(orders[k0]) + window_ns,
+                          min(int(ends[0]), int(orders[k0]) + window_ns + rb.span_ns), stride_ns)
+            got = _window_errors(store, bundle, m, prior, step_ns, window, stride, det) if len(prior) else None
+            if got is not None:
+                starts = np.concatenate([got[1].start, starts])
+                ends = np.concatenate([got[1].start + window_ns, ends])
+                err = np.concatenate([got[3], err])
+    seg, status = rb.segments(starts, ends, orders, np.isfinite(err).any(axis=1), stride_ns)
+    level = np.tile(calib.median, (len(starts), 1))
+    taken, finished = 0, []
+    for k in np.unique(seg[seg >= 0]):
+        base = (seg == k) & (status == BASELINE)
+        if k in known:
+            status[base] = SCORED  # finished before the range: the first windows here are ordinary ones
+            new, ok = known[k]
+        else:
+            new, ok = rb.levels(err[base], calib.median)
+            full = int(base.sum()) >= rb.need(stride_ns) or int(orders[k]) + rb.span_ns <= int(starts[-1])
+            if full and base.any():
+                finished.append({"time": int(orders[k]), "levels": new.tolist(), "taken": ok,
+                                 "windows": int(base.sum()), "last_ns": int(starts[base][-1])})
+        taken += ok
+        level[(seg == k) & (status == SCORED)] = new
+    if write and finished:
+        write_baselines(store, m, bundle.version, finished)
+    z = (err - level) / calib.iqr
+    unscored = status[-n:] != SCORED
+    last = pd.Timestamp(int(orders[-1]), tz="UTC")
+    note = (f"{len(orders)} work order(s) since the calibration, the last {last:%Y-%m-%d %H:%M}: "
+            f"{int(unscored.sum())} window(s) not scored while a new baseline was taken ({taken} taken)")
+    return z[-n:], {"unscored": unscored, "note": note}
 
 
 def feats_step(bundle: Any) -> str:

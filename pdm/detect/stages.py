@@ -66,7 +66,10 @@ class ChannelCalibrator:
         reading as healthy. ``exclude`` (C,) bool: channels that do not count
         (their z-scores remain for the root cause).
         """
-        zs = self.channel_scores(errors)
+        return self.score_z(self.channel_scores(errors), exclude)
+
+    def score_z(self, zs: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`apply` from channel z-scores already computed (for example against re-based levels)."""
         if exclude is not None and np.any(exclude):
             zs = np.where(np.asarray(exclude, bool)[None, :], np.nan, zs)
         seen = np.isfinite(zs).any(axis=1) if zs.ndim == 2 and zs.shape[1] else np.zeros(len(zs), bool)

@@ -41,16 +41,22 @@ FIELD_TYPES: dict[str, dict[str, FieldType]] = {
     "pdm_rootcause": {"kind": "string", "channel": "string", "contribution": "float", "zscore": "float",
                       "attention_change": "float", "event_type": "string", "message": "string",
                       "log_ns": "integer", "weight": "float", "maps_json": "string"},
+    # pdm_baseline: a machine's new error levels after a work order (pdm.detect.rebaseline), time = the
+    # work order; levels_json = per-channel levels in the model's channel order; last_ns = start of
+    # the last baseline window; taken = false when too few windows ran (the calibration's levels stay).
+    "pdm_baseline": {"levels_json": "string", "taken": "boolean", "windows": "integer", "last_ns": "integer"},
 }
 
 SCORE = "pdm_score"
 ALARM = "pdm_alarm"
 ROOTCAUSE = "pdm_rootcause"
+BASELINE = "pdm_baseline"
 #: Tag keys of the measurements scoring writes (re-scoring a range overwrites the same keys).
 OUTPUT_TAGS: dict[str, tuple[str, ...]] = {
     SCORE: (MACHINE_TAG, "model_version"),
     ALARM: (MACHINE_TAG, "model_version"),
     ROOTCAUSE: (MACHINE_TAG, "model_version", "alarm", "rank"),
+    BASELINE: (MACHINE_TAG, "model_version"),
 }
 
 # Names that go into queries unquoted-safe: letters, digits, _ . - and no

@@ -1,0 +1,121 @@
+"""A new healthy baseline after a work order: the machine after a repair is not the machine before it.
+
+A repair puts in a new bearing, re-aligns a coupling or re-balances a rotor;
+planned maintenance re-assembles the machine; a replaced sensor reads with
+its own gain. Each moves the machine's healthy vibration and temperature
+levels a little (a few per cent), and a model calibrated before it scores
+the new normal as an anomaly for good: an alarm opened before a breakdown
+then never closes, and the next fault of the same machine can raise no
+alarm of its own (measured: dev seed 5's comp-015 scored 9-11 x its
+threshold for the six weeks after its repair, so its second bearing failure
+was missed).
+
+So, as a vibration analyst takes a new baseline after maintenance:
+
+- Windows that span a work order mix two machines: not scored.
+- The first ``hours`` of windows (at the model's stride) in which the
+  machine ran, starting after it, are the new baseline: not scored either (like windows in which the machine did not run they neither
+  raise nor clear an alarm); the median of each channel's error over them
+  becomes that channel's new healthy level if it is higher than the
+  calibration's. The spread (IQR), the threshold and the model stay: only
+  the level moves, and only up. A lower level is kept out: two days are a
+  short sample (a calm spell of weather or load), and a work order is no
+  reason to alarm more readily than the calibration did (measured on dev
+  seed 5: taking lower levels too raised false alarms from 8 to 12).
+- Later windows are scored against the new levels, until the next work order.
+  With fewer than ``min_windows`` scored baseline windows (the machine hardly
+  ran) the earlier levels stay.
+
+Only work orders after the machine's calibration data count: a recalibration
+or fine-tune that saw the new normal already has it. Work orders are operator
+log entries of type ``work_order`` (breakdowns, repairs, planned maintenance,
+sensor replacements), whatever their text.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+#: Window status from :meth:`Rebaseline.segments`.
+SCORED, SPANS_WORK_ORDER, BASELINE = 0, 1, 2
+
+
+@dataclass
+class Rebaseline:
+    """Per-machine error levels re-fitted after each work order (see the module doc).
+
+    The new baseline is the first ``hours`` worth of scored windows (at the
+    model's stride; windows in which the machine did not run do not count)
+    starting after the work order, looked for up to ``max_hours`` after it.
+    """
+
+    hours: float = 48.0
+    max_hours: float = 168.0
+    min_windows: int = 4
+    event_type: str = "work_order"
+    enabled: bool = True  # False: score against the calibration's levels throughout
+
+    @property
+    def span_ns(self) -> int:
+        return int(self.max_hours * 3.6e12)
+
+    def need(self, stride_ns: int) -> int:
+        """Windows a baseline takes at this stride."""
+        return max(self.min_windows, int(np.ceil(self.hours * 3.6e12 / stride_ns)))
+
+    def segments(self, starts: np.ndarray, ends: np.ndarray, orders: np.ndarray, scored: np.ndarray,
+                 stride_ns: int) -> tuple[np.ndarray, np.ndarray]:
+        """(segment, status) per window (ascending starts).
+
+        segment: the index of the last of ``orders`` (ascending) at or before
+        the window's start (-1: none). status: :data:`SPANS_WORK_ORDER` when a
+        work order lies inside the window; :data:`BASELINE` for the first
+        ``hours / stride`` (at least ``min_windows``) ``scored`` windows of a
+        segment that start within ``max_hours`` of its work order; else
+        :data:`SCORED`.
+        """
+        starts, ends = np.asarray(starts, np.int64), np.asarray(ends, np.int64)
+        orders = np.asarray(orders, np.int64)
+        seg = np.searchsorted(orders, starts, side="right") - 1
+        before_end = np.searchsorted(orders, ends, side="left") - 1  # last order strictly before the end
+        status = np.full(len(starts), SCORED, np.int8)
+        status[before_end > seg] = SPANS_WORK_ORDER
+        need = self.need(stride_ns)
+        for k in np.unique(seg[seg >= 0]):
+            cand = np.flatnonzero((seg == k) & (status == SCORED) & np.asarray(scored, bool)
+                                  & (starts < orders[k] + self.span_ns))
+            status[cand[:need]] = BASELINE
+        return seg, status
+
+    def levels(self, errors: np.ndarray, previous: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(per-channel level: the median error over the baseline windows ``errors`` (n, C) where it is
+        above ``previous``, whether a baseline was taken).
+
+        A channel observed in fewer than ``min_windows`` of them keeps its
+        ``previous`` level; with fewer than ``min_windows`` windows in which
+        any channel was observed, all do (the machine hardly ran).
+        """
+        previous = np.asarray(previous, float)
+        errors = np.asarray(errors, float).reshape(-1, len(previous))
+        seen = np.isfinite(errors)
+        if int(seen.any(axis=1).sum()) < self.min_windows:
+            return previous, False
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels keep the previous level
+            med = np.nanmedian(np.where(seen, errors, np.nan), axis=0) if len(errors) else previous
+        enough = seen.sum(axis=0) >= self.min_windows
+        return np.where(enough & np.isfinite(med), np.maximum(med, previous), previous), True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Rebaseline:
+        return cls(**(d or {}))
+
+
+__all__ = ["BASELINE", "SCORED", "SPANS_WORK_ORDER", "Rebaseline"]

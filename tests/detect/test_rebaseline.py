@@ -1,0 +1,140 @@
+"""A new healthy baseline after a work order (pdm.detect.rebaseline): unit rules and scoring end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pdm.detect.rebaseline import BASELINE, SCORED, SPANS_WORK_ORDER, Rebaseline
+from pdm.detect.score import score_machines
+from pdm.model.directory import load
+from pdm.store.schema import ALARM, SCORE
+from sensors_sim.plant import SCALED_FEATURES
+from tests.detect.conftest import HEALTHY
+
+H = 3_600 * 10**9
+
+
+def test_windows_spanning_a_work_order_are_not_scored_and_the_next_ones_are_the_baseline():
+    rb = Rebaseline(hours=6, min_windows=2)
+    starts = np.arange(0, 20) * 2 * H  # stride 2 h, windows 4 h long
+    ends = starts + 4 * H
+    scored = np.ones(20, bool)
+    scored[6] = False  # the machine did not run in this one: it does not count towards the baseline
+    seg, status = rb.segments(starts, ends, np.array([9 * H]), scored, 2 * H)
+    assert seg.tolist() == [-1] * 5 + [0] * 15
+    assert status[:3].tolist() == [SCORED] * 3  # before the work order
+    assert status[3:5].tolist() == [SPANS_WORK_ORDER] * 2  # [6, 10) and [8, 12) h hold the 9 h work order
+    assert status[5] == BASELINE and status[6] == SCORED  # 6 h at a 2 h stride: three scored windows
+    assert status[7:9].tolist() == [BASELINE] * 2 and (status[9:] == SCORED).all()
+
+
+def test_a_baseline_is_only_looked_for_up_to_max_hours_after_the_work_order():
+    rb = Rebaseline(hours=6, max_hours=5, min_windows=2)
+    starts = np.arange(0, 10) * 2 * H
+    seg, status = rb.segments(starts, starts + H, np.array([0]), np.ones(10, bool), 2 * H)
+    assert status.tolist() == [BASELINE] * 3 + [SCORED] * 7  # starts 0, 2, 4 h < 5 h
+    # Each work order starts its own segment and baseline.
+    seg, status = rb.segments(starts, starts + H, np.array([0, 11 * H]), np.ones(10, bool), 2 * H)
+    assert seg.tolist() == [0] * 6 + [1] * 4
+    assert status.tolist() == [BASELINE] * 3 + [SCORED] * 3 + [BASELINE] * 2 + [SCORED] * 2  # 12, 14 h < 16 h
+
+
+def test_levels_are_per_channel_medians_and_too_few_windows_keep_the_earlier_ones():
+    rb = Rebaseline(min_windows=3)
+    previous = np.array([1.0, 2.0, 3.0])
+    err = np.array([[5.0, 1.0, np.nan], [6.0, 1.5, np.nan], [7.0, 2.5, 9.0], [np.nan, np.nan, np.nan]])
+    level, taken = rb.levels(err, previous)
+    # channel 2's median 1.5 is below its level: kept (levels only rise); channel 3 seen once: kept
+    assert taken and level.tolist() == [6.0, 2.0, 3.0]
+    level, taken = rb.levels(err[:2], previous)
+    assert not taken and level.tolist() == previous.tolist()
+    assert Rebaseline.from_dict(rb.to_dict()) == rb and Rebaseline.from_dict(None) == Rebaseline()
+
+
+WORK_ORDER = pd.Timestamp("2024-01-03T06:05:00Z")
+GAIN = 1.4
+
+
+@pytest.fixture(scope="module")
+def repaired(trained, tmp_path_factory):
+    """The healthy fan reads GAIN x its vibration from WORK_ORDER on (a new bearing, say), and a model
+    whose calibration ended before that."""
+    store = trained.fresh_store(tmp_path_factory.mktemp("rebase") / "s.duckdb")
+    vib = store.read("vibration", HEALTHY, WORK_ORDER)
+    tags = [c for c in vib.attrs["tags"] if c in vib.columns]
+    vib[SCALED_FEATURES] = vib[SCALED_FEATURES] * GAIN
+    store.write(vib, "vibration", tags, SCALED_FEATURES)
+    bundle = load(trained.model)
+    bundle.metadata["data"]["stop"] = str(trained.start)  # as if calibrated on data before the work order
+    # Scored before the work order is logged, then with it.
+    without = score_machines(store, bundle, [HEALTHY], start=trained.start, stop=trained.stop, progress=False,
+                             write=False).machines[HEALTHY]
+    store.write([{"measurement": "operator_log", "time": WORK_ORDER.value,
+                  "tags": {"machine": HEALTHY, "event_type": "work_order"},
+                  "fields": {"message": "replaced DE bearing", "severity": 1}}])
+    return store, bundle, without
+
+
+def test_after_a_work_order_the_machine_is_scored_against_its_new_baseline(repaired, trained):
+    store, bundle, without = repaired
+    after = without.scores[without.scores.index >= WORK_ORDER + pd.Timedelta("3D")]["ratio"]
+    before = without.scores[without.scores.index < WORK_ORDER]["ratio"]
+    assert after.median() > 2 * before.median() and without.alarms  # the new normal looks like a fault
+    r = score_machines(store, bundle, [HEALTHY], start=trained.start, stop=trained.stop, progress=False,
+                       write=False).machines[HEALTHY]
+    s = r.scores["ratio"]
+    window = pd.Timedelta("12h")  # 72 steps of 10 min
+    assert s[s.index < WORK_ORDER].equals(before)  # nothing changes before it
+    spans = s[(s.index > WORK_ORDER) & (s.index < WORK_ORDER + window)]
+    assert len(spans) == 6 and spans.isna().all()
+    base = s[(s.index >= WORK_ORDER + window) & (s.index < WORK_ORDER + window + pd.Timedelta("48h"))]
+    assert len(base) == 24 and base.isna().all()  # 48 h of windows at the 2 h stride
+    later = s[s.index >= WORK_ORDER + window + pd.Timedelta("48h")]
+    assert len(later) > 10 and later.notna().all()
+    assert later.median() < 0.5 * after.median() and later.median() < 1.0
+    assert not [a for a in r.alarms if a.start > WORK_ORDER.value]
+    assert "1 work order(s) since the calibration" in r.message and "30 window(s) not scored" in r.message
+
+
+def test_scoring_across_a_new_baseline_in_two_runs_equals_scoring_at_once(repaired, trained):
+    store, bundle, _ = repaired
+    whole = score_machines(store, bundle, [HEALTHY], start=trained.start, stop=trained.stop, progress=False)
+    at_once = store.read(SCORE, HEALTHY)
+    store.delete(SCORE, trained.start, trained.stop, HEALTHY)
+    store.delete(ALARM, trained.start, trained.stop, HEALTHY)
+    mid = WORK_ORDER + pd.Timedelta("36h")  # inside the baseline: the second run scores its first half again
+    score_machines(store, bundle, [HEALTHY], start=trained.start, stop=mid, progress=False)
+    second = score_machines(store, bundle, [HEALTHY], start=mid, stop=trained.stop, progress=False)
+    pieces = store.read(SCORE, HEALTHY)
+    pd.testing.assert_index_equal(at_once.index, pieces.index)
+    assert np.allclose(at_once["score"], pieces["score"], rtol=1e-5, atol=1e-6, equal_nan=True)
+    assert second.machines[HEALTHY].scores["score"].notna().any()
+    assert len(whole.machines[HEALTHY].scores) == len(at_once)
+
+
+def test_a_finished_baseline_is_kept_in_the_store_and_later_runs_read_it(repaired, trained, tmp_path, monkeypatch):
+    import pdm.detect.score as score_mod
+    from pdm.detect.persist import read_baselines
+
+    store, bundle, _ = repaired
+    last_day = trained.stop - pd.Timedelta("1D")
+    first = score_machines(store, bundle, [HEALTHY], start=trained.start, stop=last_day, progress=False)
+    kept = read_baselines(store, HEALTHY, bundle.version, WORK_ORDER.value, WORK_ORDER.value + 1)
+    assert list(kept) == [WORK_ORDER.value]
+    b = kept[WORK_ORDER.value]
+    assert b["taken"] and b["windows"] == 24 and len(b["levels"]) == len(bundle.scalers[HEALTHY].channels)
+    assert first.machines[HEALTHY].scores["score"].notna().any()
+
+    calls = []
+    real = score_mod._window_errors
+    monkeypatch.setattr(score_mod, "_window_errors", lambda *a, **k: calls.append(a[4]) or real(*a, **k))
+    with_cache = score_machines(store, bundle, [HEALTHY], start=last_day, stop=trained.stop, progress=False,
+                                write=False).machines[HEALTHY]
+    assert len(calls) == 1  # only the range's windows: the baseline's levels came from the store
+    store.delete("pdm_baseline", WORK_ORDER, WORK_ORDER + pd.Timedelta(1, "ns"), HEALTHY)
+    again = score_machines(store, bundle, [HEALTHY], start=last_day, stop=trained.stop, progress=False,
+                           write=False).machines[HEALTHY]
+    assert len(calls) == 3  # without it, the baseline's windows were scored again, to the same result
+    assert np.allclose(with_cache.scores["score"], again.scores["score"], rtol=1e-5, atol=1e-6, equal_nan=True)

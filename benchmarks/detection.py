@@ -266,7 +266,12 @@ def analysis(res: dict[str, Any], m: Any, ev: Any = None) -> list[str]:
             if kinds["after_repair"]:
                 out.append(f"- {kinds['after_repair']} false alarm(s) start within 14 days after a repair of the same "
                            "machine: the repaired machine has a new healthy baseline that a model trained before the "
-                           "repair does not know (retraining after repairs, as the replay does, addresses it).")
+                           "repair does not know"
+                           + (". Scoring ran without re-baselining after work orders (--no-rebaseline)."
+                              if res["config"].get("no_rebaseline") else
+                              "; scoring re-baselined after the work order, but only 48 h of windows and only "
+                              "upwards (pdm.detect.rebaseline), which these outlast (retraining after repairs, as "
+                              "the replay does, addresses them)."))
     caught = [r for r in m.per_failure if r.get("lead_h") is not None]
     if caught:
         early = [r for r in caught if r.get("onset") and r.get("alarm_start")
@@ -297,6 +302,8 @@ def markdown(res: dict[str, Any]) -> str:
     e = ev["events"]
     mode = (f"replay (daily scoring, retraining every {c['retrain_every']})" if c["replay"]
             else "train once, score the rest")
+    mode += (", no new baseline after work orders (--no-rebaseline)" if c.get("no_rebaseline")
+             else ", a new baseline after each work order")
     lines = [
         f"# Detection quality — {c['machines']} machines x {c['days']} days, seed {c['seed']}"
         + (" (quick)" if c["quick"] else ""),

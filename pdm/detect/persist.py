@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 def read_history(store: Store, m: str, version: str, first_end: int, rule: AlarmRule,
                  stride_ns: int) -> tuple[np.ndarray, np.ndarray, int | None, dict[int, str]]:
     """Earlier scores (times, scores) before ``first_end``, the index of a still open episode's start, top channels."""
-    need = max(rule.n, rule.trend_windows, rule.clear_n)
+    need = rule.history(stride_ns)
     alarms = _mine(store.read(ALARM, m, stop=first_end), version)
     prev_top = {int(t.value): str(v) for t, v in alarms.get("top_channel", pd.Series(dtype=object)).items()}
     open_start: int | None = None

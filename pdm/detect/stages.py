@@ -263,7 +263,12 @@ class Alarm:
 
 @dataclass
 class AlarmRule:
-    """k of n above threshold raises; ``clear_n`` windows below ``hysteresis`` × threshold clear.
+    """k of n above threshold raises; ``clear_n`` windows and ``clear_hours`` below ``hysteresis`` × threshold clear.
+
+    Clearing needs both: ``clear_n`` scored windows in a row below the
+    hysteresis level, and ``clear_hours`` since the last window at or above
+    it, so an episode lasts as long in hours whatever the stride (6 windows
+    are 12 h at a 2 h stride, 24 h at 4 h).
 
     Severity by score / threshold: ≥ 1 watch, ≥ ``warning_ratio`` warning,
     ≥ ``critical_ratio`` (or an estimated time to failure under
@@ -275,6 +280,7 @@ class AlarmRule:
     k: int = 3
     n: int = 5
     clear_n: int = 6
+    clear_hours: float = 24.0
     hysteresis: float = 0.8
     warning_ratio: float = 1.5
     critical_ratio: float = 3.0
@@ -284,6 +290,11 @@ class AlarmRule:
 
     def fit(self, *_: Any) -> AlarmRule:
         return self
+
+    def history(self, stride_ns: int) -> int:
+        """Earlier windows a continued run needs (k of n, trend, clearing) at this stride."""
+        hours = int(math.ceil(self.clear_hours * 3.6e12 / stride_ns)) if stride_ns > 0 else 0
+        return max(self.n, self.trend_windows, self.clear_n, hours + 1)
 
     def ttf_hours(self, times: np.ndarray, ratio: np.ndarray) -> float | None:
         """Hours until the ratio reaches ``failure_ratio`` on its log-linear trend (None: not rising)."""
@@ -340,21 +351,23 @@ class AlarmRule:
         above = ratio > 1.0
         alarms: list[Alarm] = []
         current: Alarm | None = None
-        below_run = 0
+        below_run, last_high = 0, 0
         first = begin if open_at is None else min(open_at, begin)
         for i in range(first, len(ratio)):
             window = above[max(0, i - self.n + 1) : i + 1]
             if current is None:
                 if window.sum() >= self.k or i == open_at:
                     current = Alarm(int(times[i]), None, "watch", float(ratio[i]), None)
-                    below_run = 0
+                    below_run, last_high = 0, int(times[i])
                 continue
             current.peak_ratio = max(current.peak_ratio, float(ratio[i]))
             lo = max(0, i - self.trend_windows + 1)
             current.ttf_hours = self.ttf_hours(times[lo : i + 1], ratio[lo : i + 1])
             current.severity = self.severity(current.peak_ratio, current.ttf_hours, current.severity)
             below_run = below_run + 1 if ratio[i] < self.hysteresis else 0
-            if below_run >= self.clear_n:
+            if not below_run:
+                last_high = int(times[i])
+            if below_run >= self.clear_n and times[i] - last_high >= self.clear_hours * 3.6e12:
                 current.end = int(times[i])
                 alarms.append(current)
                 current = None

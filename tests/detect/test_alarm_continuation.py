@@ -21,7 +21,7 @@ def _continued(rule: AlarmRule, times, scores, threshold, cut: int):
     """Episodes from a run over [0, cut) then one over [cut, n) that reads back the first run's state."""
     first = rule.apply(times[:cut], scores[:cut], threshold)
     still_open = [a for a in first if a.end is None or a.end >= times[cut]]
-    need = max(rule.n, rule.trend_windows, rule.clear_n)
+    need = rule.history(HOUR)
     open_at = int(np.searchsorted(times, still_open[-1].start)) if still_open else None
     keep = max(0, (open_at if open_at is not None else cut) - need)
     second = rule.apply(times[keep:], scores[keep:], threshold, begin=cut - keep,
@@ -31,7 +31,7 @@ def _continued(rule: AlarmRule, times, scores, threshold, cut: int):
 
 
 def test_scoring_in_pieces_gives_the_same_episodes_as_scoring_at_once():
-    rule = AlarmRule()
+    rule = AlarmRule(clear_hours=9)  # hourly windows: clearing by hours is the binding rule
     for seed in range(4):
         times, scores = _series(seed)
         whole = rule.apply(times, scores, 1.0)
@@ -41,7 +41,7 @@ def test_scoring_in_pieces_gives_the_same_episodes_as_scoring_at_once():
 
 
 def test_an_episode_open_at_the_cut_keeps_its_start_severity_and_peak():
-    rule = AlarmRule()
+    rule = AlarmRule(clear_hours=9)
     times = np.arange(100, dtype=np.int64) * HOUR
     scores = np.full(100, 0.5)
     scores[40:] = np.linspace(1.2, 5.0, 60)  # rises until the end: one episode, never cleared
@@ -71,15 +71,15 @@ def test_idle_windows_are_skipped_not_read_as_healthy():
     scores = np.full(80, 0.5)
     scores[20:70] = 2.0
     scores[35:60] = np.nan  # a weekend stop in the middle of a rising fault
-    alarms = AlarmRule(k=3, n=5, clear_n=6).apply(times, scores, 1.0)
+    alarms = AlarmRule(k=3, n=5, clear_n=6, clear_hours=0).apply(times, scores, 1.0)
     assert len(alarms) == 1 and alarms[0].start == times[22] and alarms[0].end == times[75]
     # Read as zeros, the same stop clears the episode and raises a second one after it.
     zeros = np.nan_to_num(scores, nan=0.0)
-    assert len(AlarmRule(k=3, n=5, clear_n=6).apply(times, zeros, 1.0)) == 2
+    assert len(AlarmRule(k=3, n=5, clear_n=6, clear_hours=0).apply(times, zeros, 1.0)) == 2
 
 
 def test_idle_windows_give_the_episodes_of_the_scored_windows_alone():
-    rule = AlarmRule()
+    rule = AlarmRule(clear_hours=9)
     for seed in range(4):
         times, scores = _with_idle_gaps(seed)
         ok = np.isfinite(scores)
@@ -88,7 +88,7 @@ def test_idle_windows_give_the_episodes_of_the_scored_windows_alone():
 
 def test_scoring_in_pieces_with_idle_windows_equals_scoring_at_once():
     """As the scorer does it: earlier NaN scores are not stored, so the history comes back without them."""
-    rule = AlarmRule()
+    rule = AlarmRule(clear_hours=9)
     for seed in range(3):
         times, scores = _with_idle_gaps(seed)
         whole = rule.apply(times, scores, 1.0)

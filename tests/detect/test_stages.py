@@ -73,10 +73,30 @@ def test_a_single_spike_does_not_alarm_and_an_episode_clears_with_hysteresis():
     scores[5] = 10.0  # one spike
     scores[20:30] = 2.0
     scores[30:33] = 0.9  # above the hysteresis level: stays open
-    alarms = AlarmRule(k=3, n=5, clear_n=6, hysteresis=0.8).apply(times, scores, threshold=1.0)
+    alarms = AlarmRule(k=3, n=5, clear_n=6, clear_hours=0, hysteresis=0.8).apply(times, scores, threshold=1.0)
     assert len(alarms) == 1
     assert alarms[0].start == times[22]
     assert alarms[0].end == times[38]  # six windows below 0.8 after index 33
+
+
+def test_an_episode_clears_after_the_same_hours_below_whatever_the_stride():
+    rule = AlarmRule(k=3, n=5, clear_n=6, clear_hours=24, hysteresis=0.8)
+    for stride_h in (2, 4):
+        times = np.arange(80) * stride_h * HOUR
+        scores = np.full(80, 0.5)
+        scores[10:20] = 2.0  # the last window at or above the hysteresis level is index 19
+        alarms = rule.apply(times, scores, threshold=1.0)
+        assert len(alarms) == 1 and alarms[0].start == times[12]
+        assert alarms[0].end == times[19] + 24 * HOUR  # 12 windows below at a 2 h stride, 6 at 4 h
+    # A stop (no scores) counts as time, but clearing still takes clear_n scored windows below.
+    times = np.arange(80) * 2 * HOUR
+    scores = np.full(80, 0.5)
+    scores[10:20] = 2.0
+    scores[20:40] = np.nan
+    alarms = rule.apply(times, scores, threshold=1.0)
+    assert alarms[0].end == times[45]
+    # continued runs read back enough windows to find the last high one
+    assert AlarmRule(trend_windows=4).history(2 * HOUR) == 13 and AlarmRule().history(HOUR) == 25
 
 
 def test_a_rising_score_is_graded_critical_with_a_time_to_failure():

@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from pdm.detect.stages import ChannelCalibrator
+from pdm.detect.stages import TOP_K, ChannelCalibrator
 from pdm.features import WindowSet
 
 
@@ -45,7 +45,7 @@ def check_fit_windows(windows: WindowSet, minimum: int = 4) -> None:
         raise ValueError(f"windows.values must be (n, C, T), got shape {windows.values.shape}")
 
 
-def calibrated_scores(fit_errors: np.ndarray, errors: np.ndarray, top_k: int = 3) -> tuple[ChannelCalibrator, np.ndarray, np.ndarray]:
+def calibrated_scores(fit_errors: np.ndarray, errors: np.ndarray, top_k: int = TOP_K) -> tuple[ChannelCalibrator, np.ndarray, np.ndarray]:
     """Fit a :class:`ChannelCalibrator` on healthy errors; return it, healthy scores and scores."""
     cal = ChannelCalibrator(top_k=top_k).fit(fit_errors)
     return cal, cal.apply(fit_errors), cal.apply(errors)

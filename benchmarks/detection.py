@@ -253,9 +253,12 @@ def analysis(res: dict[str, Any], m: Any, ev: Any = None) -> list[str]:
     causes = m.false_alarms_by_cause
     if m.false_alarms:
         nuis = sum(v for k, v in causes.items() if k != "unexplained")
-        out.append(f"- {m.false_alarms} false alarm(s): {nuis} overlap a labelled nuisance (spikes, duplicates, clock "
-                   f"skew, dropouts, maintenance: data-quality events the model should learn to ignore), "
-                   f"{causes.get('unexplained', 0)} are unexplained.")
+        out.append(f"- {m.false_alarms} false alarm(s): {nuis} start within a day of a labelled nuisance (spikes, "
+                   "duplicates, clock skew, dropouts, maintenance), "
+                   f"{causes.get('unexplained', 0)} do not. Near is not caused by: with a few nuisances per machine "
+                   "and month, a day either side catches many by chance (on dev seed 5, windows holding a spike "
+                   "were above threshold 4.9 % of the time, windows without any nuisance 2.4 %, on the 14 machines "
+                   "without a long alarm).")
         if ev is not None:
             kinds = false_alarm_kinds(ev)
             res["false_alarm_kinds"] = kinds

@@ -237,7 +237,7 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
     if got is None:
         res.status, res.message = "no data", f"{m}: no observed data in the windows"
         return res, 0
-    grid, ws, running, err = got
+    ws, running, err = got
     w_end = ws.start + window_ns
     z, rebased = _rebaselined_z(store, bundle, m, calib, ws.start, w_end, err, step_ns, window, stride, det,
                                 write=write)
@@ -288,8 +288,8 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
 
 
 def _window_errors(store: Store, bundle: Any, m: str, ends: np.ndarray, step_ns: int, window: int, stride: int,
-                   det: dict[str, Any]) -> tuple[Any, Any, np.ndarray, np.ndarray] | None:
-    """(grid, windows, running (n, T), per-channel errors (n, C)) of the windows ending at ``ends``.
+                   det: dict[str, Any]) -> tuple[Any, np.ndarray, np.ndarray] | None:
+    """(windows, running (n, T), per-channel errors (n, C)) of the windows ending at ``ends``.
 
     Windows mostly without data are dropped; None when none is left.
     """
@@ -309,7 +309,7 @@ def _window_errors(store: Store, bundle: Any, m: str, ends: np.ndarray, step_ns:
     running = window_running(grid, ws, window)  # cut once: hiding, the gate and the operating point use it
     ws = hide_steps(ws, running)  # stopped steps hidden, as calibration saw them
     recon = reconstruct(bundle.model, ws)["reconstruction"]
-    return grid, ws, running, grid_windows_errors(grid, ws, recon, window, running=running)
+    return ws, running, grid_windows_errors(grid, ws, recon, window, running=running)
 
 
 def calibrated_to(bundle: Any, m: str) -> int:
@@ -353,13 +353,12 @@ def _rebaselined_z(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, 
     if not len(orders):
         return calib.channel_scores(err), {}
     n = len(starts)
-    cached = read_baselines(store, m, bundle.version, int(orders[0]), int(orders[-1]) + 1)
     # The last work order before the range: its levels from the store when its baseline lies wholly
     # before the range, else its baseline windows that the range does not hold are scored again.
     k0 = int(np.searchsorted(orders, starts[0], side="right")) - 1
     known: dict[int, tuple[np.ndarray, bool]] = {}
     if k0 >= 0:
-        hit = cached.get(int(orders[k0]))
+        hit = read_baselines(store, m, bundle.version, int(orders[k0]), int(orders[k0]) + 1).get(int(orders[k0]))
         if hit is not None and hit["last_ns"] < starts[0] and len(hit["levels"]) == len(calib.median):
             known[k0] = (np.asarray(hit["levels"], float), bool(hit["taken"]))
         else:
@@ -367,9 +366,9 @@ def _rebaselined_z(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, 
                           min(int(ends[0]), int(orders[k0]) + window_ns + rb.span_ns), stride_ns)
             got = _window_errors(store, bundle, m, prior, step_ns, window, stride, det) if len(prior) else None
             if got is not None:
-                starts = np.concatenate([got[1].start, starts])
-                ends = np.concatenate([got[1].start + window_ns, ends])
-                err = np.concatenate([got[3], err])
+                starts = np.concatenate([got[0].start, starts])
+                ends = np.concatenate([got[0].start + window_ns, ends])
+                err = np.concatenate([got[2], err])
     seg, status = rb.segments(starts, ends, orders, np.isfinite(err).any(axis=1), stride_ns)
     level = np.tile(calib.median, (len(starts), 1))
     taken, finished = 0, []
@@ -404,7 +403,6 @@ def _fix_work_orders(store: Store, grid: Any, t0: int, t1: int) -> None:
     """'Days since work order' from a month of log before the grid too, so any range gives the same context."""
     from pdm.features.grid import _days_since
 
-    logs = store.read("operator_log", grid.machine, t0 - WORK_ORDER_LOOKBACK.value, t1)
-    marks = logs.index[logs["event_type"] == "work_order"] if not logs.empty and "event_type" in logs else []
-    grid.context["days_since_work_order"] = _days_since(grid.index, pd.DatetimeIndex(marks))
+    marks = work_orders(store, grid.machine, t0 - WORK_ORDER_LOOKBACK.value, t1)
+    grid.context["days_since_work_order"] = _days_since(grid.index, pd.DatetimeIndex(pd.to_datetime(marks, utc=True)))
 

@@ -284,15 +284,16 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
 
     Errors are those scoring computes (:func:`pdm.detect.errors.grid_windows_errors`: running steps only).
     """
-    from pdm.detect.errors import grid_windows_errors, hide_stopped, running_values
+    from pdm.detect.errors import grid_windows_errors, hide_steps, running_values, window_running
     from pdm.detect.rootcause import environment_mask
     from pdm.detect.stages import AlarmRule, ChannelCalibrator, OperatingEnvelope, POTThreshold
 
     machines: dict[str, Any] = {}
     for m, w in cal_sets.items():
-        w = hide_stopped(grids[m], w, features.window)
+        running = window_running(grids[m], w, features.window)  # cut once: hiding and the gate use it
+        w = hide_steps(w, running)
         out = reconstruct(model, w, need_maps=True)
-        err = grid_windows_errors(grids[m], w, out["reconstruction"], features.window)
+        err = grid_windows_errors(grids[m], w, out["reconstruction"], features.window, running=running)
         calib = ChannelCalibrator().fit(err, min_rel_spread=MIN_REL_SPREAD)
         scores = calib.apply(err, exclude=environment_mask(list(w.channels)))
         scored = scores[np.isfinite(scores)]

@@ -91,6 +91,7 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
         calibrate,
         error_stats,
         merge_calibration,
+        read_labels,
         split_sets,
     )
     from pdm.model.train import TrainConfig, channel_errors, reconstruct, train
@@ -105,7 +106,7 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
     grids, sets, short = bundle_windows(store, bundle, start, stop, features)  # with the model's speed maxima
     notes = [f"{m}: no healthy windows in the fine-tuning range; keeps its previous calibration" for m in sorted(short)]
     # As train_fleet and recalibrate: calibration windows are ones in which the machine ran.
-    fit_sets, cal_sets, split_notes = split_sets(grids, sets, features)
+    fit_sets, cal_sets, split_notes = split_sets(grids, sets, features, bundle.scalers, read_labels(store))
     notes += split_notes
     if not sets:
         raise ValueError(f"no healthy windows in {start} .. {stop} to fine-tune on")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 
 from pdm.detect.stages import ChannelCalibrator
-from pdm.features.windows import WindowSet
-from pdm.model.pipeline import FeatureConfig, split_calibration
+from pdm.features import RobustScaler, make_windows
+from pdm.features.grid import EVENT_TYPES, MachineGrid
+from pdm.features.windows import WindowSet, excluded_steps
+from pdm.model.pipeline import FeatureConfig, split_calibration, split_sets
 
 
 def test_a_channel_without_healthy_errors_cannot_raise_the_score_and_survives_json():
@@ -38,3 +41,37 @@ def test_calibration_takes_the_last_running_windows_and_training_none_that_overl
     gaps = np.abs(fit.start[:, None] - cal.start[None, :])
     assert (gaps >= window_ns).all() and len(fit) > 100
     assert (fit.start > cal.start.max()).any()  # the idle windows after calibration still train
+
+
+def _grid(steps: int, stopped: slice, fault: slice) -> tuple[MachineGrid, pd.DataFrame]:
+    idx = pd.date_range("2024-01-01", periods=steps, freq="10min", tz="UTC").as_unit("ns")
+    rng = np.random.default_rng(1)
+    sensors = pd.DataFrame({"c": rng.normal(0, 1, steps)}, index=idx)
+    context = pd.DataFrame({"speed": 1.0, "load": 0.5, "running": 1.0, "days_since_work_order": 0.0}, index=idx)
+    context.iloc[stopped, context.columns.get_loc("running")] = 0.0
+    events = pd.DataFrame(0.0, index=idx, columns=list(EVENT_TYPES))
+    labels = pd.DataFrame({"machine": ["m"], "kind": ["bearing_wear"], "is_failure": [True],
+                           "start": [idx[fault.start]], "end": [idx[fault.stop - 1]]})
+    return MachineGrid("m", sensors, context, events, pd.DataFrame()), labels
+
+
+def test_dense_calibration_cuts_the_same_span_more_often_and_keeps_its_rules():
+    feats = FeatureConfig(step="10min", window=24, stride=8)  # calibration every 2 steps
+    assert feats.cal_stride() == 2 and FeatureConfig(stride=2).cal_stride() == 1
+    assert FeatureConfig(stride=8, calibration_stride=16).cal_stride() == 8  # never sparser than training
+    grid, labels = _grid(600, stopped=slice(300, 360), fault=slice(420, 450))
+    scaler = RobustScaler(["c"]).fit(grid.sensors)
+    sparse = make_windows(grid, scaler, 24, 8, exclude=excluded_steps(grid.index, labels, "m"))
+    fits, cals, _ = split_sets({"m": grid}, {"m": sparse}, feats)
+    fits_dense, dense_sets, _ = split_sets({"m": grid}, {"m": sparse}, feats, {"m": scaler}, labels)
+    fit, cal, dense = fits["m"], cals["m"], dense_sets["m"]
+    assert np.array_equal(fit.start, fits_dense["m"].start)  # training windows unchanged
+    assert dense.start.min() == cal.start.min() and dense.start.max() == cal.start.max()
+    assert len(dense) > 3 * len(cal)
+    assert np.all(np.diff(np.sort(dense.start)) % (2 * 600 * 10**9) == 0)
+    step_ns = 600 * 10**9
+    t0 = grid.index.asi8[0]
+    first, last = (dense.start - t0) // step_ns, (dense.start - t0) // step_ns + 23
+    assert not np.any((last >= 420) & (first < 450))  # no window touches the labelled fault
+    assert not np.any((first >= 300) & (last < 360))  # none lies wholly in the stop
+    assert np.array_equal(dense.values[0, 0], scaler.transform(grid.sensors)[(dense.start[0] - t0) // step_ns:][:24, 0])

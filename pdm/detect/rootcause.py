@@ -4,8 +4,16 @@ For an alarm's first window (the one that raised it) a :class:`RootCause`
 holds
 
 - the channels ranked by their share of the machine score (positive robust
-  z-scores of the reconstruction error, normalised to sum to 1); the
-  surroundings (:data:`ENVIRONMENT`) are no part of the score and come last;
+  z-scores of the reconstruction error, normalised to sum to 1), with one
+  rule of vibration analysis: a sensor's overall statistics (:data:`OVERALL`:
+  rms, peak, crest factor, kurtosis) come right after that sensor's largest
+  spectral band when the band is itself out of its healthy range (z ≥
+  :data:`BAND_EXPLAINS`).
+  The overall values are functions of the same waveform (rms² is the sum of
+  the band energies; a growing 1x or 2x tone lowers crest factor and
+  kurtosis), so the band names what changed and they follow from it. With
+  no band out of range they keep their place by share. The surroundings
+  (:data:`ENVIRONMENT`) are no part of the score and come last;
 - per channel, how much the window's spatial attention (sensor × sensor)
   moved away from the machine's healthy baseline: the L1 change of the
   channel's row and column;
@@ -35,11 +43,29 @@ TOP_CHANNELS = 5
 TOP_LOGS = 5
 #: Channels of the machine's surroundings (by id): model input, no part of the machine score, ranked last.
 ENVIRONMENT = (".ambient.",)
+#: A vibration sensor's statistics of the whole waveform (last part of the channel id); its other fields are bands.
+OVERALL = ("rms", "peak", "crest", "kurtosis")
+#: A band with at least this z-score explains its sensor's overall statistics (they rank after it).
+BAND_EXPLAINS = 2.0
 
 
 def is_environment(channel: str) -> bool:
     """True for a channel that measures the surroundings (ambient temperature), not the machine."""
     return any(key in channel for key in ENVIRONMENT)
+
+
+def explaining_band(channels: list[str], zscores: np.ndarray) -> np.ndarray:
+    """(C,) for a vibration sensor's overall statistic (:data:`OVERALL`): the index of the same sensor's band
+    with the largest z-score when that is at least :data:`BAND_EXPLAINS` (the band names the change, the
+    overall value follows from it); -1 for every other channel."""
+    z = np.nan_to_num(np.asarray(zscores, float), nan=-np.inf)
+    parts = [str(c).split(".") for c in channels]
+    vib = [len(p) >= 3 and p[0] == "vibration" for p in parts]
+    best: dict[str, int] = {}
+    for j, p in enumerate(parts):
+        if vib[j] and p[-1] not in OVERALL and z[j] >= BAND_EXPLAINS and (p[1] not in best or z[j] > z[best[p[1]]]):
+            best[p[1]] = j
+    return np.array([best.get(p[1], -1) if vib[j] and p[-1] in OVERALL else -1 for j, p in enumerate(parts)], int)
 
 
 def environment_mask(channels: list[str]) -> np.ndarray:
@@ -106,7 +132,9 @@ def explain(*, alarm_ns: int, channels: list[str], zscores: np.ndarray, spatial:
     change = attention_change(spatial, base)
     # The surroundings cannot be a machine's fault (a warm spring lifts the ambient temperature):
     # no share of the score, listed (with their z-score) after every channel of the machine itself.
-    order = sorted(range(c), key=lambda j: (bool(env[j]), -contribution[j],
+    band = explaining_band(channels, z)  # an overall statistic ranks right after the band that explains it
+    order = sorted(range(c), key=lambda j: (bool(env[j]), -contribution[band[j] if band[j] >= 0 else j],
+                                            bool(band[j] >= 0), -contribution[j],
                                             -np.nan_to_num(z[j], nan=-np.inf), channels[j]))
     ranked = [{"channel": channels[j], "contribution": float(contribution[j]),
                "zscore": float(z[j]) if np.isfinite(z[j]) else float("nan"),

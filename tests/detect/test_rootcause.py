@@ -1,4 +1,5 @@
-"""explain(): channels by share of the score (the machine's own first), log entries by cross-modal attention."""
+"""explain(): channels by share of the score (the machine's own first, a sensor's overall statistics after its band
+out of range), log entries by cross-modal attention."""
 
 from __future__ import annotations
 
@@ -21,8 +22,14 @@ def _explain(z, logs=None, cross=None):
 
 
 def test_channels_rank_by_their_share_of_the_score_and_the_shares_sum_to_one():
+    rc = _explain([0.0, 2.0, 6.0, 1.0])
+    assert [c["channel"] for c in rc.channels] == ["vibration.de.band_bpfo", "vibration.de.rms",  # rms follows its band
+                                                   "temperature.bearing.celsius", "temperature.ambient.celsius"]
+    assert [c["contribution"] for c in rc.channels[:3]] == [6 / 9, 1 / 9, 2 / 9]
+    rc = _explain([0.0, 2.0, 1.5, 1.0])  # the band in range: everything by share
+    assert [c["channel"] for c in rc.channels[:3]] == ["temperature.bearing.celsius", "vibration.de.band_bpfo",
+                                                       "vibration.de.rms"]
     rc = _explain([0.0, 2.0, 6.0, -1.0])
-    assert [c["channel"] for c in rc.channels[:2]] == ["vibration.de.band_bpfo", "temperature.bearing.celsius"]
     assert rc.channels[0]["contribution"] == 0.75 and abs(sum(c["contribution"] for c in rc.channels) - 1) < 1e-9
     assert rc.top_channel == "vibration.de.band_bpfo"
 
@@ -30,8 +37,8 @@ def test_channels_rank_by_their_share_of_the_score_and_the_shares_sum_to_one():
 def test_the_ambient_temperature_is_no_part_of_the_score_and_comes_after_the_machines_own_channels():
     rc = _explain([9.0, 1.0, 3.0, 0.5])
     ranked = [c["channel"] for c in rc.channels]
-    assert ranked == ["vibration.de.band_bpfo", "temperature.bearing.celsius", "vibration.de.rms",
-                      "temperature.ambient.celsius"]
+    assert ranked == ["vibration.de.band_bpfo", "vibration.de.rms", "temperature.bearing.celsius",
+                      "temperature.ambient.celsius"]  # rms right after the band that explains it
     assert rc.channels[-1]["contribution"] == 0.0 and rc.channels[-1]["zscore"] == 9.0
     assert rc.channels[0]["contribution"] == 3.0 / 4.5
 
@@ -56,3 +63,22 @@ def test_log_entries_are_weighted_by_the_attention_their_patch_received():
     rc = _explain([0.0, 1.0, 3.0, 0.0], logs, cross)
     assert rc.logs[0]["message"] == "noise" and rc.logs[0]["weight"] > 0.99
     assert rc.logs[1]["weight"] == 0.0
+
+
+def test_a_sensors_overall_statistics_follow_its_band_that_is_out_of_range():
+    from pdm.detect.rootcause import explaining_band
+
+    chans = ["vibration.de.crest", "vibration.de.kurtosis", "vibration.de.band_1x", "vibration.de.rms",
+             "vibration.nde.crest", "vibration.nde.band_1x", "temperature.bearing.celsius"]
+    # A growing 1x tone at the drive end: crest factor and kurtosis fall (large error), 1x and rms rise.
+    z = np.array([9.0, 7.0, 3.0, 5.0, 8.0, 1.0, 0.5])
+    assert explaining_band(chans, z).tolist() == [2, 2, -1, 2, -1, -1, -1]
+    rc = explain(alarm_ns=8 * STEP, channels=chans, zscores=z, spatial=np.eye(7), baseline=np.eye(7),
+                 cross=np.full((7, 5), 0.2), temporal=None, window_start_ns=0, step_ns=STEP, window=8, patch=2,
+                 log_entries=pd.DataFrame())
+    ranked = [ch["channel"] for ch in rc.channels]
+    # de's statistics follow its 1x band; nde's band is in range (z 1), so its crest factor keeps its place by share.
+    assert ranked == ["vibration.nde.crest", "vibration.de.band_1x", "vibration.de.crest", "vibration.de.kurtosis",
+                      "vibration.de.rms"]
+    assert rc.channels[0]["contribution"] > rc.channels[1]["contribution"]  # shares are unchanged, only the order
+    assert (explaining_band(chans, np.where(np.arange(7) == 2, 1.9, z)) == -1).all()  # below BAND_EXPLAINS: by share

@@ -192,6 +192,7 @@ def finish(args: argparse.Namespace, tmp: Path, store: Any, res: dict[str, Any],
             value >= target if op == ">=" else value <= target)
         checks.append({"metric": key, "text": text, "target": f"{op} {target:g}", "value": value, "met": ok})
     res["targets"] = checks
+    res["lead_ceiling"] = lead_ceiling(m.per_failure, split)
     res["analysis"] = analysis(res, m, ev)
     if args.report:
         from pdm.evaluate.report import write_report
@@ -275,6 +276,13 @@ def analysis(res: dict[str, Any], m: Any, ev: Any = None) -> list[str]:
                               "; scoring re-baselined after the work order, but only 48 h of windows and only "
                               "upwards (pdm.detect.rebaseline), which these outlast (retraining after repairs, as "
                               "the replay does, addresses them)."))
+    ceiling = res.get("lead_ceiling")
+    if ceiling and ceiling["short"]:
+        out.append(f"- Lead-time ceiling: {len(ceiling['short'])} of {m.failures} failure(s) came less than 72 h after "
+                   "the later of their fault's onset and the start of scoring "
+                   f"({', '.join(ceiling['short'])}): no detector watching the fault's own signal catches these "
+                   f"72 h ahead. Among the other {ceiling['possible']}, {ceiling['caught_72h']} were caught >= 72 h "
+                   "ahead.")
     caught = [r for r in m.per_failure if r.get("lead_h") is not None]
     if caught:
         early = [r for r in caught if r.get("onset") and r.get("alarm_start")
@@ -286,6 +294,25 @@ def analysis(res: dict[str, Any], m: Any, ev: Any = None) -> list[str]:
                        + (f", and {len(early)} of them came within 2 days of the fault's onset, when the fault's own "
                           "channels have barely moved." if early else "."))
     return out
+
+
+def lead_ceiling(per_failure: list[dict[str, Any]], scored_from: Any) -> dict[str, Any]:
+    """Failures whose fault began (or whose scoring began) less than 72 h before them, and recall among the rest.
+
+    The simulator's severity starts from zero at onset, so failure - max(onset, scoring start) bounds any lead.
+    """
+    start = pd_ts(scored_from)
+    short, possible, caught = [], 0, 0
+    for r in per_failure:
+        if not r.get("onset"):
+            continue
+        begin = max(pd_ts(r["onset"]), start)
+        if (pd_ts(r["failure"]) - begin).total_seconds() < 72 * 3600:
+            short.append(f"{r['machine']} {r.get('mode') or ''} {(pd_ts(r['failure']) - begin).total_seconds() / 3600:.0f} h")
+        else:
+            possible += 1
+            caught += int((r.get("lead_h") or -1) >= 72)
+    return {"short": short, "possible": possible, "caught_72h": caught}
 
 
 def pd_ts(x: Any) -> Any:

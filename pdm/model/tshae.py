@@ -227,6 +227,8 @@ class TSHAE(nn.Module):
             ctx = torch.nan_to_num(context).view(b, cfg.context_channels, n, p).permute(0, 2, 1, 3).reshape(b, n, -1)
             x = x + self.context(ctx)[:, None, :, :]
         ev_tokens, ev_pad = self._event_tokens(events, b, n, values.dtype, values.device)
+        if not need_maps:
+            ev_tokens, ev_pad = _attended_only(ev_tokens, ev_pad)
         maps: dict[str, list[Tensor]] = {}
         for layer in self.layers:
             x, m = layer(x, ev_tokens, ev_pad, need_maps)
@@ -248,6 +250,20 @@ class TSHAE(nn.Module):
         tokens = torch.cat([tokens, self.no_event.expand(b, 1, -1)], dim=1)
         pad = torch.cat([pad, torch.zeros(b, 1, dtype=torch.bool, device=device)], dim=1)
         return tokens, pad
+
+
+def _attended_only(tokens: Tensor, pad: Tensor) -> tuple[Tensor, Tensor]:
+    """The event tokens that can be attended (a logged event, or "no event"), first, padded to the batch's most.
+
+    A window holds a few logged events among its N patch slots, and a padded key gets zero weight,
+    so dropping the slots no window of the batch attends leaves the output as it was and spares the
+    cross-modal attention most of its keys. Not for the maps, whose columns are the N + 1 slots.
+    """
+    keep = int((~pad).sum(dim=1).max())
+    if keep == pad.shape[1]:
+        return tokens, pad
+    order = torch.argsort(pad.to(torch.int8), dim=1, stable=True)[:, :keep]  # attended slots first, in order
+    return tokens.gather(1, order[..., None].expand(-1, -1, tokens.shape[-1])), pad.gather(1, order)
 
 
 def masked_huber(recon: Tensor, target: Tensor, mask: Tensor, delta: float = 1.0) -> Tensor:

@@ -81,3 +81,23 @@ def test_training_lowers_the_reconstruction_loss():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.3 * losses[0]
+
+
+def test_only_the_attended_event_slots_are_kept_and_the_reconstruction_is_unchanged():
+    from pdm.model.tshae import _attended_only
+
+    model = _model().eval()
+    values, mask, context, events = _batch()
+    events[2, 0, 50] = 1.0  # window 2: an event in patch 6; window 0: patch 2; the others none
+    tokens, pad = model._event_tokens(events, 4, 8, values.dtype, values.device)
+    kept, kept_pad = _attended_only(tokens, pad)
+    assert kept.shape == (4, 2, 32)  # the batch's most: one event + "no event"
+    assert kept_pad.tolist() == [[False, False], [False, True], [False, False], [False, True]]
+    torch.testing.assert_close(kept[0, 0], tokens[0, 2])
+    torch.testing.assert_close(kept[2, 1], tokens[2, 8])
+    plain = model(values, mask, context, events, need_maps=True).reconstruction  # the maps need every slot
+    fast = model(values, mask, context, events).reconstruction
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-6)
+    none = torch.zeros_like(events)
+    torch.testing.assert_close(model(values, mask, context, none).reconstruction,
+                               model(values, mask, context, none, need_maps=True).reconstruction, rtol=1e-5, atol=1e-6)

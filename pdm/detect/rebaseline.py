@@ -35,6 +35,7 @@ sensor replacements), whatever their text.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -68,7 +69,7 @@ class Rebaseline:
         return max(self.min_windows, int(np.ceil(self.hours * 3.6e12 / stride_ns)))
 
     def segments(self, starts: np.ndarray, ends: np.ndarray, orders: np.ndarray, scored: np.ndarray,
-                 stride_ns: int) -> tuple[np.ndarray, np.ndarray]:
+                 stride_ns: int, finished: Collection[int] = ()) -> tuple[np.ndarray, np.ndarray]:
         """(segment, status) per window (ascending starts).
 
         segment: the index of the last of ``orders`` (ascending) at or before
@@ -76,7 +77,8 @@ class Rebaseline:
         work order lies inside the window; :data:`BASELINE` for the first
         ``hours / stride`` (at least ``min_windows``) ``scored`` windows of a
         segment that start within ``max_hours`` of its work order; else
-        :data:`SCORED`.
+        :data:`SCORED`. Segments in ``finished`` (their baseline was taken
+        before these windows) have no baseline windows here.
         """
         starts, ends = np.asarray(starts, np.int64), np.asarray(ends, np.int64)
         orders = np.asarray(orders, np.int64)
@@ -86,6 +88,8 @@ class Rebaseline:
         status[before_end > seg] = SPANS_WORK_ORDER
         need = self.need(stride_ns)
         for k in np.unique(seg[seg >= 0]):
+            if int(k) in finished:
+                continue
             cand = np.flatnonzero((seg == k) & (status == SCORED) & np.asarray(scored, bool)
                                   & (starts < orders[k] + self.span_ns))
             status[cand[:need]] = BASELINE

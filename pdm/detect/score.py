@@ -369,13 +369,12 @@ def _rebaselined_z(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, 
                 starts = np.concatenate([got[0].start, starts])
                 ends = np.concatenate([got[0].start + window_ns, ends])
                 err = np.concatenate([got[2], err])
-    seg, status = rb.segments(starts, ends, orders, np.isfinite(err).any(axis=1), stride_ns)
+    seg, status = rb.segments(starts, ends, orders, np.isfinite(err).any(axis=1), stride_ns, finished=set(known))
     level = np.tile(calib.median, (len(starts), 1))
     taken, finished = 0, []
     for k in np.unique(seg[seg >= 0]):
-        base = (seg == k) & (status == BASELINE)
+        base = (seg == k) & (status == BASELINE)  # none for a baseline finished before the range
         if k in known:
-            status[base] = SCORED  # finished before the range: the first windows here are ordinary ones
             new, ok = known[k]
         else:
             new, ok = rb.levels(err[base], calib.median)

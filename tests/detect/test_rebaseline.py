@@ -38,6 +38,9 @@ def test_a_baseline_is_only_looked_for_up_to_max_hours_after_the_work_order():
     # Each work order starts its own segment and baseline.
     seg, status = rb.segments(starts, starts + H, np.array([0, 11 * H]), np.ones(10, bool), 2 * H)
     assert seg.tolist() == [0] * 6 + [1] * 4
+    # A baseline already taken (stored by an earlier run) marks no window of this range.
+    _, done = rb.segments(starts, starts + H, np.array([0, 11 * H]), np.ones(10, bool), 2 * H, finished={0})
+    assert (done[:6] == SCORED).all() and done[6:].tolist() == status[6:].tolist()
     assert status.tolist() == [BASELINE] * 3 + [SCORED] * 3 + [BASELINE] * 2 + [SCORED] * 2  # 12, 14 h < 16 h
 
 

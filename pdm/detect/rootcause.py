@@ -8,7 +8,8 @@ holds
   rule of vibration analysis: a sensor's overall statistics (:data:`OVERALL`:
   rms, peak, crest factor, kurtosis) come right after that sensor's largest
   spectral band when the band is itself out of its healthy range (z ≥
-  :data:`BAND_EXPLAINS`).
+  :data:`BAND_EXPLAINS`), and a bearing's envelope bands and high-frequency
+  band are ordered as a defect line or a raised floor (:func:`explaining_band`).
   The overall values are functions of the same waveform (rms² is the sum of
   the band energies; a growing 1x or 2x tone lowers crest factor and
   kurtosis), so the band names what changed and they follow from it. With
@@ -47,6 +48,11 @@ ENVIRONMENT = (".ambient.",)
 OVERALL = ("rms", "peak", "crest", "kurtosis")
 #: A band with at least this z-score explains its sensor's overall statistics (they rank after it).
 BAND_EXPLAINS = 2.0
+#: Envelope-spectrum bands at the bearing defect frequencies, and the high-frequency band.
+ENVELOPE = ("band_bpfo", "band_bpfi")
+HIGH_FREQUENCY = "band_hf"
+#: Envelope bands whose smaller z is at least this share of the larger rose alike (a raised floor, not a line).
+ALIKE = 0.8
 
 
 def is_environment(channel: str) -> bool:
@@ -55,17 +61,46 @@ def is_environment(channel: str) -> bool:
 
 
 def explaining_band(channels: list[str], zscores: np.ndarray) -> np.ndarray:
-    """(C,) for a vibration sensor's overall statistic (:data:`OVERALL`): the index of the same sensor's band
-    with the largest z-score when that is at least :data:`BAND_EXPLAINS` (the band names the change, the
-    overall value follows from it); -1 for every other channel."""
+    """(C,) the index of the band a channel follows in the root cause, -1 where it follows none.
+
+    Two rules of vibration analysis, per sensor, among channels out of their
+    healthy range (z ≥ :data:`BAND_EXPLAINS`):
+
+    - Envelope bands (:data:`ENVELOPE`, read off the squared high-passed
+      signal) and the high-frequency band rise together in two ways. A
+      bearing defect puts a line at its defect frequency: one envelope band
+      rises clearly more than the other (less than :data:`ALIKE` of it), and
+      the high-frequency band and the other envelope band follow that one. Poor
+      lubrication raises the high-frequency floor: both envelope bands rise
+      alike, and they follow the high-frequency band.
+    - The overall statistics (:data:`OVERALL`) follow the sensor's leading
+      band (the largest z among bands that follow no other).
+    """
     z = np.nan_to_num(np.asarray(zscores, float), nan=-np.inf)
-    parts = [str(c).split(".") for c in channels]
-    vib = [len(p) >= 3 and p[0] == "vibration" for p in parts]
-    best: dict[str, int] = {}
-    for j, p in enumerate(parts):
-        if vib[j] and p[-1] not in OVERALL and z[j] >= BAND_EXPLAINS and (p[1] not in best or z[j] > z[best[p[1]]]):
-            best[p[1]] = j
-    return np.array([best.get(p[1], -1) if vib[j] and p[-1] in OVERALL else -1 for j, p in enumerate(parts)], int)
+    follows = np.full(len(channels), -1, int)
+    sensors: dict[str, dict[str, int]] = {}
+    for j, c in enumerate(channels):
+        p = str(c).split(".")
+        if len(p) >= 3 and p[0] == "vibration":
+            sensors.setdefault(p[1], {})[p[-1]] = j
+    for fields in sensors.values():
+        up = {f: j for f, j in fields.items() if z[j] >= BAND_EXPLAINS}
+        env = sorted((j for f, j in up.items() if f in ENVELOPE), key=lambda j: -z[j])
+        hf = up.get(HIGH_FREQUENCY)
+        if env and hf is not None:
+            floor = len(env) == 2 and z[env[1]] >= ALIKE * z[env[0]] or (
+                len(env) == 1 and len([f for f in ENVELOPE if f in fields]) == 1)
+            if floor:
+                follows[env] = hf
+            else:
+                follows[[hf, *env[1:]]] = env[0]
+        bands = [j for f, j in up.items() if f not in OVERALL and follows[j] < 0]
+        if bands:
+            lead = max(bands, key=lambda j: z[j])
+            for f, j in fields.items():
+                if f in OVERALL:
+                    follows[j] = lead
+    return follows
 
 
 def environment_mask(channels: list[str]) -> np.ndarray:
@@ -132,9 +167,10 @@ def explain(*, alarm_ns: int, channels: list[str], zscores: np.ndarray, spatial:
     change = attention_change(spatial, base)
     # The surroundings cannot be a machine's fault (a warm spring lifts the ambient temperature):
     # no share of the score, listed (with their z-score) after every channel of the machine itself.
-    band = explaining_band(channels, z)  # an overall statistic ranks right after the band that explains it
-    order = sorted(range(c), key=lambda j: (bool(env[j]), -contribution[band[j] if band[j] >= 0 else j],
-                                            bool(band[j] >= 0), -contribution[j],
+    lead = explaining_band(channels, z)
+    root = np.where(lead >= 0, lead, np.arange(c))  # a channel ranks right after the band it follows
+    order = sorted(range(c), key=lambda j: (bool(env[j]), -contribution[root[j]], int(root[j]),
+                                            bool(lead[j] >= 0), -contribution[j],
                                             -np.nan_to_num(z[j], nan=-np.inf), channels[j]))
     ranked = [{"channel": channels[j], "contribution": float(contribution[j]),
                "zscore": float(z[j]) if np.isfinite(z[j]) else float("nan"),

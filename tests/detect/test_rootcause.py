@@ -82,3 +82,22 @@ def test_a_sensors_overall_statistics_follow_its_band_that_is_out_of_range():
                       "vibration.de.rms"]
     assert rc.channels[0]["contribution"] > rc.channels[1]["contribution"]  # shares are unchanged, only the order
     assert (explaining_band(chans, np.where(np.arange(7) == 2, 1.9, z)) == -1).all()  # below BAND_EXPLAINS: by share
+
+
+def test_a_defect_line_leads_the_high_frequency_band_and_a_raised_floor_follows_it():
+    from pdm.detect.rootcause import explaining_band
+
+    chans = ["vibration.nde.band_hf", "vibration.nde.band_bpfo", "vibration.nde.band_bpfi", "vibration.nde.kurtosis",
+             "vibration.de.band_hf", "vibration.de.band_bpfo", "vibration.de.band_bpfi", "vibration.de.rms"]
+    # nde: an outer-race defect (BPFO line well above BPFI; impacts ringing raise HF most in z);
+    # de: poor lubrication (both envelope bands lifted alike by the HF floor).
+    z = np.array([190.0, 110.0, 75.0, 30.0, 5.5, 4.6, 4.5, 3.0])
+    assert explaining_band(chans, z).tolist() == [1, -1, 1, 1, -1, 4, 4, 4]
+    rc = explain(alarm_ns=8 * STEP, channels=chans[:4], zscores=z[:4], spatial=np.eye(4), baseline=np.eye(4),
+                 cross=np.full((4, 5), 0.2), temporal=None, window_start_ns=0, step_ns=STEP, window=8, patch=2,
+                 log_entries=pd.DataFrame())
+    assert rc.top_channel == "vibration.nde.band_bpfo"
+    # Below BAND_EXPLAINS nothing follows anything: ranked by share.
+    assert (explaining_band(chans, np.full(8, 1.5)) == -1).all()
+    # One envelope band out of range beside one in range: a line.
+    assert explaining_band(chans[:3], np.array([6.0, 4.0, 1.0])).tolist() == [1, -1, -1]

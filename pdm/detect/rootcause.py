@@ -4,16 +4,16 @@ For an alarm's first window (the one that raised it) a :class:`RootCause`
 holds
 
 - the channels ranked by their share of the machine score (positive robust
-  z-scores of the reconstruction error, normalised to sum to 1), with one
-  rule of vibration analysis: a sensor's overall statistics (:data:`OVERALL`:
-  rms, peak, crest factor, kurtosis) come right after that sensor's largest
-  spectral band when the band is itself out of its healthy range (z ≥
-  :data:`BAND_EXPLAINS`), and a bearing's envelope bands and high-frequency
-  band are ordered as a defect line or a raised floor (:func:`explaining_band`).
-  The overall values are functions of the same waveform (rms² is the sum of
-  the band energies; a growing 1x or 2x tone lowers crest factor and
-  kurtosis), so the band names what changed and they follow from it. With
-  no band out of range they keep their place by share. The surroundings
+  z-scores of the reconstruction error, normalised to sum to 1), with two
+  rules of vibration analysis (:func:`explaining_band`): a sensor's overall
+  statistics (:data:`OVERALL`: rms, peak, crest factor, kurtosis) follow its
+  leading band when the band is itself out of its healthy range (z ≥
+  :data:`BAND_EXPLAINS`): they are functions of the same waveform (rms² is
+  the sum of the band energies; a growing 1x or 2x tone lowers crest factor
+  and kurtosis), so the band names what changed; and a bearing's envelope
+  bands and high-frequency band follow one another as a defect line or a
+  raised high-frequency floor. Channels out of range that follow none come first, by share;
+  then those that follow one; then the channels in range. The surroundings
   (:data:`ENVIRONMENT`) are no part of the score and come last;
 - per channel, how much the window's spatial attention (sensor × sensor)
   moved away from the machine's healthy baseline: the L1 change of the
@@ -67,12 +67,12 @@ def explaining_band(channels: list[str], zscores: np.ndarray) -> np.ndarray:
     healthy range (z ≥ :data:`BAND_EXPLAINS`):
 
     - Envelope bands (:data:`ENVELOPE`, read off the squared high-passed
-      signal) and the high-frequency band rise together in two ways. A
-      bearing defect puts a line at its defect frequency: one envelope band
-      rises clearly more than the other (less than :data:`ALIKE` of it), and
-      the high-frequency band and the other envelope band follow that one. Poor
+      signal) and the high-frequency band rise together in two ways. Poor
       lubrication raises the high-frequency floor: both envelope bands rise
-      alike, and they follow the high-frequency band.
+      alike (the smaller at least :data:`ALIKE` of the larger) and no more
+      than the high-frequency band, and they follow it. Otherwise it is a
+      bearing defect's line at its defect frequency: the larger envelope
+      band leads, the high-frequency band and the other envelope band follow.
     - The overall statistics (:data:`OVERALL`) follow the sensor's leading
       band (the largest z among bands that follow no other).
     """
@@ -88,8 +88,9 @@ def explaining_band(channels: list[str], zscores: np.ndarray) -> np.ndarray:
         env = sorted((j for f, j in up.items() if f in ENVELOPE), key=lambda j: -z[j])
         hf = up.get(HIGH_FREQUENCY)
         if env and hf is not None:
-            floor = len(env) == 2 and z[env[1]] >= ALIKE * z[env[0]] or (
+            alike = len(env) == 2 and z[env[1]] >= ALIKE * z[env[0]] or (
                 len(env) == 1 and len([f for f in ENVELOPE if f in fields]) == 1)
+            floor = alike and z[hf] >= z[env[0]]  # a floor lifts them no more than the HF band itself
             if floor:
                 follows[env] = hf
             else:
@@ -168,9 +169,9 @@ def explain(*, alarm_ns: int, channels: list[str], zscores: np.ndarray, spatial:
     # The surroundings cannot be a machine's fault (a warm spring lifts the ambient temperature):
     # no share of the score, listed (with their z-score) after every channel of the machine itself.
     lead = explaining_band(channels, z)
-    root = np.where(lead >= 0, lead, np.arange(c))  # a channel ranks right after the band it follows
-    order = sorted(range(c), key=lambda j: (bool(env[j]), -contribution[root[j]], int(root[j]),
-                                            bool(lead[j] >= 0), -contribution[j],
+    # Out of range and following no other first (the explanations), then what they explain, then the rest.
+    tier = np.where(lead >= 0, 1, np.where(np.nan_to_num(z, nan=-np.inf) >= BAND_EXPLAINS, 0, 2))
+    order = sorted(range(c), key=lambda j: (bool(env[j]), int(tier[j]), -contribution[j],
                                             -np.nan_to_num(z[j], nan=-np.inf), channels[j]))
     ranked = [{"channel": channels[j], "contribution": float(contribution[j]),
                "zscore": float(z[j]) if np.isfinite(z[j]) else float("nan"),

@@ -23,9 +23,10 @@ def _explain(z, logs=None, cross=None):
 
 def test_channels_rank_by_their_share_of_the_score_and_the_shares_sum_to_one():
     rc = _explain([0.0, 2.0, 6.0, 1.0])
-    assert [c["channel"] for c in rc.channels] == ["vibration.de.band_bpfo", "vibration.de.rms",  # rms follows its band
-                                                   "temperature.bearing.celsius", "temperature.ambient.celsius"]
-    assert [c["contribution"] for c in rc.channels[:3]] == [6 / 9, 1 / 9, 2 / 9]
+    # The bearing temperature (z 2) is out of range and follows nothing: before rms, which follows its band.
+    assert [c["channel"] for c in rc.channels] == ["vibration.de.band_bpfo", "temperature.bearing.celsius",
+                                                   "vibration.de.rms", "temperature.ambient.celsius"]
+    assert [c["contribution"] for c in rc.channels[:3]] == [6 / 9, 2 / 9, 1 / 9]
     rc = _explain([0.0, 2.0, 1.5, 1.0])  # the band in range: everything by share
     assert [c["channel"] for c in rc.channels[:3]] == ["temperature.bearing.celsius", "vibration.de.band_bpfo",
                                                        "vibration.de.rms"]
@@ -97,6 +98,8 @@ def test_a_defect_line_leads_the_high_frequency_band_and_a_raised_floor_follows_
                  cross=np.full((4, 5), 0.2), temporal=None, window_start_ns=0, step_ns=STEP, window=8, patch=2,
                  log_entries=pd.DataFrame())
     assert rc.top_channel == "vibration.nde.band_bpfo"
+    # Envelope bands alike but above the HF band: still a line (impacts lift both races' bands), not a floor.
+    assert explaining_band(chans[4:7], np.array([9.4, 26.6, 23.3])).tolist() == [1, -1, 1]
     # Below BAND_EXPLAINS nothing follows anything: ranked by share.
     assert (explaining_band(chans, np.full(8, 1.5)) == -1).all()
     # One envelope band out of range beside one in range: a line.

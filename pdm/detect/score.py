@@ -233,14 +233,17 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         res.status, res.message = "no window", f"{m}: no window ends in the range (stride {stride_ns // 60e9:g} min)"
         return res, 0
     channels = list(bundle.scalers[m].channels)
-    got = _window_errors(store, bundle, m, ends, step_ns, window, stride, det)
+    # The operator log, read once: work orders for the context and re-baselining, entries for the root cause.
+    log = store.read("operator_log", m, min(calibrated_to(bundle, m), int(ends[0]) - window_ns) - WORK_ORDER_LOOKBACK.value,
+                     int(ends[-1]) + 1)
+    got = _window_errors(store, bundle, m, ends, step_ns, window, stride, det, log)
     if got is None:
         res.status, res.message = "no data", f"{m}: no observed data in the windows"
         return res, 0
     ws, running, err = got
     w_end = ws.start + window_ns
     z, rebased = _rebaselined_z(store, bundle, m, calib, ws.start, w_end, err, step_ns, window, stride, det,
-                                write=write)
+                                log, write=write)
     scores = calib.score_z(z, exclude=environment_mask(channels))
     if rebased:
         scores = np.where(rebased["unscored"], np.nan, scores)
@@ -265,7 +268,7 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         baseline = np.asarray(det.get("baseline_spatial") or [], float)
         for j, (a_ns, k) in enumerate(sorted(raise_idx.items(), key=lambda x: x[1])):
             ws_start = int(ws.start[k])
-            logs = store.read("operator_log", m, ws_start - LOG_LEAD.value, ws_start + window_ns)
+            logs = _between(log, ws_start - LOG_LEAD.value, ws_start + window_ns)
             res.rootcauses[a_ns] = explain(
                 alarm_ns=a_ns, channels=channels, zscores=z[k], spatial=maps["spatial"][j],
                 baseline=baseline if baseline.size else None, cross=maps["cross"][j],
@@ -288,10 +291,11 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
 
 
 def _window_errors(store: Store, bundle: Any, m: str, ends: np.ndarray, step_ns: int, window: int, stride: int,
-                   det: dict[str, Any]) -> tuple[Any, np.ndarray, np.ndarray] | None:
+                   det: dict[str, Any], log: pd.DataFrame) -> tuple[Any, np.ndarray, np.ndarray] | None:
     """(windows, running (n, T), per-channel errors (n, C)) of the windows ending at ``ends``.
 
-    Windows mostly without data are dropped; None when none is left.
+    ``log``: the machine's operator log from at least :data:`WORK_ORDER_LOOKBACK` before the first
+    window. Windows mostly without data are dropped; None when none is left.
     """
     from pdm.detect.errors import grid_windows_errors, hide_steps, window_running
     from pdm.features import align_machine, make_windows
@@ -301,7 +305,7 @@ def _window_errors(store: Store, bundle: Any, m: str, ends: np.ndarray, step_ns:
     t0, t1 = int(ends[0]) - window_ns, int(ends[-1])
     grid = align_machine(store, m, pd.Timestamp(t0, tz="UTC"), pd.Timestamp(t1, tz="UTC"), feats_step(bundle),
                          channels=list(bundle.scalers[m].channels), speed_max=det.get("speed_max"))
-    _fix_work_orders(store, grid, t0, t1)
+    _fix_work_orders(grid, log, t0, t1)
     ws = make_windows(grid, bundle.scalers[m], window, stride)
     ws = ws.take(np.nonzero(ws.mask.any(axis=1).mean(axis=1) >= MIN_OBSERVED)[0])
     if len(ws) == 0:
@@ -320,19 +324,27 @@ def calibrated_to(bundle: Any, m: str) -> int:
     return _ns(stop) if stop else 0
 
 
-def work_orders(store: Store, m: str, after: int, until: int, event_type: str = "work_order") -> np.ndarray:
-    """Times (ns, ascending) of ``m``'s operator-log entries of ``event_type`` in ``[after, until)``."""
+def _between(log: pd.DataFrame, after: int, until: int) -> pd.DataFrame:
+    """The entries of ``log`` (time index) in ``[after, until)``, as ``Store.read`` would return them."""
+    if log.empty:
+        return log
+    t = pd.DatetimeIndex(log.index).as_unit("ns").asi8
+    return log[(t >= after) & (t < until)]
+
+
+def work_orders(log: pd.DataFrame, after: int, until: int, event_type: str = "work_order") -> np.ndarray:
+    """Times (ns, ascending) of the operator-log entries (``log``, one machine's) of ``event_type`` in ``[after, until)``."""
     if until <= after:
         return np.zeros(0, np.int64)
-    logs = store.read("operator_log", m, after, until)
+    logs = _between(log, after, until)
     if logs.empty or "event_type" not in logs:
         return np.zeros(0, np.int64)
-    return np.sort(logs.index[logs["event_type"] == event_type].asi8.astype(np.int64))
+    return np.sort(pd.DatetimeIndex(logs.index[logs["event_type"] == event_type]).as_unit("ns").asi8.astype(np.int64))
 
 
 def _rebaselined_z(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, starts: np.ndarray,
                    ends: np.ndarray, err: np.ndarray, step_ns: int, window: int, stride: int,
-                   det: dict[str, Any], write: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+                   det: dict[str, Any], log: pd.DataFrame, write: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
     """Channel z-scores of the windows, against the levels of the last work order's new baseline.
 
     Returns (z, info); info is empty without a work order after the
@@ -348,7 +360,7 @@ def _rebaselined_z(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, 
 
     rb = Rebaseline.from_dict(bundle.detect.get("rebaseline"))
     window_ns, stride_ns = window * step_ns, stride * step_ns
-    orders = work_orders(store, m, calibrated_to(bundle, m), int(ends[-1]), rb.event_type) if rb.enabled \
+    orders = work_orders(log, calibrated_to(bundle, m), int(ends[-1]), rb.event_type) if rb.enabled \
         else np.zeros(0, np.int64)
     if not len(orders):
         return calib.channel_scores(err), {}
@@ -364,7 +376,7 @@ def _rebaselined_z(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, 
         else:
             prior = _ends(int(orders[k0]) + window_ns,
                           min(int(ends[0]), int(orders[k0]) + window_ns + rb.span_ns), stride_ns)
-            got = _window_errors(store, bundle, m, prior, step_ns, window, stride, det) if len(prior) else None
+            got = _window_errors(store, bundle, m, prior, step_ns, window, stride, det, log) if len(prior) else None
             if got is not None:
                 starts = np.concatenate([got[0].start, starts])
                 ends = np.concatenate([got[0].start + window_ns, ends])
@@ -398,10 +410,10 @@ def feats_step(bundle: Any) -> str:
     return str(bundle.config["features"]["step"])
 
 
-def _fix_work_orders(store: Store, grid: Any, t0: int, t1: int) -> None:
+def _fix_work_orders(grid: Any, log: pd.DataFrame, t0: int, t1: int) -> None:
     """'Days since work order' from a month of log before the grid too, so any range gives the same context."""
     from pdm.features.grid import _days_since
 
-    marks = work_orders(store, grid.machine, t0 - WORK_ORDER_LOOKBACK.value, t1)
+    marks = work_orders(log, t0 - WORK_ORDER_LOOKBACK.value, t1)
     grid.context["days_since_work_order"] = _days_since(grid.index, pd.DatetimeIndex(pd.to_datetime(marks, utc=True)))
 

@@ -687,8 +687,9 @@ def markdown(res: dict[str, Any]) -> str:
             for key, p in prof.items():
                 cats = ", ".join(f"{k} {v:.0%}" for k, v in sorted(p["categories"].items(), key=lambda kv: -kv[1]))
                 cross = (f" The cross-modal attention kernel alone (all {d['channels']} x {mo['config']['window'] // mo['config']['patch']} "
-                         f"sensor tokens against the {mo['config']['window'] // mo['config']['patch'] + 1} event-token slots, of which "
-                         f"{p['event_keys_used']:.1f} are unmasked on average): {p['cross_modal_sdpa_share']:.0%}."
+                         f"sensor tokens against the event tokens attended: {p['event_keys_used']:.1f} of "
+                         f"{mo['config']['window'] // mo['config']['patch'] + 1} slots on average, the rest dropped "
+                         f"before the kernel): {p['cross_modal_sdpa_share']:.0%}."
                          if p.get("event_keys_used") is not None else "")
                 lines += ["", f"**{name}, {key.replace('_', ' ')}, {th} thread(s)** ({p['total_ms']:.0f} ms CPU): {cats}.{cross}", "",
                           "| operator | self ms | share | calls |", "|---|---:|---:|---:|"]

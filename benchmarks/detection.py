@@ -90,11 +90,12 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     if args.replay:
         from pdm.evaluate.replay import ReplayConfig, replay
 
-        print(f"[2-4/4] replaying: train {args.train_days} d, score daily, retrain every {args.retrain_every}", flush=True)
+        print(f"[2-4/4] replaying: train {args.train_days} d, score daily, {args.retrain} every {args.retrain_every}",
+              flush=True)
         t = time.perf_counter()
         rep = replay(store, tmp / "models", start, end, config=ReplayConfig(
             initial=f"{args.train_days}D", step="1D", retrain_every=args.retrain_every, window=args.window,
-            stride=args.stride, d_model=args.d_model, layers=args.layers, epochs=args.epochs))
+            stride=args.stride, d_model=args.d_model, layers=args.layers, epochs=args.epochs, retrain=args.retrain))
         ev = rep.evaluation
         res["timings_s"].update(replay=round(time.perf_counter() - t, 1), training=round(rep.training_seconds, 1),
                                 scoring=round(rep.scoring_seconds, 1))
@@ -330,7 +331,8 @@ def _v(x: Any, pct: bool = False) -> str:
 def markdown(res: dict[str, Any]) -> str:
     c, ev = res["config"], res["evaluation"]
     e = ev["events"]
-    mode = (f"replay (daily scoring, retraining every {c['retrain_every']})" if c["replay"]
+    mode = (f"replay (daily scoring, {'fine-tuning' if c.get('retrain') == 'finetune' else 'retraining'} every "
+            f"{c['retrain_every']})" if c["replay"]
             else "train once, score the rest")
     mode += (", no new baseline after work orders (--no-rebaseline)" if c.get("no_rebaseline")
              else ", a new baseline after each work order")
@@ -419,6 +421,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--replay", action="store_true", help="replay the DAG schedule (daily scoring, retraining)")
     ap.add_argument("--retrain-every", dest="retrain_every", default="7D")
+    ap.add_argument("--retrain", default="full", choices=["full", "finetune"],
+                    help="with --replay: train afresh at each cadence, or fine-tune the current model on the last "
+                         "cadence's data (as pdm_train does without drift)")
     ap.add_argument("--no-progress", dest="no_progress", action="store_true")
     ap.add_argument("--out", help="results name (default detection or detection_quick)")
     ap.add_argument("--keep", metavar="DIR", help="keep the store and models in DIR (default: a temporary folder)")

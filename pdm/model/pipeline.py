@@ -119,6 +119,7 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     for m, d in detect["machines"].items():
         if d["threshold"].get("note"):
             report.problems.append(f"{m}: {d['threshold']['note']}")
+    report.problems += [f"{m}: {why}" for m, why in detect["skipped"].items()]
     bundle = ModelBundle(
         model, scalers, errors,
         {"model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "features": features.__dict__},
@@ -328,6 +329,7 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
     from pdm.detect.stages import AlarmRule, ChannelCalibrator, OperatingEnvelope, POTThreshold
 
     machines: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
     for m, w in cal_sets.items():
         running = window_running(grids[m], w, features.window)  # cut once: hiding and the gate use it
         w = hide_steps(w, running)
@@ -336,6 +338,11 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
         calib = ChannelCalibrator().fit(err, min_rel_spread=MIN_REL_SPREAD)
         scores = calib.apply(err, exclude=environment_mask(list(w.channels)))
         scored = scores[np.isfinite(scores)]
+        if not len(scored):  # it ran in these windows, but too briefly for any to be scored
+            skipped[m] = (f"none of its {len(w)} calibration windows has enough running steps to score: "
+                          "not calibrated (a recalibration or fine-tune keeps its earlier calibration)")
+            log.warning("%s: %s", m, skipped[m])
+            continue
         threshold = POTThreshold(min_scores=100, floor=THRESHOLD_FLOOR).fit(scores)
         machines[m] = {
             "calibrator": calib.to_dict(), "threshold": threshold.to_dict(),
@@ -349,7 +356,7 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
         }
     return {"calibration": {"frac": features.calibration_frac, "min": features.min_calibration,
                             "stride": features.cal_stride()},
-            "rule": AlarmRule().to_dict(), "machines": machines}
+            "rule": AlarmRule().to_dict(), "machines": machines, "skipped": skipped}
 
 
 def _finite_or_none(v: Any) -> float | None:

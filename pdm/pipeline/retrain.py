@@ -120,6 +120,7 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
     for m, w in sets.items():
         errors[m] = error_stats(channel_errors(w, reconstruct(model, w)["reconstruction"]))
     detect = calibrate(model, cal_sets, grids, features)
+    notes += [f"{m}: {why}" for m, why in detect["skipped"].items()]
     detect["machines"] = merge_calibration(bundle.detect.get("machines", {}), detect["machines"])
     tuned = ModelBundle(model, bundle.scalers, errors, {**bundle.config, "train": tcfg.to_dict()},
                         {**bundle.metadata, "data": {"start": str(pd.Timestamp(start)), "stop": str(pd.Timestamp(stop))},

@@ -75,3 +75,29 @@ def test_dense_calibration_cuts_the_same_span_more_often_and_keeps_its_rules():
     assert not np.any((last >= 420) & (first < 450))  # no window touches the labelled fault
     assert not np.any((first >= 300) & (last < 360))  # none lies wholly in the stop
     assert np.array_equal(dense.values[0, 0], scaler.transform(grid.sensors)[(dense.start[0] - t0) // step_ns:][:24, 0])
+
+
+def test_a_machine_whose_calibration_windows_cannot_be_scored_is_skipped_not_fatal():
+    from pdm.model.pipeline import calibrate
+    from pdm.model.tshae import TSHAE, TSHAEConfig
+
+    feats = FeatureConfig(step="10min", window=64, stride=16)
+    grids, sets = {}, {}
+    for m, stopped in (("runs", slice(0, 0)), ("idles", slice(0, 400))):
+        grid, _ = _grid(400, stopped=stopped, fault=slice(0, 0))
+        grid.machine = m
+        if m == "idles":  # it runs 4 steps in every 64: the windows are active, but under MIN_COUNTED
+            running = np.where(np.arange(400) % 64 < 4, 1.0, 0.0)
+            grid.context["running"] = running
+        scaler = RobustScaler(["c"]).fit(grid.sensors)
+        grids[m], sets[m] = grid, make_windows(grid, scaler, 64, 16)
+    torch_model = TSHAE(TSHAEConfig(channels=1, context_channels=4, event_channels=5, window=64, patch=8, d_model=16,
+                                    heads=2, layers=1, attn_window=4, lsh_chunk=4))
+    detect = calibrate(torch_model, sets, grids, feats)
+    assert set(detect["machines"]) == {"runs"}
+    assert "idles" in detect["skipped"] and "keeps its earlier calibration" in detect["skipped"]["idles"]
+    from pdm.model.pipeline import merge_calibration
+
+    before = {"idles": {"threshold": {"threshold": 4.0}}, "runs": {"threshold": {"threshold": 9.0}}}
+    merged = merge_calibration(before, detect["machines"])
+    assert merged["idles"] == before["idles"] and merged["runs"] is detect["machines"]["runs"]

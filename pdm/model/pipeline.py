@@ -182,8 +182,13 @@ def dense_calibration(grid: MachineGrid, scaler: RobustScaler, cal: WindowSet, f
     stride = features.cal_stride()
     if stride >= features.stride or len(cal) == 0:
         return cal
-    labels = labels if labels is not None else pd.DataFrame(columns=["machine", "kind", "is_failure", "start", "end"])
-    dense = make_windows(grid, scaler, features.window, stride, exclude=excluded_steps(grid.index, labels, grid.machine))
+    # Only the calibration span is cut (a long training range would give many times the windows), from a
+    # step on the whole grid's stride phase, so the windows are those a cut of the whole grid would keep.
+    pos = np.searchsorted(grid.index.asi8, [cal.start.min(), cal.start.max()])
+    lo, hi = int(pos[0]) // stride * stride, int(pos[1]) + features.window
+    span = MachineGrid(grid.machine, grid.sensors.iloc[lo:hi], grid.context.iloc[lo:hi], grid.events.iloc[lo:hi],
+                       grid.log, grid.speed_max)
+    dense = make_windows(span, scaler, features.window, stride, exclude=excluded_steps(span.index, labels, grid.machine))
     inside = (dense.start >= cal.start.min()) & (dense.start <= cal.start.max())
     dense = dense.take(np.nonzero(inside)[0])
     dense = dense.take(np.nonzero(_active(grid, dense, features))[0])
@@ -351,8 +356,7 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
             "envelope": OperatingEnvelope().fit(running_values(grids[m])).to_dict(),
             "calibration_windows": len(w),
             "calibration_from": int(w.start.min()), "calibration_scores": {
-                "median": float(np.median(scored)) if len(scored) else None,
-                "max": float(np.max(scored)) if len(scored) else None},
+                "median": float(np.median(scored)), "max": float(np.max(scored))},
         }
     return {"calibration": {"frac": features.calibration_frac, "min": features.min_calibration,
                             "stride": features.cal_stride()},

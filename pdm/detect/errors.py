@@ -153,6 +153,18 @@ def window_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarr
     return masked_mean(np.abs(np.nan_to_num(windows.values) - reconstruction), mask, min_count)
 
 
+def window_residuals(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarray) -> np.ndarray:
+    """Mean signed residual (value - reconstruction) per window and channel over the gated steps: (n, C).
+
+    Which way each channel moved from what the model expected (scaled units;
+    NaN as in :func:`gated_errors`): the root cause reads a falling crest
+    factor beside a rising tone differently from a rising one beside impacts.
+    """
+    mask = windows.mask * gate[:, None, :]
+    return masked_mean(np.nan_to_num(windows.values) - reconstruction, mask,
+                       min_count=int(np.ceil(MIN_COUNTED * gate.shape[1])))
+
+
 def gated_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarray) -> np.ndarray:
     """:func:`window_errors` under ``gate``, NaN for channels with under :data:`MIN_COUNTED` of the steps."""
     return window_errors(windows, reconstruction, gate,
@@ -166,4 +178,5 @@ def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: n
 
 
 __all__ = ["KEPT_WHEN_STOPPED", "MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "grid_windows_errors",
-           "hide_steps", "hide_stopped", "masked_mean", "operating_points", "ran", "running_gate", "running_values", "step_gate", "window_errors", "window_running"]
+           "hide_steps", "hide_stopped", "masked_mean", "operating_points", "ran", "running_gate", "running_values", "step_gate", "window_errors", "window_residuals",
+           "window_running"]

@@ -12,8 +12,9 @@ holds
   the sum of the band energies; a growing 1x or 2x tone lowers crest factor
   and kurtosis), so the band names what changed; and a bearing's envelope
   bands and high-frequency band follow one another as a defect line or a
-  raised high-frequency floor. Channels out of range that follow none come first, by share;
-  then those that follow one; then the channels in range. The surroundings
+  raised high-frequency floor. Channels out of range that follow none come first, by the share
+  they explain (their own and their followers'); then those that follow one, by share; then the
+  channels in range. The surroundings
   (:data:`ENVIRONMENT`) are no part of the score and come last;
 - per channel, how much the window's spatial attention (sensor × sensor)
   moved away from the machine's healthy baseline: the L1 change of the
@@ -48,6 +49,10 @@ ENVIRONMENT = (".ambient.",)
 OVERALL = ("rms", "peak", "crest", "kurtosis")
 #: A band with at least this z-score explains its sensor's overall statistics (they rank after it).
 BAND_EXPLAINS = 2.0
+#: Overall statistics of the waveform's shape (not its size): a growing tone lowers them, impacts raise them.
+SHAPE = ("crest", "kurtosis")
+#: Bands of tones at the running speed and twice it (imbalance, misalignment, looseness).
+TONES = ("band_1x", "band_2x")
 #: Envelope-spectrum bands at the bearing defect frequencies, and the high-frequency band.
 ENVELOPE = ("band_bpfo", "band_bpfi")
 HIGH_FREQUENCY = "band_hf"
@@ -60,7 +65,7 @@ def is_environment(channel: str) -> bool:
     return any(key in channel for key in ENVIRONMENT)
 
 
-def explaining_band(channels: list[str], zscores: np.ndarray) -> np.ndarray:
+def explaining_band(channels: list[str], zscores: np.ndarray, residuals: np.ndarray | None = None) -> np.ndarray:
     """(C,) the index of the band a channel follows in the root cause, -1 where it follows none.
 
     Two rules of vibration analysis, per sensor, among channels out of their
@@ -75,6 +80,13 @@ def explaining_band(channels: list[str], zscores: np.ndarray) -> np.ndarray:
       band leads, the high-frequency band and the other envelope band follow.
     - The overall statistics (:data:`OVERALL`) follow the sensor's leading
       band (the largest z among bands that follow no other).
+    - With ``residuals`` (C,), the signed error (value − reconstruction), a
+      sensor with no band out of range but its shape statistics
+      (:data:`SHAPE`) out of range all one way names the band by that way:
+      fallen, a tone grew (the tone band, :data:`TONES`, that rose most by z);
+      risen, impacts (the envelope or high-frequency band that rose most).
+      A small change of a band that varies with load shows as a large one of
+      kurtosis, which is steady on a healthy machine: the band is the cause.
     """
     z = np.nan_to_num(np.asarray(zscores, float), nan=-np.inf)
     follows = np.full(len(channels), -1, int)
@@ -96,12 +108,26 @@ def explaining_band(channels: list[str], zscores: np.ndarray) -> np.ndarray:
             else:
                 follows[[hf, *env[1:]]] = env[0]
         bands = [j for f, j in up.items() if f not in OVERALL and follows[j] < 0]
-        if bands:
-            lead = max(bands, key=lambda j: z[j])
+        lead = max(bands, key=lambda j: z[j]) if bands else _shape_lead(fields, z, residuals)
+        if lead is not None:
             for f, j in fields.items():
                 if f in OVERALL:
                     follows[j] = lead
     return follows
+
+
+def _shape_lead(fields: dict[str, int], z: np.ndarray, residuals: np.ndarray | None) -> int | None:
+    """The band a sensor's out-of-range shape statistics point at by their sign (see :func:`explaining_band`)."""
+    if residuals is None:
+        return None
+    r = np.nan_to_num(np.asarray(residuals, float))
+    shape = [j for f, j in fields.items() if f in SHAPE and z[j] >= BAND_EXPLAINS]
+    signs = {bool(r[j] > 0) for j in shape if r[j] != 0}
+    if not shape or len(signs) != 1:
+        return None
+    kinds = (*ENVELOPE, HIGH_FREQUENCY) if signs.pop() else TONES
+    rose = [j for f, j in fields.items() if f in kinds and r[j] > 0 and np.isfinite(z[j])]
+    return max(rose, key=lambda j: z[j]) if rose else None
 
 
 def environment_mask(channels: list[str]) -> np.ndarray:
@@ -147,14 +173,16 @@ def attention_change(spatial: np.ndarray, baseline: np.ndarray) -> np.ndarray:
 def explain(*, alarm_ns: int, channels: list[str], zscores: np.ndarray, spatial: np.ndarray,
             baseline: np.ndarray | None, cross: np.ndarray, temporal: np.ndarray | None,
             window_start_ns: int, step_ns: int, window: int, patch: int,
-            log_entries: pd.DataFrame) -> RootCause:
+            log_entries: pd.DataFrame, residuals: np.ndarray | None = None) -> RootCause:
     """Root cause of the alarm raised by the window ``[window_start_ns, +window*step)``.
 
     ``zscores`` (C,) are the calibrated channel z-scores of the window;
     ``spatial`` (C, C), ``cross`` (C, N + 1) and ``temporal`` (C, N) its
     attention maps; ``baseline`` (C, C) the machine's healthy mean spatial
     map; ``log_entries`` the operator log (time index; event_type, message)
-    of the window and the lead time before it.
+    of the window and the lead time before it; ``residuals`` (C,) the
+    window's signed errors (value − reconstruction), which let the shape
+    statistics name a band (:func:`explaining_band`).
     """
     c = len(channels)
     z = np.asarray(zscores, float)
@@ -168,10 +196,14 @@ def explain(*, alarm_ns: int, channels: list[str], zscores: np.ndarray, spatial:
     change = attention_change(spatial, base)
     # The surroundings cannot be a machine's fault (a warm spring lifts the ambient temperature):
     # no share of the score, listed (with their z-score) after every channel of the machine itself.
-    lead = explaining_band(channels, z)
-    # Out of range and following no other first (the explanations), then what they explain, then the rest.
-    tier = np.where(lead >= 0, 1, np.where(np.nan_to_num(z, nan=-np.inf) >= BAND_EXPLAINS, 0, 2))
-    order = sorted(range(c), key=lambda j: (bool(env[j]), int(tier[j]), -contribution[j],
+    lead = explaining_band(channels, z, residuals)
+    # Out of range and following no other first (the explanations), then what they explain, then the rest;
+    # a band that the shape statistics name explains them even when it is itself barely out of range.
+    named = np.isin(np.arange(c), lead[lead >= 0])
+    tier = np.where(lead >= 0, 1, np.where((np.nan_to_num(z, nan=-np.inf) >= BAND_EXPLAINS) | named, 0, 2))
+    # An explanation weighs what it explains: its own share and its followers'.
+    explained = contribution + np.bincount(lead[lead >= 0], weights=contribution[lead >= 0], minlength=c)
+    order = sorted(range(c), key=lambda j: (bool(env[j]), int(tier[j]), -(explained[j] if tier[j] == 0 else contribution[j]),
                                             -np.nan_to_num(z[j], nan=-np.inf), channels[j]))
     ranked = [{"channel": channels[j], "contribution": float(contribution[j]),
                "zscore": float(z[j]) if np.isfinite(z[j]) else float("nan"),

@@ -208,7 +208,7 @@ def score_machines(store: Store, bundle_or_path: Any = None, machines: list[str]
 
 def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None, step_ns: int,
                window: int, stride: int, write: bool) -> tuple[MachineScore, int]:
-    from pdm.detect.errors import operating_points
+    from pdm.detect.errors import operating_points, step_gate, window_residuals
     from pdm.model.train import reconstruct
 
     det = bundle.detect["machines"].get(m)
@@ -265,6 +265,8 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         idx = np.array(sorted(raise_idx.values()))
         sub = ws.take(idx)
         maps = reconstruct(bundle.model, sub, need_maps=True)
+        # Which way each channel moved, over the steps its errors counted.
+        resid = window_residuals(sub, maps["reconstruction"], step_gate(running[idx], step_ns / 3.6e12))
         baseline = np.asarray(det.get("baseline_spatial") or [], float)
         for j, (a_ns, k) in enumerate(sorted(raise_idx.items(), key=lambda x: x[1])):
             ws_start = int(ws.start[k])
@@ -273,7 +275,7 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
                 alarm_ns=a_ns, channels=channels, zscores=z[k], spatial=maps["spatial"][j],
                 baseline=baseline if baseline.size else None, cross=maps["cross"][j],
                 temporal=maps.get("temporal", [None] * len(idx))[j], window_start_ns=ws_start, step_ns=step_ns,
-                window=window, patch=int(bundle.config["model"]["patch"]), log_entries=logs)
+                window=window, patch=int(bundle.config["model"]["patch"]), log_entries=logs, residuals=resid[j])
     for a in res.alarms:
         rc = res.rootcauses.get(int(a.start))
         res.top_channels[int(a.start)] = rc.top_channel if rc else prev_top.get(int(a.start), "")

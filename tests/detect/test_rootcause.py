@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from pdm.detect.rootcause import explain
 
@@ -78,10 +79,11 @@ def test_a_sensors_overall_statistics_follow_its_band_that_is_out_of_range():
                  cross=np.full((7, 5), 0.2), temporal=None, window_start_ns=0, step_ns=STEP, window=8, patch=2,
                  log_entries=pd.DataFrame())
     ranked = [ch["channel"] for ch in rc.channels]
-    # de's statistics follow its 1x band; nde's band is in range (z 1), so its crest factor keeps its place by share.
-    assert ranked == ["vibration.nde.crest", "vibration.de.band_1x", "vibration.de.crest", "vibration.de.kurtosis",
+    # de's statistics follow its 1x band, which explains their shares with its own (3 + 9 + 7 + 5 of 33.5) and so
+    # leads; nde's band is in range (z 1), so its crest factor stays an explanation of its own (8).
+    assert ranked == ["vibration.de.band_1x", "vibration.nde.crest", "vibration.de.crest", "vibration.de.kurtosis",
                       "vibration.de.rms"]
-    assert rc.channels[0]["contribution"] > rc.channels[1]["contribution"]  # shares are unchanged, only the order
+    assert rc.channels[0]["contribution"] == pytest.approx(3.0 / 33.5)  # shares are the channel's own, only the order
     assert (explaining_band(chans, np.where(np.arange(7) == 2, 1.9, z)) == -1).all()  # below BAND_EXPLAINS: by share
 
 
@@ -104,3 +106,35 @@ def test_a_defect_line_leads_the_high_frequency_band_and_a_raised_floor_follows_
     assert (explaining_band(chans, np.full(8, 1.5)) == -1).all()
     # One envelope band out of range beside one in range: a line.
     assert explaining_band(chans[:3], np.array([6.0, 4.0, 1.0])).tolist() == [1, -1, -1]
+
+
+def test_the_sign_of_the_shape_statistics_names_a_band_that_is_barely_out_of_range():
+    from pdm.detect.rootcause import explaining_band
+
+    chans = ["vibration.de.crest", "vibration.de.kurtosis", "vibration.de.band_1x", "vibration.de.band_2x",
+             "vibration.de.band_hf", "vibration.de.rms", "temperature.bearing.celsius"]
+    # A 1x tone grew a little (z 1.2, its healthy error is wide); kurtosis and crest fell far (steady when healthy).
+    z = np.array([6.0, 8.0, 1.2, 0.3, 0.8, 1.0, 2.5])
+    fell = np.array([-0.4, -0.9, 0.3, -0.1, 0.2, 0.2, 0.1])
+    assert (explaining_band(chans, z) == -1).all()  # without signs: nothing to go by
+    assert explaining_band(chans, z, fell).tolist() == [2, 2, -1, -1, -1, 2, -1]
+    rc = explain(alarm_ns=8 * STEP, channels=chans, zscores=z, spatial=np.eye(7), baseline=np.eye(7),
+                 cross=np.full((7, 5), 0.2), temporal=None, window_start_ns=0, step_ns=STEP, window=8, patch=2,
+                 log_entries=pd.DataFrame(), residuals=fell)
+    # The tone explains, with the shares of what it explains (1.2 + 6 + 8 + 1 against the bearing temperature's
+    # 2.5); the statistics follow the explanations.
+    assert [ch["channel"] for ch in rc.channels][:4] == ["vibration.de.band_1x", "temperature.bearing.celsius",
+                                                         "vibration.de.kurtosis", "vibration.de.crest"]
+    # Risen shape statistics are impacts: the high-frequency band (the only one of those that rose) leads.
+    rose = -fell
+    rose[4] = 0.2
+    assert explaining_band(chans, z, rose).tolist() == [4, 4, -1, -1, -1, 4, -1]
+    # Statistics that disagree in sign, or no band moved the right way: no band is named.
+    mixed = fell.copy()
+    mixed[0] = 0.4
+    assert (explaining_band(chans, z, mixed) == -1).all()
+    assert (explaining_band(chans, z, np.where(np.arange(7) < 4, -0.5, 0.1)) == -1).all()
+    # A band out of range leads as before, whatever the signs.
+    z2 = z.copy()
+    z2[4] = 3.0
+    assert explaining_band(chans, z2, fell).tolist() == [4, 4, -1, -1, -1, 4, -1]

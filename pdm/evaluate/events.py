@@ -1,8 +1,13 @@
 """Event metrics: what a reliability engineer asks of alarms.
 
-A failure is *caught* when an alarm of the same machine starts within
-``horizon`` before it (and before it, not after); its lead time is the
-failure time minus that first alarm's start. An alarm that precedes no
+A failure is *caught* when an alarm of the same machine is in effect
+within ``horizon`` before it: the alarm started before the failure and
+either started within the horizon or was still raised when the horizon
+began (an episode that rose earlier and never cleared warned the plant all
+along; counting it false and the failure missed would punish an alarm for
+being early). Its lead time is the failure time minus that first alarm's
+start; failures caught only by an alarm older than the horizon are counted
+apart (``caught_early``) so that a reader can discount them. An alarm that precedes no
 failure within the horizon is a *false alarm*; it is attributed to the
 labelled nuisance (maintenance, sensor replaced, dropout, spike, stuck
 sensor, clock skew, duplicates, regime change) it overlaps, if any.
@@ -28,6 +33,7 @@ PLANNING_LEAD = pd.Timedelta("24h")
 class EventMetrics:
     failures: int
     caught: int
+    caught_early: int  # caught only by an alarm that started before the horizon and was still raised in it
     recall: float
     recall_24h: float
     recall_72h: float
@@ -54,6 +60,24 @@ def _ts(x: Any) -> pd.Series:
     return pd.to_datetime(x, utc=True)
 
 
+def in_effect(alarms: pd.DataFrame, machine: str, failure: pd.Timestamp, horizon: pd.Timedelta = HORIZON) -> np.ndarray:
+    """(n,) True for the alarms of ``machine`` that warn of its failure at ``failure``.
+
+    Started before the failure, and in effect within ``horizon`` before it:
+    started inside the horizon, or ended (cleared, or last scored while still
+    open: column ``end``) at or after its beginning. Without an ``end``
+    column an alarm counts from its start only.
+    """
+    if not len(alarms):
+        return np.zeros(0, dtype=bool)
+    start = _ts(alarms["start"])
+    sel = (alarms["machine"] == machine) & (start < failure)
+    if "end" in alarms:
+        end = _ts(alarms["end"])
+        return (sel & ((start >= failure - horizon) | (end >= failure - horizon))).to_numpy()
+    return (sel & (start >= failure - horizon)).to_numpy()
+
+
 def event_metrics(
     failures: pd.DataFrame,
     alarms: pd.DataFrame,
@@ -71,7 +95,8 @@ def event_metrics(
     failures
         machine, failure (time), optional repair_end, optional root_cause (";"-joined channels).
     alarms
-        machine, start, optional channels (list or ";"-joined, ranked strongest first).
+        machine, start, optional end (cleared, or last scored while open; see :func:`in_effect`), optional
+        channels (list or ";"-joined, ranked strongest first).
     observed
         machine, start, end: the period each machine was scored (for machine-months).
     nuisances
@@ -87,8 +112,9 @@ def event_metrics(
     top1: list[bool] = []
     top3: list[bool] = []
     unplanned = planned_h = saved = 0.0
+    early = 0
     for _, f in fails.sort_values("failure").iterrows():
-        sel = (alarms["machine"] == f["machine"]) & (alarms["start"] < f["failure"]) & (alarms["start"] >= f["failure"] - horizon)
+        sel = pd.Series(in_effect(alarms, f["machine"], f["failure"], horizon), index=alarms.index, dtype=bool)
         repair_h = 0.0
         if "repair_end" in f and pd.notna(f.get("repair_end")):
             repair_h = (pd.Timestamp(f["repair_end"]) - f["failure"]) / pd.Timedelta("1h")
@@ -99,6 +125,9 @@ def event_metrics(
             lead = (f["failure"] - first["start"]) / pd.Timedelta("1h")
             leads.append(lead)
             row["lead_h"] = lead
+            if first["start"] < f["failure"] - horizon:
+                row["alarm_before_horizon"] = True
+                early += 1
             truth = [c for c in str(f.get("root_cause") or "").split(";") if c]
             ranked = _channels(first.get("channels"))
             if truth and ranked:
@@ -130,6 +159,7 @@ def event_metrics(
     return EventMetrics(
         failures=n_fail,
         caught=len(leads),
+        caught_early=early,
         recall=len(leads) / n_fail if n_fail else float("nan"),
         recall_24h=sum(lead >= 24 for lead in leads) / n_fail if n_fail else float("nan"),
         recall_72h=sum(lead >= 72 for lead in leads) / n_fail if n_fail else float("nan"),

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pdm.evaluate.events import HORIZON, EventMetrics, event_metrics
+from pdm.evaluate.events import HORIZON, EventMetrics, event_metrics, in_effect
 from pdm.evaluate.failures import FAILURE_COLUMNS, read_failure_log, truth_from_store
 from pdm.store import Store
 from pdm.store.schema import ALARM, ROOTCAUSE, SCORE
@@ -296,8 +296,7 @@ def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *,
         f = counted[(counted["machine"] == row["machine"]) & (counted["failure"] == row["failure"])].iloc[0]
         row["mode"], row["true_root_cause"] = f["mode"], f["root_cause"]
         row["onset"], row["repair_end"] = f["onset"], f["repair_end"]
-        sel = judged_alarms[(judged_alarms["machine"] == f["machine"]) & (judged_alarms["start"] < f["failure"])
-                            & (judged_alarms["start"] >= f["failure"] - horizon)]
+        sel = judged_alarms[in_effect(judged_alarms, f["machine"], f["failure"], horizon)]
         if len(sel):
             first = sel.sort_values("start").iloc[0]
             row["alarm_start"], row["ranked_channels"] = first["start"], list(first["channels"])[:5]
@@ -318,8 +317,7 @@ def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *,
 def _catches(alarms: pd.DataFrame, failures: pd.DataFrame, horizon: pd.Timedelta) -> np.ndarray:
     hit = np.zeros(len(alarms), dtype=bool)
     for f in failures.itertuples(index=False):
-        hit |= ((alarms["machine"] == f.machine) & (alarms["start"] < f.failure)
-                & (alarms["start"] >= f.failure - horizon)).to_numpy()
+        hit |= in_effect(alarms, f.machine, f.failure, horizon)
     return hit
 
 
@@ -336,7 +334,8 @@ def metrics_rows(e: Evaluation) -> list[tuple[str, str]]:
     m = e.events
     rows = [
         ("failures (in scored period)", str(m.failures)),
-        ("caught (alarm within horizon before)", str(m.caught)),
+        ("caught (alarm in effect within horizon before)", str(m.caught)),
+        ("of them by an alarm raised before the horizon", str(m.caught_early)),
         ("recall", _fmt(m.recall, True)),
         ("recall >= 24 h ahead", _fmt(m.recall_24h, True)),
         ("recall >= 72 h ahead", _fmt(m.recall_72h, True)),

@@ -57,3 +57,20 @@ def test_downtime_caught_a_day_ahead_becomes_planned_under_the_stated_cost_model
 def test_no_alarms_means_nothing_caught_and_no_false_alarms():
     m = event_metrics(FAILURES, ALARMS.iloc[:0], OBSERVED)
     assert m.caught == 0 and m.false_alarms == 0 and m.recall == 0.0
+
+
+def test_an_alarm_raised_before_the_horizon_and_still_raised_in_it_catches_the_failure():
+    alarms = ALARMS.assign(end=["2024-02-07T00:00Z", "2024-02-09T06:00Z", "2024-02-20T06:00Z",
+                                "2024-01-05T00:00Z", "2024-01-21T00:00Z"])
+    # m3's 60-day-old alarm never cleared: in effect throughout the horizon, it warned of the failure.
+    still = alarms.assign(end=alarms["end"].where(alarms.index != 3, "2024-03-01T06:00Z"))
+    m = event_metrics(FAILURES, still, OBSERVED, NUISANCES)
+    assert m.caught == 3 and m.caught_early == 1
+    assert m.per_failure[2]["lead_h"] == 60 * 24.0 and m.per_failure[2]["alarm_before_horizon"]
+    assert m.false_alarms == 1 and m.false_alarms_by_cause == {"maintenance": 1}
+    # Cleared a day before the horizon began (2024-02-16): an old alarm, false; the failure is missed.
+    cleared = alarms.assign(end=alarms["end"].where(alarms.index != 3, "2024-02-15T23:00Z"))
+    m = event_metrics(FAILURES, cleared, OBSERVED, NUISANCES)
+    assert m.caught == 2 and m.caught_early == 0 and m.false_alarms == 2
+    # With their ends, the hand-written alarms are judged as without them.
+    assert event_metrics(FAILURES, alarms, OBSERVED).to_dict() == event_metrics(FAILURES, ALARMS, OBSERVED).to_dict()

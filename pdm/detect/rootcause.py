@@ -83,8 +83,10 @@ def explaining_band(channels: list[str], zscores: np.ndarray, residuals: np.ndar
     - With ``residuals`` (C,), the signed error (value − reconstruction), a
       sensor with no band out of range but its shape statistics
       (:data:`SHAPE`) out of range all one way names the band by that way:
-      fallen, a tone grew (the tone band, :data:`TONES`, that rose most by z);
+      fallen, a tone grew (the tone band, :data:`TONES`, that rose most);
       risen, impacts (the envelope or high-frequency band that rose most).
+      A band's rise is its residual above the median of the sensor's bands:
+      a shift all bands share is a change of level (gain, load), not of shape.
       A small change of a band that varies with load shows as a large one of
       kurtosis, which is steady on a healthy machine: the band is the cause.
     """
@@ -126,8 +128,11 @@ def _shape_lead(fields: dict[str, int], z: np.ndarray, residuals: np.ndarray | N
     if not shape or len(signs) != 1:
         return None
     kinds = (*ENVELOPE, HIGH_FREQUENCY) if signs.pop() else TONES
-    rose = [j for f, j in fields.items() if f in kinds and r[j] > 0 and np.isfinite(z[j])]
-    return max(rose, key=lambda j: z[j]) if rose else None
+    # Against the sensor's bands together: a shift they share is the level (gain, load), not the shape.
+    bands = [j for f, j in fields.items() if f not in OVERALL and np.isfinite(z[j])]
+    rel = r - np.median(r[bands]) if bands else r
+    rose = [j for f, j in fields.items() if f in kinds and rel[j] > 0 and np.isfinite(z[j])]
+    return max(rose, key=lambda j: rel[j]) if rose else None
 
 
 def environment_mask(channels: list[str]) -> np.ndarray:

@@ -134,6 +134,10 @@ def test_the_sign_of_the_shape_statistics_names_a_band_that_is_barely_out_of_ran
     mixed[0] = 0.4
     assert (explaining_band(chans, z, mixed) == -1).all()
     assert (explaining_band(chans, z, np.where(np.arange(7) < 4, -0.5, 0.1)) == -1).all()
+    # Rises are read against the sensor's bands together: all read below the reconstruction (a lower level),
+    # the 1x band least so: the tone rose against the rest.
+    offset = np.array([-0.6, -0.5, -0.16, -0.22, -0.2, -0.2, 0.0])
+    assert explaining_band(chans, z, offset).tolist() == [2, 2, -1, -1, -1, 2, -1]
     # A band out of range leads as before, whatever the signs.
     z2 = z.copy()
     z2[4] = 3.0

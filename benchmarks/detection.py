@@ -240,6 +240,40 @@ def false_alarm_kinds(ev: Any) -> dict[str, int]:
     return {"split": split, "after_repair": after}
 
 
+def by_month(ev: Any) -> list[dict[str, Any]]:
+    """Per calendar month: the median and 95th percentile of score / threshold over the healthy windows (none
+    from a failure's onset to its repair's end), and the alarms (all, false) that started in it: a level
+    creeping towards 1 is drift the calibration no longer matches."""
+    import numpy as np
+    import pandas as pd
+
+    from pdm.evaluate.events import HORIZON, in_effect
+
+    s, f, a = ev.scores, ev.failures, ev.alarms
+    if s is None or not len(s):
+        return []
+    t = pd.DatetimeIndex(s.index)
+    sick = np.zeros(len(s), dtype=bool)
+    for x in f.itertuples(index=False):
+        lo = pd.Timestamp(x.onset) if pd.notna(getattr(x, "onset", None)) else x.failure - HORIZON
+        hi = pd.Timestamp(x.repair_end) if pd.notna(getattr(x, "repair_end", None)) else x.failure
+        sick |= (s["machine"].to_numpy() == x.machine) & (t >= lo) & (t <= hi)
+    ratio = pd.Series(np.where(sick, np.nan, s["ratio"].to_numpy(float)), index=t)
+    true = np.zeros(len(a), dtype=bool)
+    for x in f.itertuples(index=False):
+        true |= in_effect(a, x.machine, x.failure, HORIZON)
+    starts = pd.DatetimeIndex(a["start"]) if len(a) else pd.DatetimeIndex([], tz="UTC")
+    rows = []
+    for month, r in ratio.groupby(t.strftime("%Y-%m")):
+        in_month = np.asarray(starts.strftime("%Y-%m") == month) if len(a) else np.zeros(0, dtype=bool)
+        r = r.dropna()
+        rows.append({"month": month, "healthy_windows": int(len(r)),
+                     "median_ratio": round(float(r.median()), 3) if len(r) else None,
+                     "p95_ratio": round(float(r.quantile(0.95)), 3) if len(r) else None,
+                     "alarms": int(in_month.sum()), "false_alarms": int((in_month & ~true).sum())})
+    return rows
+
+
 def analysis(res: dict[str, Any], m: Any, ev: Any = None) -> list[str]:
     """Observations drawn from the measurement itself (what limits the numbers)."""
     out = []
@@ -279,6 +313,15 @@ def analysis(res: dict[str, Any], m: Any, ev: Any = None) -> list[str]:
                               "; scoring re-baselined after the work order, but only 48 h of windows and only "
                               "upwards (pdm.detect.rebaseline), which these outlast (retraining after repairs, as "
                               "the replay does, addresses them)."))
+    months = by_month(ev) if ev is not None else []
+    res["by_month"] = months
+    if len(months) > 1:
+        out.append("- Score level of the healthy windows (score / threshold; none from a fault's onset to its repair) "
+                   "and alarms by month: " + "; ".join(
+                       f"{r['month']} median {r['median_ratio']} p95 {r['p95_ratio']}, {r['alarms']} alarm(s) "
+                       f"({r['false_alarms']} false)" for r in months)
+                   + ". A level that creeps up month by month is drift (season, wear-in) that the calibration "
+                   "no longer matches; retraining on a cadence (--replay) recalibrates.")
     ceiling = res.get("lead_ceiling")
     if ceiling and ceiling["short"]:
         out.append(f"- Lead-time ceiling: {len(ceiling['short'])} of {m.failures} failure(s) came less than 72 h after "

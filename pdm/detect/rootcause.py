@@ -68,7 +68,7 @@ def is_environment(channel: str) -> bool:
 def explaining_band(channels: list[str], zscores: np.ndarray, residuals: np.ndarray | None = None) -> np.ndarray:
     """(C,) the index of the band a channel follows in the root cause, -1 where it follows none.
 
-    Two rules of vibration analysis, per sensor, among channels out of their
+    Rules of vibration analysis, per sensor, among channels out of their
     healthy range (z ≥ :data:`BAND_EXPLAINS`):
 
     - Envelope bands (:data:`ENVELOPE`, read off the squared high-passed

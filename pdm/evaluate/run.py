@@ -334,8 +334,8 @@ def metrics_rows(e: Evaluation) -> list[tuple[str, str]]:
     m = e.events
     rows = [
         ("failures (in scored period)", str(m.failures)),
-        ("caught (alarm in effect within horizon before)", str(m.caught)),
-        ("of them by an alarm raised before the horizon", str(m.caught_early)),
+        ("caught (alarm in effect in horizon)", str(m.caught)),
+        ("  by an alarm older than the horizon", str(m.caught_early)),
         ("recall", _fmt(m.recall, True)),
         ("recall >= 24 h ahead", _fmt(m.recall_24h, True)),
         ("recall >= 72 h ahead", _fmt(m.recall_72h, True)),

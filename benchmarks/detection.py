@@ -154,13 +154,15 @@ def reevaluate(args: argparse.Namespace, tmp: Path, store: Any, res: dict[str, A
     for key in ("timings_s", "replay", "training", "scoring", "thresholds", "load_avg", "rescored"):
         if key in kept:
             res[key] = kept[key]
-    res["reevaluated"] = {"of": kept.get("date"), "note": "alarms and root causes as the kept run (--keep) stored "
-                          "them; evaluation by the current code"}
+    res["reevaluated"] = {"of": kept.get("date") or "an unfinished run (no results JSON; every stored model "
+                          "version judged, up to the last scored window)",
+                          "note": "alarms and root causes as the kept run (--keep) stored them; evaluation by the "
+                          "current code"}
     start = data_range(store)[0]  # the simulation's first day
     split, end = start + pd.Timedelta(days=args.train_days), start + pd.Timedelta(days=args.days)
     print("[1/1] evaluating the stored alarms of every model version", flush=True)
     versions = (kept.get("replay") or {}).get("versions") or [(kept.get("scoring") or {}).get("model_version")]
-    ev = evaluate(store, None, start=split, stop=end, model_version=[v for v in versions if v] or None)
+    ev = evaluate(store, None, start=split, stop=end, model_version=[v for v in versions if v] or "all")
     return finish(args, tmp, store, res, ev, split, end)
 
 

@@ -154,8 +154,8 @@ def reevaluate(args: argparse.Namespace, tmp: Path, store: Any, res: dict[str, A
     for key in ("timings_s", "replay", "training", "scoring", "thresholds", "load_avg", "rescored"):
         if key in kept:
             res[key] = kept[key]
-    res["reevaluated"] = {"of": kept.get("date") or "an unfinished run (no results JSON; every stored model "
-                          "version judged, up to the last scored window)",
+    res["reevaluated"] = {"of": f"the kept run of {kept['date']}" if kept.get("date") else "a kept run that did not "
+                          "finish (no results JSON: every stored model version judged, up to its last scored window)",
                           "note": "alarms and root causes as the kept run (--keep) stored them; evaluation by the "
                           "current code"}
     start = data_range(store)[0]  # the simulation's first day
@@ -432,10 +432,11 @@ def markdown(res: dict[str, Any]) -> str:
         f"Load average {res['load_avg']['start']:.1f} at start, {res['load_avg']['end']:.1f} at the end"
         + (" — other jobs shared the 2 cores: timings are inflated, metrics are not affected."
            if max(res['load_avg']['start'], res['load_avg']['end']) > 1.5 else "."),
-        "Timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in res["timings_s"].items()) + ".",
+        ("Timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in res["timings_s"].items()) + "."
+         if res["timings_s"] else "Timings: none kept."),
         *([f"Rescored (`--rescore`): {res['rescored']['note']}; trained model {res['rescored']['kept_version']}.", ""]
           if res.get("rescored") else [""]),
-        *([f"Re-evaluated (`--reevaluate`, run of {res['reevaluated']['of']}): {res['reevaluated']['note']}.", ""]
+        *([f"Re-evaluated (`--reevaluate`, {res['reevaluated']['of']}): {res['reevaluated']['note']}.", ""]
           if res.get("reevaluated") else []),
         "| target | goal | measured | 95 % interval | met |",
         "|---|---|---:|---|:---:|",

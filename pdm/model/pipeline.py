@@ -155,7 +155,7 @@ def split_sets(grids: dict[str, MachineGrid], sets: dict[str, WindowSet], featur
     """
     fit_sets, cal_sets, notes = {}, {}, []
     for m, w in sets.items():
-        fit_sets[m], cal_sets[m], note = split_calibration(w, features, _active(grids[m], w, features))
+        fit_sets[m], cal_sets[m], note = split_calibration(w, features, active_windows(grids[m], w, features))
         if note:
             notes.append(f"{m}: {note}")
         elif scalers is not None and m in scalers:
@@ -163,7 +163,7 @@ def split_sets(grids: dict[str, MachineGrid], sets: dict[str, WindowSet], featur
     return fit_sets, cal_sets, notes
 
 
-def _active(grid: MachineGrid, w: WindowSet, features: FeatureConfig) -> np.ndarray:
+def active_windows(grid: MachineGrid, w: WindowSet, features: FeatureConfig) -> np.ndarray:
     """(n,) True for the windows in which the machine ran (start-ups included)."""
     from pdm.detect.errors import running_gate
 
@@ -191,7 +191,7 @@ def dense_calibration(grid: MachineGrid, scaler: RobustScaler, cal: WindowSet, f
     dense = make_windows(span, scaler, features.window, stride, exclude=excluded_steps(span.index, labels, grid.machine))
     inside = (dense.start >= cal.start.min()) & (dense.start <= cal.start.max())
     dense = dense.take(np.nonzero(inside)[0])
-    dense = dense.take(np.nonzero(_active(grid, dense, features))[0])
+    dense = dense.take(np.nonzero(active_windows(grid, dense, features))[0])
     return dense if len(dense) >= len(cal) else cal
 
 

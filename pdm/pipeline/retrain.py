@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pdm.store import Store
@@ -79,13 +80,32 @@ def full_retrain(store: Store, models_dir: str | Path, start: Any, stop: Any, *,
     return final
 
 
+#: Days of healthy data before a fine-tune's end that its thresholds are fitted on (the fine-tuning range itself,
+#: a week, leaves about a day and a half of calibration windows per machine: too few for a tail fit).
+CALIBRATION_DAYS = 28.0
+
+
 def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path, start: Any, stop: Any, *,
-                   epochs: int = 3, freeze: tuple[str, ...] | None = None) -> Path:
-    """Fine-tune the top layers of the production model on recent healthy windows; returns the candidate."""
+                   epochs: int = 3, freeze: tuple[str, ...] | None = None,
+                   calibration_days: float = CALIBRATION_DAYS) -> Path:
+    """Fine-tune the top layers of the production model on recent healthy windows; returns the candidate.
+
+    Training uses ``[start, stop)`` less its last ~20 % of windows (held out, as
+    :func:`pdm.model.pipeline.split_sets`). Calibration (error calibrators,
+    thresholds, attention baselines, operating envelope) uses those held-out
+    windows and the healthy windows in which the machine ran during the
+    ``calibration_days`` before ``stop`` that precede ``start`` (at the
+    training stride): a week's held-out windows alone are too few for a
+    peaks-over-threshold fit, and a threshold from a high quantile of a day
+    and a half of scores sets the false-alarm rate by chance. The earlier
+    windows were not in the fine-tuning set (the frozen lower layers may
+    have seen them in the base model's training).
+    """
     from pdm.features import WindowSet
     from pdm.model.directory import ModelBundle, load, save
     from pdm.model.finetune import DEFAULT_FREEZE
     from pdm.model.pipeline import (
+        active_windows,
         bundle_features,
         bundle_windows,
         calibrate,
@@ -103,11 +123,22 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
     bundle = load(production)
     cfg = bundle.model.cfg
     features = bundle_features(bundle)
-    grids, sets, short = bundle_windows(store, bundle, start, stop, features)  # with the model's speed maxima
-    notes = [f"{m}: no healthy windows in the fine-tuning range; keeps its previous calibration" for m in sorted(short)]
+    t0, t1 = _utc(start), _utc(stop)
+    first = min(t0, t1 - pd.Timedelta(days=calibration_days))
+    grids, spans, _ = bundle_windows(store, bundle, first, t1, features)  # with the model's speed maxima
+    begin = t0.value
+    sets = {m: w.take(np.nonzero(w.start >= begin)[0]) for m, w in spans.items()}
+    short = sorted(set(bundle.scalers) - {m for m, w in sets.items() if len(w)})
+    sets = {m: w for m, w in sets.items() if len(w)}
+    notes = [f"{m}: no healthy windows in the fine-tuning range; keeps its previous calibration" for m in short]
     # As train_fleet and recalibrate: calibration windows are ones in which the machine ran.
     fit_sets, cal_sets, split_notes = split_sets(grids, sets, features, bundle.scalers, read_labels(store))
     notes += split_notes
+    for m in cal_sets:
+        w = spans[m].take(np.nonzero(spans[m].start < begin)[0])
+        earlier = w.take(np.nonzero(active_windows(grids[m], w, features))[0]) if len(w) else w
+        if len(earlier):
+            cal_sets[m] = WindowSet.concat([earlier, cal_sets[m]])
     if not sets:
         raise ValueError(f"no healthy windows in {start} .. {stop} to fine-tune on")
     windows = WindowSet.concat(list(fit_sets.values()))

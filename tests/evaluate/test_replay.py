@@ -49,3 +49,26 @@ def test_replay_refuses_a_range_with_nothing_after_the_initial_period(plant, tmp
     store, t0 = plant
     with pytest.raises(ValueError, match="nothing to score"):
         replay(store, tmp_path / "m", t0, t0 + pd.Timedelta("3D"), config=ReplayConfig(initial="5D"), progress=False)
+
+
+def test_a_fine_tune_fits_its_thresholds_on_weeks_before_it_not_only_on_its_own_held_out_day(plant, tmp_path):
+    from pdm.model.directory import load
+    from pdm.model.pipeline import FeatureConfig, train_fleet
+    from pdm.model.train import TrainConfig
+    from pdm.pipeline.retrain import finetune_fleet
+
+    store, t0 = plant
+    base = train_fleet(store, tmp_path / "base", start=t0, stop=t0 + pd.Timedelta("3D"),
+                       features=FeatureConfig(window=72, stride=24, min_windows=4),
+                       model_overrides={"d_model": 32, "layers": 1}, train_cfg=TrainConfig(epochs=1, progress=False))
+    start, stop = t0 + pd.Timedelta("3D"), t0 + pd.Timedelta("5D")
+    only = load(finetune_fleet(store, base.path, tmp_path / "own", start, stop, epochs=1, calibration_days=0))
+    wide = load(finetune_fleet(store, base.path, tmp_path / "wide", start, stop, epochs=1))
+    for m, det in wide.detect["machines"].items():
+        own = only.detect["machines"][m]
+        assert own["calibration_from"] >= start.value  # the fine-tuning range's held-out windows only
+        assert det["calibration_from"] < start.value  # and the healthy running windows before it
+        assert det["calibration_windows"] > own["calibration_windows"]
+    # The fine-tuned weights are the same either way: only the calibration differs.
+    a, b = only.model.state_dict(), wide.model.state_dict()
+    assert all((a[k] == b[k]).all() for k in a)

@@ -95,11 +95,12 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     if args.replay:
         from pdm.evaluate.replay import ReplayConfig, replay
 
-        print(f"[2-4/4] replaying: train {args.train_days} d, score daily, {args.retrain} every {args.retrain_every}",
+        print(f"[2-4/4] replaying: train {args.train_days} d, score every {args.replay_step}, {args.retrain} every "
+              f"{args.retrain_every}",
               flush=True)
         t = time.perf_counter()
         rep = replay(store, tmp / "models", start, end, config=ReplayConfig(
-            initial=f"{args.train_days}D", step="1D", retrain_every=args.retrain_every, window=args.window,
+            initial=f"{args.train_days}D", step=args.replay_step, retrain_every=args.retrain_every, window=args.window,
             stride=args.stride, d_model=args.d_model, layers=args.layers, epochs=args.epochs, retrain=args.retrain))
         ev = rep.evaluation
         res["timings_s"].update(replay=round(time.perf_counter() - t, 1), training=round(rep.training_seconds, 1),
@@ -409,7 +410,8 @@ def _v(x: Any, pct: bool = False) -> str:
 def markdown(res: dict[str, Any]) -> str:
     c, ev = res["config"], res["evaluation"]
     e = ev["events"]
-    mode = (f"replay (daily scoring, {'fine-tuning' if c.get('retrain') == 'finetune' else 'retraining'} every "
+    step = c.get("replay_step", "1D")
+    mode = (f"replay ({'daily' if step == '1D' else 'every ' + step} scoring, {'fine-tuning' if c.get('retrain') == 'finetune' else 'retraining'} every "
             f"{c['retrain_every']})" if c["replay"]
             else "train once, score the rest")
     mode += (", no new baseline after work orders (--no-rebaseline)" if c.get("no_rebaseline")
@@ -506,6 +508,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--replay", action="store_true", help="replay the DAG schedule (daily scoring, retraining)")
     ap.add_argument("--retrain-every", dest="retrain_every", default="7D")
+    ap.add_argument("--replay-step", dest="replay_step", default="1D",
+                    help="with --replay: the scoring step (the DAG scores every few minutes; the scorer gives the "
+                         "same windows and alarms in one range or in pieces, so a longer step only saves time)")
     ap.add_argument("--retrain", default="full", choices=["full", "finetune"],
                     help="with --replay: train afresh at each cadence, or fine-tune the current model on the last "
                          "cadence's data (as pdm_train does without drift)")

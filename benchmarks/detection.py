@@ -255,14 +255,12 @@ def false_alarm_kinds(ev: Any) -> dict[str, int]:
     """False alarms that restart a just-ended episode (< 48 h later) or follow a repair (< 14 days)."""
     import pandas as pd
 
-    from pdm.evaluate.events import HORIZON, in_effect
+    from pdm.evaluate.events import catching
 
     a, f = ev.alarms, ev.failures
     if a is None or not len(a):
         return {"split": 0, "after_repair": 0}
-    true = pd.Series(False, index=a.index)
-    for x in f.itertuples(index=False):
-        true |= in_effect(a, x.machine, x.failure, HORIZON)
+    true = catching(a, f)
     split = after = 0
     for _, row in a[~true].iterrows():
         prev = a[(a["machine"] == row["machine"]) & (a["start"] < row["start"])]
@@ -281,7 +279,7 @@ def by_month(ev: Any) -> list[dict[str, Any]]:
     import numpy as np
     import pandas as pd
 
-    from pdm.evaluate.events import HORIZON, in_effect
+    from pdm.evaluate.events import HORIZON, catching
 
     s, f, a = ev.scores, ev.failures, ev.alarms
     if s is None or not len(s):
@@ -293,9 +291,7 @@ def by_month(ev: Any) -> list[dict[str, Any]]:
         hi = pd.Timestamp(x.repair_end) if pd.notna(getattr(x, "repair_end", None)) else x.failure
         sick |= (s["machine"].to_numpy() == x.machine) & (t >= lo) & (t <= hi)
     ratio = pd.Series(np.where(sick, np.nan, s["ratio"].to_numpy(float)), index=t)
-    true = np.zeros(len(a), dtype=bool)
-    for x in f.itertuples(index=False):
-        true |= in_effect(a, x.machine, x.failure, HORIZON)
+    true = catching(a, f)
     starts = pd.DatetimeIndex(a["start"]) if len(a) else pd.DatetimeIndex([], tz="UTC")
     rows = []
     for month, r in ratio.groupby(t.strftime("%Y-%m")):

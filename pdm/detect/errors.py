@@ -161,14 +161,17 @@ def window_residuals(windows: WindowSet, reconstruction: np.ndarray, gate: np.nd
     factor beside a rising tone differently from a rising one beside impacts.
     """
     mask = windows.mask * gate[:, None, :]
-    return masked_mean(np.nan_to_num(windows.values) - reconstruction, mask,
-                       min_count=int(np.ceil(MIN_COUNTED * gate.shape[1])))
+    return masked_mean(np.nan_to_num(windows.values) - reconstruction, mask, min_count=_min_counted(gate))
 
 
 def gated_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarray) -> np.ndarray:
     """:func:`window_errors` under ``gate``, NaN for channels with under :data:`MIN_COUNTED` of the steps."""
-    return window_errors(windows, reconstruction, gate,
-                         min_count=int(np.ceil(MIN_COUNTED * gate.shape[1])) if gate.ndim == 2 else 1)
+    return window_errors(windows, reconstruction, gate, min_count=_min_counted(gate))
+
+
+def _min_counted(gate: np.ndarray) -> int:
+    """Steps of a window (n, T) ``gate`` that must count for a channel's error: :data:`MIN_COUNTED` of them."""
+    return int(np.ceil(MIN_COUNTED * gate.shape[1])) if gate.ndim == 2 else 1
 
 
 def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: np.ndarray,

@@ -78,6 +78,14 @@ def in_effect(alarms: pd.DataFrame, machine: str, failure: pd.Timestamp, horizon
     return (sel & (start >= failure - horizon)).to_numpy()
 
 
+def catching(alarms: pd.DataFrame, failures: pd.DataFrame, horizon: pd.Timedelta = HORIZON) -> np.ndarray:
+    """(n,) True for the alarms that warn of some failure of ``failures`` (machine, failure): :func:`in_effect`."""
+    hit = np.zeros(len(alarms), dtype=bool)
+    for f in failures.itertuples(index=False):
+        hit |= in_effect(alarms, f.machine, f.failure, horizon)
+    return hit
+
+
 def event_metrics(
     failures: pd.DataFrame,
     alarms: pd.DataFrame,

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pdm.evaluate.events import HORIZON, EventMetrics, event_metrics, in_effect
+from pdm.evaluate.events import HORIZON, EventMetrics, catching, event_metrics, in_effect
 from pdm.evaluate.failures import FAILURE_COLUMNS, read_failure_log, truth_from_store
 from pdm.store import Store
 from pdm.store.schema import ALARM, ROOTCAUSE, SCORE
@@ -290,7 +290,7 @@ def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *,
     outside = int((~inside).sum())
     counted = fails[inside].reset_index(drop=True)
     # False alarms are judged within the period; alarms before it only serve to catch early failures.
-    judged_alarms = alarms if t0 is None else alarms[(alarms["start"] >= t0) | _catches(alarms, counted, horizon)]
+    judged_alarms = alarms if t0 is None else alarms[(alarms["start"] >= t0) | catching(alarms, counted, horizon)]
     ev = event_metrics(counted, judged_alarms.reset_index(drop=True), observed, nuis, horizon=horizon)
     for row in ev.per_failure:
         f = counted[(counted["machine"] == row["machine"]) & (counted["failure"] == row["failure"])].iloc[0]
@@ -312,13 +312,6 @@ def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *,
     return Evaluation(ev, point, versions, sorted(observed["machine"]),
                       t0 if t0 is not None else observed["start"].min(), t1 if t1 is not None else observed["end"].max(),
                       source, outside, notes, scores, alarms, counted, nuis)
-
-
-def _catches(alarms: pd.DataFrame, failures: pd.DataFrame, horizon: pd.Timedelta) -> np.ndarray:
-    hit = np.zeros(len(alarms), dtype=bool)
-    for f in failures.itertuples(index=False):
-        hit |= in_effect(alarms, f.machine, f.failure, horizon)
-    return hit
 
 
 def _fmt(v: Any, pct: bool = False, digits: int = 2) -> str:

@@ -101,7 +101,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         t = time.perf_counter()
         rep = replay(store, tmp / "models", start, end, config=ReplayConfig(
             initial=f"{args.train_days}D", step=args.replay_step, retrain_every=args.retrain_every, window=args.window,
-            stride=args.stride, d_model=args.d_model, layers=args.layers, epochs=args.epochs, retrain=args.retrain))
+            stride=args.stride, d_model=args.d_model, layers=args.layers, epochs=args.epochs, retrain=args.retrain,
+            initial_model=args.replay_from))
         ev = rep.evaluation
         res["timings_s"].update(replay=round(time.perf_counter() - t, 1), training=round(rep.training_seconds, 1),
                                 scoring=round(rep.scoring_seconds, 1))
@@ -510,6 +511,9 @@ def main() -> int:
     ap.add_argument("--retrain", default="full", choices=["full", "finetune"],
                     help="with --replay: train afresh at each cadence, or fine-tune the current model on the last "
                          "cadence's data (as pdm_train does without drift)")
+    ap.add_argument("--replay-from", dest="replay_from", metavar="DIR",
+                    help="with --replay: start from this model directory (or a --keep DIR's production model), "
+                         "trained on the same seed's first --train-days, instead of training it again")
     ap.add_argument("--no-progress", dest="no_progress", action="store_true")
     ap.add_argument("--out", help="results name (default detection or detection_quick)")
     ap.add_argument("--keep", metavar="DIR", help="keep the store and models in DIR (default: a temporary folder)")
@@ -532,6 +536,13 @@ def main() -> int:
 
     if (args.rescore or args.reevaluate) and not (args.keep and (Path(args.keep) / "plant.duckdb").exists()):
         ap.error("--rescore and --reevaluate need --keep DIR of an earlier run")
+    if args.replay_from:
+        if not args.replay:
+            ap.error("--replay-from needs --replay")
+        if (Path(args.replay_from) / "models").is_dir():
+            from pdm.model import registry
+
+            args.replay_from = str(registry.production_path(Path(args.replay_from) / "models"))
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
         res = run(args, Path(args.keep))

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pdm.detect.persist import without_handed_over
 from pdm.settings import Settings
 from pdm.store import Store, open_store
 from pdm.store.schema import ALARM, OPERATOR_LOG, ROOTCAUSE, SCORE
@@ -200,6 +201,7 @@ class DashboardData:
             return pd.DataFrame(columns=cols)
         a = a.reset_index().rename(columns={"time": "start"})
         a["alarm_ns"] = a["start"].map(lambda t: int(t.value))
+        a = without_handed_over(a)
         end = a["end_ns"].fillna(0).astype("int64")
         a["open"] = (end == 0) | (a["status"].astype(str).str.lower() == "open")
         a["end"] = pd.to_datetime(end.where(end > 0), unit="ns", utc=True)

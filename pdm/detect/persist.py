@@ -10,7 +10,7 @@ still open episode, so incremental runs continue episodes exactly;
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ import pandas as pd
 from pdm.detect.rootcause import rootcause_points
 from pdm.detect.stages import AlarmRule
 from pdm.store import Store
-from pdm.store.schema import ALARM, BASELINE, ROOTCAUSE, SCORE
+from pdm.store.schema import ALARM, BASELINE, CONTINUED, ROOTCAUSE, SCORE
 
 if TYPE_CHECKING:
     from pdm.detect.score import MachineScore
@@ -26,24 +26,51 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def read_history(store: Store, m: str, version: str, first_end: int, rule: AlarmRule,
-                 stride_ns: int) -> tuple[np.ndarray, np.ndarray, int | None, dict[int, str]]:
-    """Earlier scores (times, scores) before ``first_end``, the index of a still open episode's start, top channels."""
+class History(NamedTuple):
+    """What an incremental run continues: earlier scores, a still open episode, earlier top channels."""
+
+    times: np.ndarray  # ns of earlier scored windows, ascending
+    scores: np.ndarray  # their scores on this version's scale
+    open_at: int | None  # index (into times) where a still open episode started
+    top: dict[int, str]  # alarm start ns -> top channel, of the version continued
+    predecessor: str | None  # the model version whose history this run takes over (None: its own)
+
+
+def read_history(store: Store, m: str, version: str, first_end: int, rule: AlarmRule, stride_ns: int,
+                 threshold: float = float("nan")) -> History:
+    """Earlier scores before ``first_end``, the index of a still open episode's start, top channels.
+
+    The history is this version's own, unless another version scored the
+    machine last before ``first_end`` and stopped there: a new production
+    model (a retrain or a fine-tune) takes over from the previous one. Then
+    the previous version's scores come back on this version's scale (their
+    ratio to their threshold times ``threshold``) and its open episode
+    continues, so a model switch neither closes and reopens an alarm nor
+    raises it twice. A version that scores a range the other one also
+    scored (a candidate compared side by side) keeps its own history.
+    """
     need = rule.history(stride_ns)
-    alarms = _mine(store.read(ALARM, m, stop=first_end), version)
+    lo = first_end - 4 * need * stride_ns
+    source = _history_source(store, m, version, lo, first_end, need * stride_ns)
+    alarms = _mine(store.read(ALARM, m, stop=first_end), source)
     prev_top = {int(t.value): str(v) for t, v in alarms.get("top_channel", pd.Series(dtype=object)).items()}
     open_start: int | None = None
     if not alarms.empty:
         last = alarms.iloc[-1]
         end_ns = int(last["end_ns"]) if pd.notna(last.get("end_ns")) else 0
-        if end_ns == 0 or end_ns >= first_end:
+        handed = str(last.get("status", "")) == CONTINUED and str(last.get("continued_by", "")) == version
+        if end_ns == 0 or end_ns >= first_end or handed:
             open_start = int(alarms.index[-1].value)
-    lo = first_end - 4 * need * stride_ns
     if open_start is not None:
         lo = min(lo, open_start - 4 * need * stride_ns)
-    prior = _mine(store.read(SCORE, m, lo, first_end, fields=["score"]), version)
+    prior = _mine(store.read(SCORE, m, lo, first_end, fields=["score", "ratio"]), source)
     t = prior.index.asi8.astype(np.int64)
-    s = prior["score"].to_numpy(float) if len(prior) else np.zeros(0)
+    if not len(prior):
+        s = np.zeros(0)
+    elif source == version:
+        s = prior["score"].to_numpy(float)
+    else:
+        s = prior["ratio"].to_numpy(float) * threshold
     open_at = None
     if open_start is not None:
         hit = np.nonzero(t == open_start)[0]
@@ -55,7 +82,62 @@ def read_history(store: Store, m: str, version: str, first_end: int, rule: Alarm
     keep = max(0, (open_at if open_at is not None else len(t)) - need)
     if open_at is not None:
         open_at -= keep
-    return t[keep:], s[keep:], open_at, prev_top
+    if source != version:
+        log.info("%s: model %s continues the history of model %s%s", m, version, source,
+                 "" if open_at is None else f" and its alarm open since {pd.Timestamp(open_start, tz='UTC')}")
+    return History(t[keep:], s[keep:], open_at, prev_top, None if source == version else source)
+
+
+def without_handed_over(alarms: pd.DataFrame, start: str = "start") -> pd.DataFrame:
+    """Alarm rows (a column ``start``, ``machine``, ``status``) less those a newer model continues.
+
+    A continued episode then shows once, under the version that holds it now;
+    a handed-over row whose successor is not among ``alarms`` stays.
+    """
+    if alarms.empty or "status" not in alarms:
+        return alarms
+    handed = alarms["status"].astype(str) == CONTINUED
+    if not handed.any():
+        return alarms
+    key = alarms["machine"].astype(str) + "@" + alarms[start].astype(str)
+    live = set(key[~handed])
+    return alarms[~(handed & key.isin(live))]
+
+
+def _history_source(store: Store, m: str, version: str, lo: int, first_end: int, ahead_ns: int) -> str:
+    """The version whose history a run of ``version`` from ``first_end`` continues (see :func:`read_history`)."""
+    before = store.read(SCORE, m, lo, first_end, fields=["score"])
+    if before.empty or "model_version" not in before:
+        return version
+    at_last = set(before.loc[before.index == before.index.max(), "model_version"].astype(str))
+    if version in at_last:
+        return version
+    other = sorted(at_last)[-1]
+    after = store.read(SCORE, m, first_end, first_end + max(ahead_ns, 1), fields=["score"])
+    if not after.empty and (after.get("model_version") == other).any():
+        return version  # the other version goes on scoring: a side-by-side comparison, not a successor
+    return other
+
+
+def hand_over(store: Store, m: str, predecessor: str, start_ns: int, version: str) -> int:
+    """Mark ``predecessor``'s alarm starting at ``start_ns`` as continued by ``version`` (idempotent).
+
+    Its point stays (the alarm history keeps which model raised it) but reads
+    as closed at its last window, with ``status`` "continued" and
+    ``continued_by``; readers show the episode once, under its successor.
+    """
+    old = store.read(ALARM, m, start_ns, start_ns + 1)
+    old = _mine(old, predecessor)
+    if old.empty:
+        return 0
+    row = old.iloc[-1]
+    last_ns = int(row["last_ns"]) if pd.notna(row.get("last_ns")) else start_ns
+    end_ns = int(row["end_ns"]) if pd.notna(row.get("end_ns")) and int(row["end_ns"]) > 0 else last_ns
+    fields = {k: (int(v) if isinstance(v, np.integer) else v) for k, v in row.items()
+              if k not in ("machine", "model_version") and pd.notna(v)}
+    fields.update(status=CONTINUED, continued_by=version, end_ns=end_ns)
+    return store.write([{"measurement": ALARM, "tags": {"machine": m, "model_version": predecessor},
+                         "time": start_ns, "fields": fields}]).written
 
 
 def read_baselines(store: Store, m: str, version: str, lo: int, hi: int) -> dict[int, dict[str, Any]]:

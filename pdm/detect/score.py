@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pdm.detect.persist import read_history, write_run
+from pdm.detect.persist import hand_over, read_history, write_run
 from pdm.detect.rootcause import RootCause, environment_mask, explain
 from pdm.detect.stages import Alarm, AlarmRule, ChannelCalibrator, OperatingEnvelope, POTThreshold
 from pdm.store import Store
@@ -254,10 +254,12 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
     res.scores = pd.DataFrame({"score": scores, "threshold": threshold, "ratio": scores / threshold},
                               index=pd.DatetimeIndex(pd.to_datetime(w_end, utc=True), name="time"))
     # Continue episodes from earlier runs.
-    prior_t, prior_s, open_at, prev_top = read_history(store, m, bundle.version, int(w_end[0]), rule, stride_ns)
-    times = np.concatenate([prior_t, w_end])
-    allscores = np.concatenate([prior_s, scores])
-    res.alarms = rule.apply(times, allscores, threshold, begin=len(prior_t), open_at=open_at)
+    # Continue episodes from earlier runs (of this version, or of the model it took over from).
+    hist = read_history(store, m, bundle.version, int(w_end[0]), rule, stride_ns, threshold)
+    times = np.concatenate([hist.times, w_end])
+    allscores = np.concatenate([hist.scores, scores])
+    res.alarms = rule.apply(times, allscores, threshold, begin=len(hist.times), open_at=hist.open_at)
+    prev_top = hist.top
     # Root causes at the windows that raised alarms in this range.
     raise_idx = {int(a.start): int(np.searchsorted(w_end, a.start)) for a in res.alarms
                  if a.start >= w_end[0] and a.start in set(w_end.tolist())}
@@ -289,6 +291,10 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
     if notes:
         res.message = f"{m}: " + "; ".join(notes)
     written = write_run(store, res, bundle.version, int(ends[0]), int(ends[-1]) + 1) if write else 0
+    if write and hist.predecessor is not None and hist.open_at is not None:
+        taken = int(hist.times[hist.open_at])
+        if any(a.start == taken for a in res.alarms):
+            written += hand_over(store, m, hist.predecessor, taken, bundle.version)
     return res, written
 
 

@@ -39,6 +39,9 @@ class ReplayConfig:
     retrain: Literal["full", "finetune"] = "full"
     train_window: str | None = None  # full retrains: only the last this long (None: all history)
     finetune_epochs: int = 3
+    #: A model directory already trained on the initial period (same data, the range checked), used instead of
+    #: training it again: a replay that starts from a kept single-train run's model.
+    initial_model: str | None = None
     window: int = 144
     stride: int = 12
     d_model: int = 64
@@ -67,6 +70,20 @@ class ReplayReport:
 def _utc(x: Any) -> pd.Timestamp:
     t = pd.Timestamp(x)
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+def _given_initial(path: str | Path, lo: pd.Timestamp, t: pd.Timestamp) -> Any:
+    """The model directory at ``path``, checked to be trained on ``[lo, t)`` (the replay's initial period)."""
+    from pdm.model.directory import load
+
+    bundle = load(path)
+    data = bundle.metadata.get("data") or {}
+    got = (_utc(data["start"]), _utc(data["stop"])) if data.get("start") and data.get("stop") else None
+    if got is None or got[1] != t or got[0] < lo:
+        span = f"{got[0]} .. {got[1]}" if got else "an unknown range"
+        raise ValueError(f"initial model {bundle.version} was trained on {span}, not on the replay's initial "
+                         f"period {lo} .. {t}")
+    return bundle
 
 
 def data_range(store: Store, machines: Sequence[str] | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -138,7 +155,14 @@ def replay(store: Store, models_dir: str | Path, start: Any = None, stop: Any = 
             f"in {secs:.1f}s")
         return bundle
 
-    bundle = train_at(t, "full", None)
+    if cfg.initial_model:
+        bundle = _given_initial(cfg.initial_model, lo, t)
+        report.versions.append(bundle.version)
+        report.trainings.append({"version": bundle.version, "kind": "given", "from": str(lo), "to": str(t),
+                                 "seconds": 0.0, "path": str(bundle.path)})
+        say(f"[replay] initial model {bundle.version} given (trained on {lo:%Y-%m-%d} .. {t:%Y-%m-%d})")
+    else:
+        bundle = train_at(t, "full", None)
     last_train = t
     for i in range(int(n_steps)):
         if every is not None and t - last_train >= every:

@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pdm.detect.stages import SEVERITIES
 from pdm.evaluate.events import HORIZON, EventMetrics, catching, event_metrics, in_effect
 from pdm.evaluate.failures import FAILURE_COLUMNS, read_failure_log, truth_from_store
 from pdm.store import Store
-from pdm.store.schema import ALARM, ROOTCAUSE, SCORE
+from pdm.store.schema import ALARM, CONTINUED, ROOTCAUSE, SCORE
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,32 @@ def read_alarms(store: Store, versions: Sequence[str], machines: Sequence[str] |
         ranked.get((m, v, str(s)), [t] if t else [])
         for m, v, s, t in zip(out["machine"], out["model_version"], start_ns, top, strict=True)
     ]
-    return out.sort_values(["start", "machine"], kind="stable").reset_index(drop=True)
+    return _one_per_episode(out).sort_values(["start", "machine"], kind="stable").reset_index(drop=True)
+
+
+def _one_per_episode(out: pd.DataFrame) -> pd.DataFrame:
+    """An episode that a newer model continued (same machine and start) as one row.
+
+    The row is the successor's (status "continued" marks the others), lasting
+    to the latest end, with the highest peak and severity, and the ranked root
+    cause of the version that raised it (a successor stores only its top channel).
+    """
+    key = out["machine"].astype(str) + "@" + out["start"].astype(str)
+    if not key.duplicated().any():
+        return out
+    rows = []
+    for _, g in out.groupby(key, sort=False):
+        if len(g) == 1:
+            rows.append(g.iloc[0])
+            continue
+        live = g[g["status"].astype(str) != CONTINUED]
+        row = (live if len(live) else g).iloc[-1].copy()
+        row["end"] = g["end"].max()
+        row["peak_ratio"] = g["peak_ratio"].max()
+        row["severity"] = max(g["severity"].astype(str), key=lambda v: SEVERITIES.index(v) if v in SEVERITIES else -1)
+        row["channels"] = max(g["channels"], key=len)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=out.columns)
 
 
 def read_rootcauses(store: Store, versions: Sequence[str], machines: Sequence[str] | None = None,

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from pdm.detect.persist import without_handed_over
 from pdm.store import Store
 from pdm.store.schema import ALARM
 
@@ -78,6 +79,8 @@ def alarms_to_notify(store: Store, start: Any, stop: Any, severity: str = "criti
     if alarms.empty:
         return []
     alarms = alarms[alarms["severity"].isin(levels)]
+    if not alarms.empty:  # an episode a newer model continued is one alarm: its successor's row
+        alarms = alarms.iloc[without_handed_over(alarms.reset_index(), start="time").index.to_numpy()]
     s0 = pd.Timestamp(start).value
     last = alarms["last_ns"].astype("int64") if "last_ns" in alarms else pd.Series(alarms.index.asi8, index=alarms.index)
     alarms = alarms[(last.to_numpy() >= s0) | (alarms.index.asi8 >= s0)]
@@ -85,10 +88,12 @@ def alarms_to_notify(store: Store, start: Any, stop: Any, severity: str = "criti
     sent = set()
     if not done.empty:
         sent = set(zip(done["machine"], done["model_version"], done["alarm"], strict=True))
+        # An episode sent under an earlier model is not sent again when a newer one continues it.
+        sent |= {(m, "*", a) for m, a in zip(done["machine"], done["alarm"], strict=True)}
     out = []
     for t, row in alarms.iterrows():
         key = (row["machine"], row.get("model_version", ""), str(pd.Timestamp(t).value))
-        if key in sent:
+        if key in sent or (key[0], "*", key[2]) in sent:
             continue
         out.append({"machine": row["machine"], "model_version": row.get("model_version", ""),
                     "start": pd.Timestamp(t).isoformat(), "start_ns": int(pd.Timestamp(t).value),

@@ -35,7 +35,8 @@ FIELD_TYPES: dict[str, dict[str, FieldType]] = {
     # pdm_alarm: one point per alarm episode, time = its first alarming window.
     # end_ns = 0 while open; ttf_hours = -1 when no rising trend.
     "pdm_alarm": {"severity": "string", "status": "string", "end_ns": "integer", "last_ns": "integer",
-                  "peak_ratio": "float", "ttf_hours": "float", "top_channel": "string"},
+                  "peak_ratio": "float", "ttf_hours": "float", "top_channel": "string",
+                  "continued_by": "string"},
     # pdm_rootcause: extra tags alarm (= alarm start ns, as text) and rank ("c01".. channels,
     # "l01".. operator-log entries, "maps" the attention maps); time = the alarm's start.
     "pdm_rootcause": {"kind": "string", "channel": "string", "contribution": "float", "zscore": "float",
@@ -51,6 +52,8 @@ SCORE = "pdm_score"
 ALARM = "pdm_alarm"
 ROOTCAUSE = "pdm_rootcause"
 BASELINE = "pdm_baseline"
+#: ``status`` of a ``pdm_alarm`` point whose episode a newer model version continues (field ``continued_by``).
+CONTINUED = "continued"
 #: Tag keys of the measurements scoring writes (re-scoring a range overwrites the same keys).
 OUTPUT_TAGS: dict[str, tuple[str, ...]] = {
     SCORE: (MACHINE_TAG, "model_version"),

@@ -72,3 +72,24 @@ def test_a_fine_tune_fits_its_thresholds_on_weeks_before_it_not_only_on_its_own_
     # The fine-tuned weights are the same either way: only the calibration differs.
     a, b = only.model.state_dict(), wide.model.state_dict()
     assert all((a[k] == b[k]).all() for k in a)
+
+
+def test_a_replay_can_start_from_a_model_already_trained_on_its_initial_period(plant, tmp_path):
+    from pdm.model.directory import load
+    from pdm.model.pipeline import FeatureConfig, train_fleet
+    from pdm.model.train import TrainConfig
+
+    store, t0 = plant
+    kw = {"features": FeatureConfig(window=72, stride=24, min_windows=4), "model_overrides": {"d_model": 32, "layers": 1},
+          "train_cfg": TrainConfig(epochs=1, progress=False)}
+    base = train_fleet(store, tmp_path / "kept", start=t0, stop=t0 + pd.Timedelta("3D"), **kw)
+    cfg = ReplayConfig(initial="3D", step="2D", retrain_every=None, window=72, stride=24, initial_model=str(base.path))
+    rep = replay(store, tmp_path / "models", t0, t0 + pd.Timedelta("5D"), config=cfg, progress=False)
+    assert rep.trainings[0]["kind"] == "given" and rep.training_seconds == 0.0
+    version = load(base.path).version
+    assert rep.versions == [version] and [s["version"] for s in rep.steps] == [version]
+    assert not (tmp_path / "models").exists()  # nothing trained
+    other = train_fleet(store, tmp_path / "other", start=t0, stop=t0 + pd.Timedelta("2D"), **kw)
+    with pytest.raises(ValueError, match="trained on .* not on the replay's initial period"):
+        replay(store, tmp_path / "m2", t0, t0 + pd.Timedelta("5D"),
+               config=ReplayConfig(initial="3D", initial_model=str(other.path)), progress=False)

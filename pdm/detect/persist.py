@@ -18,7 +18,7 @@ import pandas as pd
 from pdm.detect.rootcause import rootcause_points
 from pdm.detect.stages import AlarmRule
 from pdm.store import Store
-from pdm.store.schema import ALARM, BASELINE, CONTINUED, ROOTCAUSE, SCORE
+from pdm.store.schema import ALARM, BASELINE, CONTINUED, FIELD_TYPES, ROOTCAUSE, SCORE
 
 if TYPE_CHECKING:
     from pdm.detect.score import MachineScore
@@ -133,7 +133,8 @@ def hand_over(store: Store, m: str, predecessor: str, start_ns: int, version: st
     row = old.iloc[-1]
     last_ns = int(row["last_ns"]) if pd.notna(row.get("last_ns")) else start_ns
     end_ns = int(row["end_ns"]) if pd.notna(row.get("end_ns")) and int(row["end_ns"]) > 0 else last_ns
-    fields = {k: (int(v) if isinstance(v, np.integer) else v) for k, v in row.items()
+    types = FIELD_TYPES[ALARM]  # a column with gaps reads back as float: write each field with its type
+    fields = {k: (int(v) if types.get(k) == "integer" else v) for k, v in row.items()
               if k not in ("machine", "model_version") and pd.notna(v)}
     fields.update(status=CONTINUED, continued_by=version, end_ns=end_ns)
     return store.write([{"measurement": ALARM, "tags": {"machine": m, "model_version": predecessor},

@@ -58,3 +58,25 @@ def test_rescoring_the_same_range_leaves_the_same_points(trained, influx):
     latest = score_machines(influx, trained.model, [HEALTHY], write=False, progress=False)
     assert list(latest.machines[HEALTHY].scores.index) == [trained.stop]
     assert _counts(influx) == counts
+
+
+def test_a_model_switch_continues_the_open_alarm_on_influxdb1(trained, influx):
+    import copy
+
+    from pdm.model.directory import load
+    from pdm.store.schema import CONTINUED
+
+    backfill(influx, fleet_config(), DAYS, progress=False)
+    old = load(trained.model)
+    new = copy.copy(old)
+    new.version = old.version + "-ft"
+    start, mid, stop = FAILURE - pd.Timedelta("3D"), FAILURE - pd.Timedelta("20h"), FAILURE + pd.Timedelta("12h")
+    score_machines(influx, old, [FAULTY], start=start, stop=mid, progress=False)
+    for _ in range(2):  # a retried task changes nothing
+        score_machines(influx, new, [FAULTY], start=mid, stop=stop, progress=False)
+        alarms = influx.read(ALARM, FAULTY)
+        handed = alarms[alarms["status"] == CONTINUED]
+        assert len(handed) == 1 and handed["continued_by"].iloc[0] == new.version
+        assert handed["end_ns"].iloc[0] > 0
+        mine = alarms[alarms["model_version"] == new.version]
+        assert handed.index[0] in mine.index

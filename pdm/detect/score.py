@@ -253,7 +253,6 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         scores = np.where(inside, scores, np.nan)
     res.scores = pd.DataFrame({"score": scores, "threshold": threshold, "ratio": scores / threshold},
                               index=pd.DatetimeIndex(pd.to_datetime(w_end, utc=True), name="time"))
-    # Continue episodes from earlier runs.
     # Continue episodes from earlier runs (of this version, or of the model it took over from).
     hist = read_history(store, m, bundle.version, int(w_end[0]), rule, stride_ns, threshold)
     times = np.concatenate([hist.times, w_end])

@@ -166,10 +166,10 @@ def _one_per_episode(out: pd.DataFrame) -> pd.DataFrame:
     key = out["machine"].astype(str) + "@" + out["start"].astype(str)
     if not key.duplicated().any():
         return out
-    rows = []
+    rows: list[pd.Series] = []
     for _, g in out.groupby(key, sort=False):
-        if len(g) == 1:
-            rows.append(g.iloc[0])
+        if not (g["status"].astype(str) == CONTINUED).any():  # versions scored side by side: their own alarms
+            rows.extend(r for _, r in g.iterrows())
             continue
         live = g[g["status"].astype(str) != CONTINUED]
         row = (live if len(live) else g).iloc[-1].copy()

@@ -88,6 +88,7 @@ def test_a_candidate_scored_side_by_side_takes_nothing_over(trained, tmp_path):
     mine = after[after["model_version"] == old.version]
     pd.testing.assert_frame_equal(mine, before[mine.columns])
     assert (after["status"] != CONTINUED).all()
+    assert len(read_alarms(store, [old.version, new.version])) == len(after)  # each version's alarms, none merged
 
 
 def test_an_episode_is_notified_once_across_a_model_switch(trained, tmp_path):

@@ -97,3 +97,20 @@ def test_model_info_without_models_says_so(data: DashboardData) -> None:
     assert info["production"] is None and info["versions"] == []
     drift = data.score_drift()
     assert list(drift.columns) == ["median", "p90", "machines"] and drift["machines"].max() == 3
+
+
+def test_an_alarm_a_newer_model_continued_shows_once_under_it(data: DashboardData) -> None:
+    t = pd.Timestamp("2024-01-05T00:00Z")
+    rows = pd.DataFrame({
+        "machine": ["m-x", "m-x", "m-y"], "model_version": ["v1", "v2", "v1"],
+        "severity": ["warning", "critical", "watch"], "status": ["continued", "open", "continued"],
+        "end_ns": [t.value + 3_600 * 10**9, 0, t.value + 7_200 * 10**9], "peak_ratio": [1.6, 2.4, 1.1],
+        "ttf_hours": [-1.0, 30.0, -1.0], "top_channel": ["vibration.de.rms"] * 3, "continued_by": ["v2", None, "v2"],
+    }, index=pd.DatetimeIndex([t, t, t], name="time"))
+    out = data.alarms(["m-x", "m-y"], log=pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC")), rows=rows)
+    x = out[out["machine"] == "m-x"]
+    assert len(x) == 1 and x["model_version"].iloc[0] == "v2" and bool(x["open"].iloc[0])
+    assert x["severity"].iloc[0] == "critical"
+    # a handed-over alarm whose successor is not in the rows read stays (closed at its last window)
+    y = out[out["machine"] == "m-y"]
+    assert len(y) == 1 and not bool(y["open"].iloc[0])

@@ -51,7 +51,8 @@ def read_history(store: Store, m: str, version: str, first_end: int, rule: Alarm
     """
     need = rule.history(stride_ns)
     lo = first_end - 4 * need * stride_ns
-    source = _history_source(store, m, version, lo, first_end, need * stride_ns)
+    recent = store.read(SCORE, m, lo, first_end, fields=["score", "ratio"])  # every version's
+    source = _history_source(store, m, version, recent, first_end, need * stride_ns)
     alarms = _mine(store.read(ALARM, m, stop=first_end), source)
     prev_top = {int(t.value): str(v) for t, v in alarms.get("top_channel", pd.Series(dtype=object)).items()}
     open_start: int | None = None
@@ -61,9 +62,8 @@ def read_history(store: Store, m: str, version: str, first_end: int, rule: Alarm
         handed = str(last.get("status", "")) == CONTINUED and str(last.get("continued_by", "")) == version
         if end_ns == 0 or end_ns >= first_end or handed:
             open_start = int(alarms.index[-1].value)
-    if open_start is not None:
-        lo = min(lo, open_start - 4 * need * stride_ns)
-    prior = _mine(store.read(SCORE, m, lo, first_end, fields=["score", "ratio"]), source)
+    wide = lo if open_start is None else min(lo, open_start - 4 * need * stride_ns)
+    prior = _mine(recent if wide == lo else store.read(SCORE, m, wide, first_end, fields=["score", "ratio"]), source)
     t = prior.index.asi8.astype(np.int64)
     if not len(prior):
         s = np.zeros(0)
@@ -104,9 +104,11 @@ def without_handed_over(alarms: pd.DataFrame, start: str = "start") -> pd.DataFr
     return alarms[~(handed & key.isin(live))]
 
 
-def _history_source(store: Store, m: str, version: str, lo: int, first_end: int, ahead_ns: int) -> str:
-    """The version whose history a run of ``version`` from ``first_end`` continues (see :func:`read_history`)."""
-    before = store.read(SCORE, m, lo, first_end, fields=["score"])
+def _history_source(store: Store, m: str, version: str, before: pd.DataFrame, first_end: int, ahead_ns: int) -> str:
+    """The version whose history a run of ``version`` from ``first_end`` continues (see :func:`read_history`).
+
+    ``before``: the machine's scores of every version shortly before ``first_end``.
+    """
     if before.empty or "model_version" not in before:
         return version
     at_last = set(before.loc[before.index == before.index.max(), "model_version"].astype(str))

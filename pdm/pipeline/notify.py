@@ -87,13 +87,12 @@ def alarms_to_notify(store: Store, start: Any, stop: Any, severity: str = "criti
     done = store.read(NOTIFIED, machines)
     sent = set()
     if not done.empty:
-        sent = set(zip(done["machine"], done["model_version"], done["alarm"], strict=True))
-        # An episode sent under an earlier model is not sent again when a newer one continues it.
-        sent |= {(m, "*", a) for m, a in zip(done["machine"], done["alarm"], strict=True)}
+        # By machine and start, whatever the version: an episode sent under an earlier model is not sent
+        # again when a newer one continues it.
+        sent = set(zip(done["machine"], done["alarm"], strict=True))
     out = []
     for t, row in alarms.iterrows():
-        key = (row["machine"], row.get("model_version", ""), str(pd.Timestamp(t).value))
-        if key in sent or (key[0], "*", key[2]) in sent:
+        if (row["machine"], str(pd.Timestamp(t).value)) in sent:
             continue
         out.append({"machine": row["machine"], "model_version": row.get("model_version", ""),
                     "start": pd.Timestamp(t).isoformat(), "start_ns": int(pd.Timestamp(t).value),

@@ -15,7 +15,7 @@ from pdm.features import RobustScaler, WindowSet, align_machine, make_windows
 from pdm.features.grid import CONTEXT_CHANNELS, EVENT_TYPES, SENSOR_MEASUREMENTS, MachineGrid
 from pdm.features.windows import excluded_steps
 from pdm.model.directory import ModelBundle, save
-from pdm.model.train import TrainConfig, channel_errors, reconstruct, train
+from pdm.model.train import TrainConfig, channel_errors, mean_spatial, reconstruct, train
 from pdm.model.tshae import TSHAEConfig
 from pdm.store import Store
 
@@ -338,7 +338,7 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
     for m, w in cal_sets.items():
         running = window_running(grids[m], w, features.window)  # cut once: hiding and the gate use it
         w = hide_steps(w, running)
-        out = reconstruct(model, w, need_maps=True)
+        out = reconstruct(model, w)
         err = grid_windows_errors(grids[m], w, out["reconstruction"], features.window, running=running)
         calib = ChannelCalibrator().fit(err, min_rel_spread=MIN_REL_SPREAD)
         scores = calib.apply(err, exclude=environment_mask(list(w.channels)))
@@ -351,7 +351,7 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
         threshold = POTThreshold(min_scores=100, floor=THRESHOLD_FLOOR).fit(scores)
         machines[m] = {
             "calibrator": calib.to_dict(), "threshold": threshold.to_dict(),
-            "baseline_spatial": out["spatial"].mean(axis=0).round(6).tolist(),
+            "baseline_spatial": mean_spatial(model, w).round(6).tolist(),
             "speed_max": _finite_or_none(grids[m].speed_max),
             "envelope": OperatingEnvelope().fit(running_values(grids[m])).to_dict(),
             "calibration_windows": len(w),

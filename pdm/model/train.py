@@ -279,6 +279,35 @@ def reconstruct(model: TSHAE, windows: WindowSet, batch_size: int = 64, need_map
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
+#: Windows that a healthy mean attention map is averaged over (spread evenly over the calibration windows).
+BASELINE_WINDOWS = 96
+
+
+def mean_spatial(model: TSHAE, windows: WindowSet, limit: int = BASELINE_WINDOWS, batch_size: int = 64) -> np.ndarray:
+    """The mean spatial-attention map (C, C) over at most ``limit`` of ``windows``, spread evenly over them.
+
+    The maps cost a pass of their own (with channel groups, the reconstruction
+    comes from the group-hidden passes); a mean over every calibration window
+    doubled a calibration's cost for a map that only the root-cause view
+    shows beside the alarm's own (its ranking does not use it).
+    """
+    n = len(windows)
+    if n == 0:
+        raise ValueError("no windows to average the spatial attention over")
+    sub = windows.take(np.unique(np.linspace(0, n - 1, min(n, max(1, limit))).round().astype(np.int64)))
+    model.eval()
+    total: np.ndarray | None = None
+    with torch.no_grad():
+        for lo in range(0, len(sub), batch_size):
+            sl = slice(lo, lo + batch_size)
+            res = model(torch.from_numpy(np.nan_to_num(sub.values[sl])), torch.from_numpy(sub.mask[sl]),
+                        torch.from_numpy(sub.context[sl]), torch.from_numpy(sub.events[sl]), need_maps=True)
+            part = res.spatial.sum(dim=0).numpy().astype(np.float64)
+            total = part if total is None else total + part
+    assert total is not None
+    return total / len(sub)
+
+
 def _impute(model: TSHAE, values: Tensor, mask: Tensor, ctx: Tensor, ev: Tensor, groups: list[list[int]]) -> Tensor:
     """Each group's channels as reconstructed with that group hidden (one pass over all groups, stacked).
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pdm.features.windows import WindowSet
-from pdm.model.train import PackedTSHAE, reconstruct
+from pdm.model.train import PackedTSHAE, mean_spatial, reconstruct
 from pdm.model.tshae import TSHAE, TSHAEConfig, impute_groups
 
 NAMES = ["vibration.de.rms", "vibration.de.band_1x", "vibration.nde.rms", "temperature.bearing.celsius",
@@ -61,6 +61,16 @@ def test_plain_reconstruction_does_see_a_channels_own_values():
 def test_maps_come_with_the_imputed_reconstruction():
     out = reconstruct(_model(), _windows(), need_maps=True)
     assert out["reconstruction"].shape == (5, 6, 64) and out["spatial"].shape == (5, 6, 6)
+
+
+def test_the_healthy_attention_baseline_is_the_mean_map_over_evenly_spread_windows():
+    model, w = _model(), _windows(9)
+    maps = reconstruct(model, w, need_maps=True)["spatial"]
+    np.testing.assert_allclose(mean_spatial(model, w), maps.mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mean_spatial(model, w, limit=3, batch_size=2), maps[[0, 4, 8]].mean(axis=0),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="no windows"):
+        mean_spatial(model, w.take(np.arange(0)))
 
 
 def test_training_hides_whole_groups_in_about_the_asked_share_of_windows():

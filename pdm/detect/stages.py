@@ -276,7 +276,11 @@ class AlarmRule:
     Clearing needs both: ``clear_n`` scored windows in a row below the
     hysteresis level, and ``clear_hours`` since the last window at or above
     it, so an episode lasts as long in hours whatever the stride (6 windows
-    are 12 h at a 2 h stride, 24 h at 4 h).
+    are 12 h at a 2 h stride, 24 h at 4 h). Two days by default: a score
+    that hovers about the threshold (a slow fault, drift) fell below the
+    hysteresis for a day, cleared and raised the alarm again (a chattering
+    alarm, each raise counted and notified anew); after two days quiet it is
+    over.
 
     Severity by score / threshold: ≥ 1 watch, ≥ ``warning_ratio`` warning,
     ≥ ``critical_ratio`` (or an estimated time to failure under
@@ -288,7 +292,7 @@ class AlarmRule:
     k: int = 3
     n: int = 5
     clear_n: int = 6
-    clear_hours: float = 24.0
+    clear_hours: float = 48.0
     hysteresis: float = 0.8
     warning_ratio: float = 1.5
     critical_ratio: float = 3.0

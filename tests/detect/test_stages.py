@@ -96,7 +96,17 @@ def test_an_episode_clears_after_the_same_hours_below_whatever_the_stride():
     alarms = rule.apply(times, scores, threshold=1.0)
     assert alarms[0].end == times[45]
     # continued runs read back enough windows to find the last high one
-    assert AlarmRule(trend_windows=4).history(2 * HOUR) == 13 and AlarmRule().history(HOUR) == 25
+    assert AlarmRule(trend_windows=4, clear_hours=24).history(2 * HOUR) == 13 and AlarmRule().history(HOUR) == 49
+
+
+def test_a_score_quiet_for_a_day_and_a_half_between_two_highs_is_one_episode_by_default():
+    times = np.arange(100) * 2 * HOUR
+    scores = np.full(100, 0.5)
+    scores[10:20] = 2.0
+    scores[38:48] = 2.0  # back above after 18 windows (36 h) below the hysteresis level
+    assert len(AlarmRule(clear_hours=24).apply(times, scores, threshold=1.0)) == 2  # chatters: raised twice
+    alarms = AlarmRule().apply(times, scores, threshold=1.0)
+    assert len(alarms) == 1 and alarms[0].start == times[12] and alarms[0].end == times[47] + 48 * HOUR
 
 
 def test_a_rising_score_is_graded_critical_with_a_time_to_failure():

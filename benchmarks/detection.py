@@ -78,7 +78,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     res: dict[str, Any] = {"config": vars(args).copy(), "load_avg": {"start": load_avg()}, "timings_s": {}}
     store = EmbeddedStore(tmp / "plant.duckdb")
-    if args.rescore:
+    if args.rescore and not args.replay_from:
         return rescore(args, tmp, store, res)
     if args.reevaluate:
         return reevaluate(args, tmp, store, res)
@@ -87,6 +87,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     print(f"[1/4] simulating {args.machines} machines x {args.days} days (seed {args.seed})", flush=True)
     sim = backfill(store, cfg, args.days, progress=not args.no_progress)
     res["timings_s"]["simulate"] = round(time.perf_counter() - t, 1)
+    if args.rescore:  # a given model (--from-model) on the fleet just simulated
+        return rescore(args, tmp, store, res)
     start, end = sim.start, sim.end
     split = start + pd.Timedelta(days=args.train_days)
     features = FeatureConfig(window=args.window, stride=args.stride, min_windows=4)
@@ -169,7 +171,10 @@ def reevaluate(args: argparse.Namespace, tmp: Path, store: Any, res: dict[str, A
 
 
 def rescore(args: argparse.Namespace, tmp: Path, store: Any, res: dict[str, Any]) -> dict[str, Any]:
-    """``--rescore``: the kept run's store and trained weights, calibrated and scored by the current code."""
+    """``--rescore``: the kept run's store and trained weights, calibrated and scored by the current code.
+
+    With ``--from-model DIR``: that model's weights, on the store just simulated with the same arguments.
+    """
     import pandas as pd
 
     from pdm.detect.score import score_machines
@@ -178,7 +183,7 @@ def rescore(args: argparse.Namespace, tmp: Path, store: Any, res: dict[str, Any]
     from pdm.model.directory import load
     from pdm.model.pipeline import recalibrate
 
-    kept = load(registry.production_path(tmp / "models"))
+    kept = load(args.replay_from or registry.production_path(tmp / "models"))
     start = pd.Timestamp(kept.metadata["data"]["start"])
     split, end = start + pd.Timedelta(days=args.train_days), start + pd.Timedelta(days=args.days)
     if pd.Timestamp(kept.metadata["data"]["stop"]) != split:
@@ -511,9 +516,10 @@ def main() -> int:
     ap.add_argument("--retrain", default="full", choices=["full", "finetune"],
                     help="with --replay: train afresh at each cadence, or fine-tune the current model on the last "
                          "cadence's data (as pdm_train does without drift)")
-    ap.add_argument("--replay-from", dest="replay_from", metavar="DIR",
-                    help="with --replay: start from this model directory (or a --keep DIR's production model), "
-                         "trained on the same seed's first --train-days, instead of training it again")
+    ap.add_argument("--replay-from", "--from-model", dest="replay_from", metavar="DIR",
+                    help="with --replay or --rescore: start from this model directory (or a --keep DIR's production "
+                         "model), trained on the same seed's first --train-days, instead of training it again "
+                         "(benchmarks/models/ keeps the held-back run's)")
     ap.add_argument("--no-progress", dest="no_progress", action="store_true")
     ap.add_argument("--out", help="results name (default detection or detection_quick)")
     ap.add_argument("--keep", metavar="DIR", help="keep the store and models in DIR (default: a temporary folder)")
@@ -522,8 +528,8 @@ def main() -> int:
                     help="score against the calibration's error levels throughout, without a new baseline after "
                          "work orders (pdm.detect.rebaseline), for comparison")
     ap.add_argument("--rescore", action="store_true",
-                    help="with --keep DIR of an earlier run (same --days/--train-days): recalibrate its trained model "
-                         "and score again with the current code, without simulating or training")
+                    help="with --keep DIR of an earlier run (same --days/--train-days), or --from-model DIR: "
+                         "recalibrate that trained model and score again with the current code, without training")
     ap.add_argument("--reevaluate", action="store_true",
                     help="with --keep DIR of an earlier run (same --days/--train-days, --out): judge its stored alarms "
                          "again with the current evaluation code, without scoring")
@@ -534,11 +540,16 @@ def main() -> int:
         args.window, args.stride, args.d_model = 72, 24, 32
     import torch
 
-    if (args.rescore or args.reevaluate) and not (args.keep and (Path(args.keep) / "plant.duckdb").exists()):
-        ap.error("--rescore and --reevaluate need --keep DIR of an earlier run")
+    kept_store = bool(args.keep and (Path(args.keep) / "plant.duckdb").exists())
+    if args.reevaluate and not kept_store:
+        ap.error("--reevaluate needs --keep DIR of an earlier run")
+    if args.rescore and not (kept_store or args.replay_from):
+        ap.error("--rescore needs --keep DIR of an earlier run, or --from-model DIR")
     if args.replay_from:
-        if not args.replay:
-            ap.error("--replay-from needs --replay")
+        if not (args.replay or args.rescore):
+            ap.error("--replay-from / --from-model needs --replay or --rescore")
+        if args.rescore and kept_store:
+            ap.error("--rescore --from-model simulates the fleet again: give a new (or no) --keep DIR")
         if (Path(args.replay_from) / "models").is_dir():
             from pdm.model import registry
 

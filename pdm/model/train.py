@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -251,6 +252,14 @@ class _null:
         return None
 
 
+def _batches(windows: WindowSet, batch_size: int) -> Iterator[tuple[Tensor, Tensor, Tensor, Tensor]]:
+    """(values with NaN as 0, mask, context, events) tensors of ``windows``, ``batch_size`` at a time."""
+    for lo in range(0, len(windows), batch_size):
+        sl = slice(lo, lo + batch_size)
+        yield (torch.from_numpy(np.nan_to_num(windows.values[sl])), torch.from_numpy(windows.mask[sl]),
+               torch.from_numpy(windows.context[sl]), torch.from_numpy(windows.events[sl]))
+
+
 @torch.no_grad()
 def reconstruct(model: TSHAE, windows: WindowSet, batch_size: int = 64, need_maps: bool = False) -> dict[str, np.ndarray]:
     """Reconstruction (and maps) for every window, in batches, on the CPU.
@@ -261,10 +270,7 @@ def reconstruct(model: TSHAE, windows: WindowSet, batch_size: int = 64, need_map
     model.eval()
     groups = model.cfg.groups
     out: dict[str, list[np.ndarray]] = {}
-    for lo in range(0, len(windows), batch_size):
-        sl = slice(lo, lo + batch_size)
-        values, mask = torch.from_numpy(np.nan_to_num(windows.values[sl])), torch.from_numpy(windows.mask[sl])
-        ctx, ev = torch.from_numpy(windows.context[sl]), torch.from_numpy(windows.events[sl])
+    for values, mask, ctx, ev in _batches(windows, batch_size):
         res = model(values, mask, ctx, ev, need_maps=need_maps) if need_maps or not groups else None
         if groups:  # the maps (when asked for) come from the plain pass, every channel shown
             recon = _impute(model, values, mask, ctx, ev, groups)
@@ -298,10 +304,8 @@ def mean_spatial(model: TSHAE, windows: WindowSet, limit: int = BASELINE_WINDOWS
     model.eval()
     total: np.ndarray | None = None
     with torch.no_grad():
-        for lo in range(0, len(sub), batch_size):
-            sl = slice(lo, lo + batch_size)
-            res = model(torch.from_numpy(np.nan_to_num(sub.values[sl])), torch.from_numpy(sub.mask[sl]),
-                        torch.from_numpy(sub.context[sl]), torch.from_numpy(sub.events[sl]), need_maps=True)
+        for values, mask, ctx, ev in _batches(sub, batch_size):
+            res = model(values, mask, ctx, ev, need_maps=True)
             part = res.spatial.sum(dim=0).numpy().astype(np.float64)
             total = part if total is None else total + part
     assert total is not None

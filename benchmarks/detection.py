@@ -467,7 +467,9 @@ def markdown(res: dict[str, Any]) -> str:
         f"| precision | {_v(e['precision'], True)} |",
         f"| machine-months | {_v(e['machine_months'])} |",
         f"| false alarms by cause | {', '.join(f'{k} {v}' for k, v in sorted(e['false_alarms_by_cause'].items())) or 'none'} |",
-        f"| root cause top-1 / top-3 | {_v(e['rootcause_top1'], True)} / {_v(e['rootcause_top3'], True)} |",
+        f"| root cause top-1 / top-3 (ranking 72 h before the failure, or as raised if later) | "
+        f"{_v(e['rootcause_top1'], True)} / {_v(e['rootcause_top3'], True)} |",
+        f"| root cause top-1 as the alarm was raised | {_v(e.get('rootcause_top1_at_raise'), True)} |",
         f"| downtime turned planned / saved / still unplanned | {e['downtime_turned_planned_h']:.0f} h / "
         f"{e['downtime_saved_h']:.0f} h / {e['unplanned_downtime_h']:.0f} h |",
     ]
@@ -482,7 +484,9 @@ def markdown(res: dict[str, Any]) -> str:
               "|---|---|---|---|---|---:|---|---|---:|"]
     for r in e["per_failure"]:
         lead = "missed" if r.get("lead_h") is None else f"{r['lead_h']:.0f} h" + (
-            " (raised before the 14 days, still raised)" if r.get("alarm_before_horizon") else "")
+            " (raised before the 14 days, still raised)" if r.get("alarm_before_horizon") else "") + (
+            f"; ranked {r['rootcause_ranked_h']:.0f} h ahead" if r.get("rootcause_ranked_h") is not None
+            and r.get("lead_h") is not None and r["rootcause_ranked_h"] < r["lead_h"] else "")
         lines.append(f"| {r['machine']} | {r.get('mode') or ''} | {str(r.get('onset') or '')[:16]} | {str(r['failure'])[:16]} | "
                      f"{str(r.get('alarm_start') or '')[:16]} | {lead} | {(r.get('true_root_cause') or '').replace(';', ', ')} | "
                      f"{', '.join(r.get('ranked_channels') or [])} | {r.get('rootcause_rank') or ''} |")

@@ -98,6 +98,7 @@ class RootCause:
     channels: pd.DataFrame  # channel, contribution, zscore, attention_change (rank order)
     logs: pd.DataFrame  # time, event_type, message, weight
     maps: dict[str, Any] = field(default_factory=dict)
+    ranked_ns: int | None = None  # end of the window ranked: the alarm's start, or later as its score grew
 
 
 class DashboardData:
@@ -329,11 +330,16 @@ class DashboardData:
         if hit.empty:
             raise DashboardError(f"no alarm of {machine} starting at {pd.Timestamp(int(alarm_ns), tz='UTC')}")
         alarm = hit.iloc[0].to_dict()
-        rc = self.read(ROOTCAUSE, machine, int(alarm_ns), int(alarm_ns) + 1)
+        # Ranked when raised (time = the alarm's start) and again as the episode's score grew: the latest.
+        rc = self.read(ROOTCAUSE, machine, int(alarm_ns))
         if not rc.empty:
             rc = rc[rc["alarm"] == str(int(alarm_ns))]
             if (rc["model_version"] == alarm["model_version"]).any():
                 rc = rc[rc["model_version"] == alarm["model_version"]]
+        ranked_ns = None
+        if not rc.empty:
+            rc = rc[rc.index == rc.index.max()]
+            ranked_ns = int(rc.index.max().value)
         ch_cols = ["channel", "contribution", "zscore", "attention_change"]
         channels = pd.DataFrame(columns=ch_cols)
         logs = pd.DataFrame(columns=["time", "event_type", "message", "weight"])
@@ -352,7 +358,7 @@ class DashboardData:
             m = rc[rank == "maps"]
             if not m.empty and isinstance(m["maps_json"].iloc[0], str):
                 maps = json.loads(m["maps_json"].iloc[0])
-        return RootCause(machine, int(alarm_ns), alarm, channels, logs, maps)
+        return RootCause(machine, int(alarm_ns), alarm, channels, logs, maps, ranked_ns)
 
     # ---------------------------------------------------------------- actions
     def acknowledge(self, machine: str, alarm_ns: int, comment: str, operator: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html
 
 from dashboard.app import Context, guarded
@@ -46,6 +47,11 @@ def register(app: Dash, ctx: Context) -> None:
             html.Span(f"time to failure {fmt_ttf(a['ttf_hours'])}", className="count"),
             html.Span(f"model {a['model_version']}", className="count"),
         ], className="summary")
+        ranked = pd.Timestamp(rc.ranked_ns, unit="ns", tz="UTC") if rc.ranked_ns is not None else None
+        when = html.P("Ranked at the window that raised the alarm." if ranked is None or rc.ranked_ns == alarm_ns
+                      else f"Ranked again at the window ending {fmt_time(ranked)} UTC: the score had grown "
+                           "since the alarm was raised (the latest ranking is shown).",
+                      id="rc-ranked", className="muted")
         ranking = html.Ol([
             html.Li([html.B(r["channel"]), f"  contribution {fmt_num(r.get('contribution'), 3)}, "
                      f"z {fmt_num(r.get('zscore'), 1)}, attention change {fmt_num(r.get('attention_change'), 3)}"],
@@ -65,7 +71,7 @@ def register(app: Dash, ctx: Context) -> None:
         return [
             head,
             html.Div([
-                html.Div([html.H2("Channels by contribution"), ranking], className="cell"),
+                html.Div([html.H2("Channels by contribution"), when, ranking], className="cell"),
                 html.Div(dcc.Graph(id="rc-contrib", figure=contributions_figure(rc), config=GRAPH_CONFIG),
                          className="cell"),
             ], className="two-col"),

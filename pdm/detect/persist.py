@@ -205,7 +205,7 @@ def write_run(store: Store, res: MachineScore, version: str, lo: int, hi: int) -
         if len(others):
             store.write(_frame_points(others, meas))
     points = _alarm_points(res, version)
-    for rc in res.rootcauses.values():
+    for rc in res.rankings:
         points += rootcause_points(rc, res.machine, version)
     if points:
         n += store.write(points).written

@@ -243,7 +243,11 @@ def explain(*, alarm_ns: int, channels: list[str], zscores: np.ndarray, spatial:
 
 
 def rootcause_points(rc: RootCause, machine: str, version: str) -> list[dict[str, Any]]:
-    """``pdm_rootcause`` points of one alarm (time = the alarm's start)."""
+    """``pdm_rootcause`` points of one ranking of an alarm (tag ``alarm`` = its start; time = the ranked window's end).
+
+    The ranking made when the alarm was raised has the alarm's start as its
+    time; later rankings of the same episode (its score grew) follow it.
+    """
     tags = {"machine": machine, "model_version": version, "alarm": str(rc.alarm_ns)}
     out: list[dict[str, Any]] = []
     for i, ch in enumerate(rc.channels, 1):
@@ -252,13 +256,13 @@ def rootcause_points(rc: RootCause, machine: str, version: str) -> list[dict[str
             if math.isfinite(ch[k]):
                 fields[k] = ch[k]
         out.append({"measurement": ROOTCAUSE, "tags": {**tags, "rank": f"c{i:02d}"}, "fields": fields,
-                    "time": rc.alarm_ns})
+                    "time": rc.window_end_ns})
     for i, e in enumerate(rc.logs, 1):
         out.append({"measurement": ROOTCAUSE, "tags": {**tags, "rank": f"l{i:02d}"},
                     "fields": {"kind": "log", "event_type": e["event_type"], "message": e["message"],
-                               "log_ns": e["log_ns"], "weight": e["weight"]}, "time": rc.alarm_ns})
+                               "log_ns": e["log_ns"], "weight": e["weight"]}, "time": rc.window_end_ns})
     out.append({"measurement": ROOTCAUSE, "tags": {**tags, "rank": "maps"},
-                "fields": {"kind": "maps", "maps_json": maps_json(rc.maps)}, "time": rc.alarm_ns})
+                "fields": {"kind": "maps", "maps_json": maps_json(rc.maps)}, "time": rc.window_end_ns})
     return out
 
 

@@ -48,6 +48,10 @@ LOG_LEAD = pd.Timedelta("6h")
 MIN_OBSERVED = 0.5
 #: Work orders this far back set the "days since work order" context (it is capped at 30 days).
 WORK_ORDER_LOOKBACK = pd.Timedelta("31D")
+#: An alarm's root cause is ranked at the window that raised it and again whenever the episode's
+#: score reaches this factor times its score at the last ranking: a fault that grows under an
+#: alarm raised by something else (or before the fault showed) gets the ranking of what it became.
+RERANK_FACTOR = 1.25
 
 
 @dataclass
@@ -60,7 +64,8 @@ class MachineScore:
     threshold: float = float("nan")
     scores: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["score", "threshold", "ratio"]))
     alarms: list[Alarm] = field(default_factory=list)  # episodes active in the scored range
-    rootcauses: dict[int, RootCause] = field(default_factory=dict)  # alarm start ns → root cause
+    rootcauses: dict[int, RootCause] = field(default_factory=dict)  # alarm start ns → its latest root cause
+    rankings: list[RootCause] = field(default_factory=list)  # every ranking made in the range, in time order
     top_channels: dict[int, str] = field(default_factory=dict)  # alarm start ns → top channel
     outside: int = 0  # windows not scored: operating point outside the model's training envelope
 
@@ -259,27 +264,28 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
     allscores = np.concatenate([hist.scores, scores])
     res.alarms = rule.apply(times, allscores, threshold, begin=len(hist.times), open_at=hist.open_at)
     prev_top = hist.top
-    # Root causes at the windows that raised alarms in this range.
-    raise_idx = {int(a.start): int(np.searchsorted(w_end, a.start)) for a in res.alarms
-                 if a.start >= w_end[0] and a.start in set(w_end.tolist())}
-    if raise_idx:
-        idx = np.array(sorted(raise_idx.values()))
+    # Root causes at the windows that raised alarms in this range, and where an episode's score grew.
+    ranked_at = _ranking_windows(res.alarms, times, allscores / threshold, begin=len(hist.times))
+    if ranked_at:
+        idx = np.array(sorted(ranked_at))
         sub = ws.take(idx)
         maps = reconstruct(bundle.model, sub, need_maps=True)
         # Which way each channel moved, over the steps its errors counted.
         resid = window_residuals(sub, maps["reconstruction"], step_gate(running[idx], step_ns / 3.6e12))
         baseline = np.asarray(det.get("baseline_spatial") or [], float)
-        for j, (a_ns, k) in enumerate(sorted(raise_idx.items(), key=lambda x: x[1])):
+        for j, k in enumerate(idx):
             ws_start = int(ws.start[k])
             logs = _between(log, ws_start - LOG_LEAD.value, ws_start + window_ns)
-            res.rootcauses[a_ns] = explain(
-                alarm_ns=a_ns, channels=channels, zscores=z[k], spatial=maps["spatial"][j],
+            rc = explain(
+                alarm_ns=ranked_at[int(k)], channels=channels, zscores=z[k], spatial=maps["spatial"][j],
                 baseline=baseline if baseline.size else None, cross=maps["cross"][j],
                 temporal=maps.get("temporal", [None] * len(idx))[j], window_start_ns=ws_start, step_ns=step_ns,
                 window=window, patch=int(bundle.config["model"]["patch"]), log_entries=logs, residuals=resid[j])
+            res.rankings.append(rc)
+            res.rootcauses[rc.alarm_ns] = rc
     for a in res.alarms:
-        rc = res.rootcauses.get(int(a.start))
-        res.top_channels[int(a.start)] = rc.top_channel if rc else prev_top.get(int(a.start), "")
+        latest = res.rootcauses.get(int(a.start))
+        res.top_channels[int(a.start)] = latest.top_channel if latest else prev_top.get(int(a.start), "")
     res.status = "alarm" if res.open_alarm else "ok"
     notes = []
     if res.outside:
@@ -295,6 +301,32 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         if any(a.start == taken for a in res.alarms):
             written += hand_over(store, m, hist.predecessor, taken, bundle.version)
     return res, written
+
+
+def _ranking_windows(alarms: list[Alarm], times: np.ndarray, ratios: np.ndarray, begin: int,
+                     factor: float = RERANK_FACTOR) -> dict[int, int]:
+    """Windows (index into the scored range, which starts at ``times[begin]``) whose root cause is ranked → alarm start.
+
+    An episode is ranked at the window that raised it, then at each window
+    whose ratio reaches ``factor`` times the ratio at its last ranking. A
+    function of the episode's scores alone, so an incremental run that
+    continues an episode ranks at the same windows as one run over it all
+    (the history holds the open episode from its start).
+    """
+    out: dict[int, int] = {}
+    for a in alarms:
+        first = int(np.searchsorted(times, a.start))
+        if first >= len(times) or times[first] != a.start:
+            continue
+        stop = len(times) if a.end is None else int(np.searchsorted(times, a.end))
+        last = ratios[first]
+        for i in range(first, stop):
+            if i > first and not (np.isfinite(ratios[i]) and ratios[i] >= factor * last):
+                continue
+            last = ratios[i]
+            if i >= begin:
+                out[i - begin] = int(a.start)
+    return out
 
 
 def _window_errors(store: Store, bundle: Any, m: str, ends: np.ndarray, step_ns: int, window: int, stride: int,

@@ -12,6 +12,13 @@ failure within the horizon is a *false alarm*; it is attributed to the
 labelled nuisance (maintenance, sensor replaced, dropout, spike, stuck
 sensor, clock skew, duplicates, regime change) it overlaps, if any.
 
+An alarm's root cause (ranked channels) is judged as it stood when the
+failure was ``ranking_lead`` (72 h, the lead the product promises) away, or
+as it was raised if it was raised later: an episode is ranked again as its
+score grows (``rankings``), and a ranking made in the last hours before a
+failure would be of no use to plan the stop. The ranking it was raised with
+is judged too (``rootcause_top1_at_raise``).
+
 Cost model for the downtime figure (stated, and configurable): a failure
 caught at least ``planning_lead`` ahead becomes a planned stop that takes
 ``planned_fraction`` of the unplanned repair time; others stay unplanned.
@@ -27,6 +34,7 @@ import pandas as pd
 
 HORIZON = pd.Timedelta("14D")
 PLANNING_LEAD = pd.Timedelta("24h")
+RANKING_LEAD = pd.Timedelta("72h")
 
 
 @dataclass
@@ -47,6 +55,7 @@ class EventMetrics:
     median_lead_h: float | None
     rootcause_top1: float | None
     rootcause_top3: float | None
+    rootcause_top1_at_raise: float | None  # the ranking each alarm was raised with
     unplanned_downtime_h: float
     downtime_turned_planned_h: float
     downtime_saved_h: float
@@ -95,6 +104,7 @@ def event_metrics(
     horizon: pd.Timedelta = HORIZON,
     planning_lead: pd.Timedelta = PLANNING_LEAD,
     planned_fraction: float = 0.5,
+    ranking_lead: pd.Timedelta = RANKING_LEAD,
 ) -> EventMetrics:
     """Event metrics of ``alarms`` against ``failures``.
 
@@ -104,7 +114,9 @@ def event_metrics(
         machine, failure (time), optional repair_end, optional root_cause (";"-joined channels).
     alarms
         machine, start, optional end (cleared, or last scored while open; see :func:`in_effect`), optional
-        channels (list or ";"-joined, ranked strongest first).
+        channels (list or ";"-joined, ranked strongest first), optional rankings (list of (time, channels)
+        in time order, the first made when the alarm was raised: the ranking judged is the one in effect at
+        ``failure - ranking_lead``, or the first if the alarm started later; without it, ``channels``).
     observed
         machine, start, end: the period each machine was scored (for machine-months).
     nuisances
@@ -119,6 +131,7 @@ def event_metrics(
     leads: list[float] = []
     top1: list[bool] = []
     top3: list[bool] = []
+    top1_raise: list[bool] = []
     unplanned = planned_h = saved = 0.0
     early = 0
     for _, f in fails.sort_values("failure").iterrows():
@@ -137,8 +150,11 @@ def event_metrics(
                 row["alarm_before_horizon"] = True
                 early += 1
             truth = [c for c in str(f.get("root_cause") or "").split(";") if c]
-            ranked = _channels(first.get("channels"))
+            ranked, raised, ranked_at = judged_ranking(first, f["failure"] - ranking_lead)
             if truth and ranked:
+                top1_raise.append(bool(raised) and raised[0] in truth)
+                if ranked_at is not None:
+                    row["rootcause_ranked_h"] = (f["failure"] - ranked_at) / pd.Timedelta("1h")
                 top1.append(ranked[0] in truth)
                 top3.append(any(c in truth for c in ranked[:3]))
                 row["rootcause_rank"] = next((i + 1 for i, c in enumerate(ranked) if c in truth), None)
@@ -181,11 +197,28 @@ def event_metrics(
         median_lead_h=float(np.median(leads)) if leads else None,
         rootcause_top1=float(np.mean(top1)) if top1 else None,
         rootcause_top3=float(np.mean(top3)) if top3 else None,
+        rootcause_top1_at_raise=float(np.mean(top1_raise)) if top1_raise else None,
         unplanned_downtime_h=unplanned,
         downtime_turned_planned_h=planned_h,
         downtime_saved_h=saved,
         per_failure=per_failure,
     )
+
+
+def judged_ranking(alarm: pd.Series, cut: pd.Timestamp) -> tuple[list[str], list[str], pd.Timestamp | None]:
+    """(channels judged, channels it was raised with, time of the judged ranking or None) of an alarm.
+
+    The judged ranking is the latest made at or before ``max(start, cut)``.
+    """
+    rankings = alarm.get("rankings")
+    if not isinstance(rankings, (list, tuple)) or not rankings:
+        ranked = _channels(alarm.get("channels"))
+        return ranked, ranked, None
+    at = max(_ts(pd.Series([alarm["start"]])).iloc[0], cut)
+    times = _ts(pd.Series([t for t, _ in rankings]))
+    chosen = [i for i, t in enumerate(times) if t <= at]
+    i = chosen[-1] if chosen else 0
+    return _channels(rankings[i][1]), _channels(rankings[0][1]), times.iloc[i]
 
 
 def _channels(value: Any) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pdm.evaluate.events import RANKING_LEAD, judged_ranking
 from pdm.evaluate.run import Evaluation, evaluate, metrics_rows, read_rootcauses
 from pdm.store import Store
 
@@ -105,7 +106,7 @@ def timeline_figure(machine: str, e: Evaluation) -> Any:
 
 
 def rootcause_figures(store: Store, e: Evaluation) -> list[tuple[str, Any]]:
-    """One bar chart per caught failure: the ranked channels of its first alarm."""
+    """One bar chart per caught failure: the ranked channels of its first alarm, as judged (72 h before the failure)."""
     import plotly.graph_objects as go
 
     rc = read_rootcauses(store, e.model_versions, e.machines)
@@ -115,8 +116,11 @@ def rootcause_figures(store: Store, e: Evaluation) -> list[tuple[str, Any]]:
         if row.get("lead_h") is None or row.get("alarm_start") is None:
             continue
         first = alarms[(alarms["machine"] == row["machine"]) & (alarms["start"] == row["alarm_start"])].iloc[0]
-        ranks = rc[(rc["machine"] == row["machine"]) & (rc["model_version"] == first["model_version"])
-                   & (rc["alarm"] == str(first["start"].value))].sort_values("rank")
+        _, _, ranked_at = judged_ranking(first, pd.Timestamp(row["failure"]) - RANKING_LEAD)
+        ranks = rc[(rc["machine"] == row["machine"]) & (rc["alarm"] == str(first["start"].value))]
+        ranks = ranks[ranks["ranked"] == ranked_at] if ranked_at is not None else \
+            ranks[ranks["model_version"] == first["model_version"]]
+        ranks = ranks.drop_duplicates("rank", keep="last").sort_values("rank")
         truth = {c for c in str(row.get("true_root_cause") or "").split(";") if c}
         if ranks.empty:
             channels = list(first["channels"])
@@ -127,8 +131,9 @@ def rootcause_figures(store: Store, e: Evaluation) -> list[tuple[str, Any]]:
         colors = ["#c92a2a" if c in truth else "#868e96" for c in channels]
         fig = go.Figure(go.Bar(x=values[::-1], y=channels[::-1], orientation="h", marker_color=colors[::-1]))
         failure = pd.Timestamp(row["failure"])
+        when = "" if ranked_at is None or ranked_at == first["start"] else f", ranked {ranked_at:%Y-%m-%d %H:%M}"
         title = (f"{row['machine']}, failure {failure:%Y-%m-%d %H:%M}: alarm {first['start']:%Y-%m-%d %H:%M} "
-                 f"({row['lead_h']:.0f} h ahead); red = true root cause")
+                 f"({row['lead_h']:.0f} h ahead{when}); red = true root cause")
         fig.update_layout(title=title, xaxis_title="contribution to the score", height=120 + 24 * len(channels),
                           margin={"t": 45, "b": 40, "l": 220, "r": 20})
         out.append((f"{row['machine']} {failure:%Y-%m-%d}", fig))

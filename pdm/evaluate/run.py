@@ -24,7 +24,15 @@ import numpy as np
 import pandas as pd
 
 from pdm.detect.stages import SEVERITIES
-from pdm.evaluate.events import HORIZON, EventMetrics, catching, event_metrics, in_effect
+from pdm.evaluate.events import (
+    HORIZON,
+    RANKING_LEAD,
+    EventMetrics,
+    catching,
+    event_metrics,
+    in_effect,
+    judged_ranking,
+)
 from pdm.evaluate.failures import FAILURE_COLUMNS, read_failure_log, truth_from_store
 from pdm.store import Store
 from pdm.store.schema import ALARM, CONTINUED, ROOTCAUSE, SCORE
@@ -124,8 +132,13 @@ def read_scores(store: Store, model_version: str | Sequence[str] | None = None, 
 
 def read_alarms(store: Store, versions: Sequence[str], machines: Sequence[str] | None = None,
                 start: Any = None, stop: Any = None) -> pd.DataFrame:
-    """Alarm episodes: machine, model_version, start, end, peak_ratio, severity, channels (ranked list)."""
-    cols = ["machine", "model_version", "start", "end", "peak_ratio", "severity", "status", "channels"]
+    """Alarm episodes: machine, model_version, start, end, peak_ratio, severity, channels, rankings.
+
+    ``rankings``: the root cause's rankings of the episode, (time, channels
+    ranked strongest first) in time order; ``channels`` the latest.
+    """
+    cols = ["machine", "model_version", "start", "end", "peak_ratio", "severity", "status", "channels",
+            "rankings"]
     alarms = store.read(ALARM, list(machines) if machines else None, start, stop)
     if alarms.empty:
         return pd.DataFrame(columns=cols)
@@ -144,15 +157,14 @@ def read_alarms(store: Store, versions: Sequence[str], machines: Sequence[str] |
         "status": alarms.get("status", pd.Series("", index=alarms.index)).to_numpy(),
     })
     ranks = read_rootcauses(store, versions, machines, start, stop)
-    ranked: dict[tuple[str, str, str], list[str]] = {}
+    rankings: dict[tuple[str, str, str], list[tuple[pd.Timestamp, list[str]]]] = {}
     if not ranks.empty:
-        for key, g in ranks.groupby(["machine", "model_version", "alarm"], sort=False):
-            ranked[key] = list(g.sort_values("rank")["channel"])
+        for (m, v, a, t), g in ranks.groupby(["machine", "model_version", "alarm", "ranked"], sort=True):
+            rankings.setdefault((m, v, a), []).append((t, list(g.sort_values("rank")["channel"])))
     top = alarms.get("top_channel", pd.Series("", index=alarms.index)).fillna("").to_numpy()
-    out["channels"] = [
-        ranked.get((m, v, str(s)), [t] if t else [])
-        for m, v, s, t in zip(out["machine"], out["model_version"], start_ns, top, strict=True)
-    ]
+    out["rankings"] = [rankings.get((m, v, str(s)), [])
+                       for m, v, s in zip(out["machine"], out["model_version"], start_ns, strict=True)]
+    out["channels"] = [r[-1][1] if r else ([t] if t else []) for r, t in zip(out["rankings"], top, strict=True)]
     return _one_per_episode(out).sort_values(["start", "machine"], kind="stable").reset_index(drop=True)
 
 
@@ -160,8 +172,8 @@ def _one_per_episode(out: pd.DataFrame) -> pd.DataFrame:
     """An episode that a newer model continued (same machine and start) as one row.
 
     The row is the successor's (status "continued" marks the others), lasting
-    to the latest end, with the highest peak and severity, and the ranked root
-    cause of the version that raised it (a successor stores only its top channel).
+    to the latest end, with the highest peak and severity, and the rankings of
+    its root cause by every version, in time order (the latest as ``channels``).
     """
     key = out["machine"].astype(str) + "@" + out["start"].astype(str)
     if not key.duplicated().any():
@@ -176,20 +188,27 @@ def _one_per_episode(out: pd.DataFrame) -> pd.DataFrame:
         row["end"] = g["end"].max()
         row["peak_ratio"] = g["peak_ratio"].max()
         row["severity"] = max(g["severity"].astype(str), key=lambda v: SEVERITIES.index(v) if v in SEVERITIES else -1)
-        row["channels"] = max(g["channels"], key=len)
+        merged = sorted((r for rs in g["rankings"] for r in rs), key=lambda r: r[0])
+        row["rankings"] = merged
+        row["channels"] = merged[-1][1] if merged else max(g["channels"], key=len)
         rows.append(row)
     return pd.DataFrame(rows, columns=out.columns)
 
 
 def read_rootcauses(store: Store, versions: Sequence[str], machines: Sequence[str] | None = None,
                     start: Any = None, stop: Any = None) -> pd.DataFrame:
-    """Channel rows of ``pdm_rootcause`` (ranks c01 …): machine, model_version, alarm, rank, channel, contribution, zscore."""
+    """Channel rows of ``pdm_rootcause`` (ranks c01 …): machine, model_version, alarm, ranked, rank, channel, contribution, zscore.
+
+    ``alarm`` is the alarm's start (ns, as text), ``ranked`` the time of the
+    ranking (an alarm is ranked when raised and again as its score grows).
+    """
     rc = store.read(ROOTCAUSE, list(machines) if machines else None, start, stop)
-    cols = ["machine", "model_version", "alarm", "rank", "channel", "contribution", "zscore", "attention_change"]
+    cols = ["machine", "model_version", "alarm", "ranked", "rank", "channel", "contribution", "zscore",
+            "attention_change"]
     if rc.empty:
         return pd.DataFrame(columns=cols)
     rc = rc[rc["model_version"].isin(list(versions)) & rc["rank"].astype(str).str.match(r"^c\d+$")]
-    rc = rc.reset_index(drop=True)
+    rc = rc.rename_axis("ranked").reset_index()
     for c in cols:
         if c not in rc:
             rc[c] = np.nan
@@ -325,7 +344,8 @@ def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *,
         sel = judged_alarms[in_effect(judged_alarms, f["machine"], f["failure"], horizon)]
         if len(sel):
             first = sel.sort_values("start").iloc[0]
-            row["alarm_start"], row["ranked_channels"] = first["start"], list(first["channels"])[:5]
+            row["alarm_start"] = first["start"]
+            row["ranked_channels"] = judged_ranking(first, f["failure"] - RANKING_LEAD)[0][:5]
     notes = []
     point = None
     if len(counted) and counted["onset"].notna().all():
@@ -367,6 +387,7 @@ def metrics_rows(e: Evaluation) -> list[tuple[str, str]]:
         ("false alarms by cause", ", ".join(f"{k} {v}" for k, v in sorted(m.false_alarms_by_cause.items())) or "none"),
         ("root cause top-1", _fmt(m.rootcause_top1, True)),
         ("root cause top-3", _fmt(m.rootcause_top3, True)),
+        ("root cause top-1 as raised", _fmt(m.rootcause_top1_at_raise, True)),
         ("unplanned downtime", f"{m.unplanned_downtime_h:.1f} h"),
         ("downtime turned into planned stops", f"{m.downtime_turned_planned_h:.1f} h"),
         ("downtime saved", f"{m.downtime_saved_h:.1f} h"),
@@ -394,6 +415,9 @@ def format_table(e: Evaluation) -> str:
         for r in per:
             lead = f"lead {r['lead_h']:.1f} h" if r.get("lead_h") is not None else "missed"
             rank = f", root cause at rank {r['rootcause_rank']}" if r.get("rootcause_rank") else ""
+            if r.get("rootcause_ranked_h") is not None and r.get("lead_h") is not None \
+                    and r["rootcause_ranked_h"] < r["lead_h"]:
+                rank += f" (ranked {r['rootcause_ranked_h']:.0f} h ahead, as the score grew)"
             lines.append(f"  {r['machine']:<12} {pd.Timestamp(r['failure']):%Y-%m-%d %H:%M}  {lead}{rank}")
     lines += [f"note: {n}" for n in e.notes]
     return "\n".join(lines)

@@ -186,15 +186,18 @@ def _failures(store: Store, start: pd.Timestamp, stop: pd.Timestamp) -> tuple[pd
 
 
 def alarm_frame(report: Any) -> pd.DataFrame:
-    """machine, start, channels (ranked, ";"-joined) of a :class:`pdm.detect.score.ScoreReport`'s alarms."""
+    """machine, start, channels (latest ranking, ";"-joined), severity, rankings ((time, channels) made in the run)."""
     rows = []
     for m, res in report.machines.items():
         for alarm in res.alarms:
             rc = res.rootcauses.get(alarm.start)
             ranked = [c["channel"] for c in rc.channels] if rc is not None else [res.top_channels.get(alarm.start, "")]
+            rankings = [(pd.Timestamp(r.window_end_ns, unit="ns", tz="UTC"), [c["channel"] for c in r.channels])
+                        for r in res.rankings if r.alarm_ns == alarm.start]
             rows.append({"machine": m, "start": pd.Timestamp(alarm.start, unit="ns", tz="UTC"),
-                         "channels": ";".join(c for c in ranked if c), "severity": alarm.severity})
-    return pd.DataFrame(rows, columns=["machine", "start", "channels", "severity"])
+                         "channels": ";".join(c for c in ranked if c), "severity": alarm.severity,
+                         "rankings": rankings})
+    return pd.DataFrame(rows, columns=["machine", "start", "channels", "severity", "rankings"])
 
 
 def evaluate_model(store: Store, model_path: str | Path, start: Any, stop: Any) -> dict[str, Any]:

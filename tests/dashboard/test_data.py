@@ -73,6 +73,20 @@ def test_root_cause_lists_channels_in_rank_order_with_maps_and_log(data: Dashboa
         data.rootcause("m-ok", alarm_ns)
 
 
+def test_root_cause_shows_the_latest_ranking_of_the_episode(tmp_path) -> None:
+    store = handmade.build(tmp_path / "pdm.duckdb")
+    alarm_ns = int(handmade.ALARM_AT.value)
+    later = handmade.ALARM_AT + pd.Timedelta("6h")  # the score grew: ranked again, the last channel first
+    store.write([{"measurement": "pdm_rootcause", "time": later,
+                  "tags": {"machine": "m-alarm", "model_version": "v1", "alarm": str(alarm_ns), "rank": f"c{i:02d}"},
+                  "fields": {"kind": "channel", "channel": c, "contribution": 1.0 / i}}
+                 for i, c in enumerate(handmade.CHANNELS[::-1], 1)])
+    settings = load_settings(store={"backend": "embedded", "path": str(tmp_path / "pdm.duckdb")}, data_dir=str(tmp_path))
+    rc = DashboardData(settings, store).rootcause("m-alarm", alarm_ns)
+    assert list(rc.channels["channel"]) == handmade.CHANNELS[::-1] and rc.ranked_ns == int(later.value)
+    assert rc.maps == {} and rc.logs.empty  # of the ranking shown, not mixed with the earlier one's
+
+
 def test_acknowledging_stores_an_operator_log_entry_and_shows_on_the_alarm(data: DashboardData) -> None:
     alarm_ns = int(handmade.ALARM_AT.value)
     before = len(data.read("operator_log", "m-alarm"))

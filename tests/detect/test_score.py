@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from pdm.cli import main
-from pdm.detect.score import score_machines
+from pdm.detect.score import _ranking_windows, score_machines
+from pdm.detect.stages import Alarm
 from pdm.model.directory import ModelDirectoryError, load
 from pdm.store.schema import ALARM, FIELD_TYPES, ROOTCAUSE, SCORE
 from tests.detect.conftest import FAILURE, FAULTY, HEALTHY, ONSET_DAYS
@@ -78,7 +79,7 @@ def test_an_alarm_is_explained_by_vibration_channels_and_attention_maps(scored, 
     assert "maps" in ranks and set(rc["alarm"]) == {str(t.value)}
     channels = rc[rc["kind"] == "channel"].sort_values("rank")
     assert channels["channel"].iloc[0].startswith("vibration.")
-    assert channels["channel"].iloc[0] == alarms.loc[t, "top_channel"]
+    # (the alarm's top channel is its latest ranking's: see the test of re-ranking below)
     assert (np.diff(channels["contribution"].to_numpy()) <= 1e-12).all() and channels["contribution"].sum() <= 1 + 1e-9
     assert (channels["attention_change"] >= 0).all()
     maps = json.loads(rc[rc["rank"] == "maps"]["maps_json"].iloc[0])
@@ -89,6 +90,41 @@ def test_an_alarm_is_explained_by_vibration_channels_and_attention_maps(scored, 
     n = bundle.model.cfg.tokens
     assert np.asarray(maps["temporal"]).shape == (c, n) and len(maps["token_times_ns"]) == n
     assert np.allclose(np.asarray(maps["spatial"]).sum(axis=1), 1, atol=1e-3)  # attention rows sum to 1
+
+
+def test_an_episode_is_ranked_again_each_time_its_score_grows_a_quarter():
+    ratios = np.array([0.5, 0.8, 1.2, 1.3, 1.6, np.nan, 1.5, 2.1, 2.0, 0.4, 0.3])
+    times = np.arange(len(ratios)) * 10
+    ep = Alarm(start=20, end=90, severity="warning", peak_ratio=2.1, ttf_hours=None)
+    assert _ranking_windows([ep], times, ratios, begin=0) == {2: 20, 4: 20, 7: 20}  # 1.2 → ≥ 1.5 → ≥ 2.0
+    # a run that starts inside the episode ranks at the same windows (index into its own range)
+    assert _ranking_windows([ep], times, ratios, begin=5) == {2: 20}
+    # an open episode goes to the end; one whose start is not among the windows is left alone
+    assert _ranking_windows([Alarm(40, None, "watch", 2.1, None)], times, ratios, begin=0) == {4: 40, 7: 40}
+    assert _ranking_windows([Alarm(25, None, "watch", 2.1, None)], times, ratios, begin=0) == {}
+
+
+def test_the_failing_machine_alarm_is_ranked_again_as_its_fault_grows(scored, trained):
+    from pdm.evaluate.run import read_alarms
+
+    store, report = scored
+    alarms = store.read(ALARM, FAULTY)
+    onset = FAILURE - pd.Timedelta(days=ONSET_DAYS)
+    t = alarms[(alarms.index >= onset) & (alarms.index < FAILURE)].index[0]
+    rc = store.read(ROOTCAUSE, FAULTY, t)
+    rc = rc[rc["alarm"] == str(t.value)]
+    ranked = sorted(set(rc.index))
+    assert ranked[0] == t and len(ranked) >= 2, ranked  # raised, then ranked again
+    ratio = report.machines[FAULTY].scores["ratio"]
+    steps = [ratio[b] / ratio[a] for a, b in zip(ranked, ranked[1:], strict=False)]
+    assert min(steps) >= 1.25 - 1e-9, steps
+    for when in ranked:  # each ranking is whole: five channels and the maps
+        ranks = sorted(rc.loc[rc.index == when, "rank"])
+        assert [r for r in ranks if r.startswith("c")] == ["c01", "c02", "c03", "c04", "c05"] and "maps" in ranks
+    latest = rc[(rc.index == ranked[-1]) & (rc["rank"] == "c01")]["channel"].iloc[0]
+    assert alarms.loc[t, "top_channel"] == latest
+    row = read_alarms(store, [load(trained.model).version], [FAULTY]).set_index("start").loc[t]
+    assert [w for w, _ in row["rankings"]] == ranked and row["channels"][0] == latest
 
 
 def test_scoring_in_two_runs_equals_scoring_at_once(scored, trained, tmp_path):

@@ -47,6 +47,34 @@ def test_root_cause_accuracy_uses_the_first_alarm_ranking():
     assert m.rootcause_top3 == 1.0
 
 
+def test_root_cause_is_judged_as_ranked_72_hours_before_the_failure():
+    alarms = ALARMS.copy()
+    # m1's first alarm (96 h ahead) was raised ranking a temperature, ranked again twice as its score grew:
+    # 80 h ahead naming the bearing's BPFO band, 30 h ahead naming the HF band. Judged: the ranking of 80 h.
+    alarms["rankings"] = [
+        [(pd.Timestamp("2024-02-06T00:00Z"), ["temperature.bearing.celsius"]),
+         (pd.Timestamp("2024-02-06T16:00Z"), ["vibration.de.band_bpfo", "temperature.bearing.celsius"]),
+         (pd.Timestamp("2024-02-08T18:00Z"), ["vibration.de.band_hf"])],
+        [], [], [], []]
+    m = event_metrics(FAILURES, alarms, OBSERVED)
+    m1 = m.per_failure[0]
+    assert m1["rootcause_rank"] == 1 and m1["rootcause_ranked_h"] == 80.0
+    # m2 (12 h ahead) has no rankings column entry: its channels, as before
+    assert m.per_failure[1]["rootcause_rank"] == 2 and "rootcause_ranked_h" not in m.per_failure[1]
+    assert m.rootcause_top1 == 0.5 and m.rootcause_top1_at_raise == 0.0
+    # judged 24 h before: the latest ranking by then, the HF band (not a true root cause)
+    late = event_metrics(FAILURES, alarms, OBSERVED, ranking_lead=pd.Timedelta("24h"))
+    assert late.per_failure[0]["rootcause_ranked_h"] == 30.0 and late.per_failure[0].get("rootcause_rank") is None
+
+
+def test_an_alarm_raised_after_the_judging_time_is_judged_as_raised():
+    alarms = ALARMS.copy()
+    alarms["rankings"] = [[], [], [(pd.Timestamp("2024-02-19T12:00Z"), ["temperature.winding.celsius"]),
+                                   (pd.Timestamp("2024-02-19T20:00Z"), ["process.current_a"])], [], []]
+    m = event_metrics(FAILURES, alarms, OBSERVED)
+    assert m.per_failure[1]["rootcause_rank"] == 1 and m.per_failure[1]["rootcause_ranked_h"] == 12.0
+
+
 def test_downtime_caught_a_day_ahead_becomes_planned_under_the_stated_cost_model():
     m = event_metrics(FAILURES, ALARMS, OBSERVED, planned_fraction=0.5)
     assert m.downtime_turned_planned_h == 12.0  # m1: 24 h repair, half of it as a planned stop

@@ -485,6 +485,8 @@ def markdown(res: dict[str, Any]) -> str:
     for r in e["per_failure"]:
         lead = "missed" if r.get("lead_h") is None else f"{r['lead_h']:.0f} h" + (
             " (raised before the 14 days, still raised)" if r.get("alarm_before_horizon") else "") + (
+            f"; root cause of the alarm raised {str(r['rootcause_alarm_start'])[:16]}"
+            if r.get("rootcause_alarm_start") is not None else "") + (
             f"; ranked {r['rootcause_ranked_h']:.0f} h ahead" if r.get("rootcause_ranked_h") is not None
             and r.get("lead_h") is not None and r["rootcause_ranked_h"] < r["lead_h"] else "")
         lines.append(f"| {r['machine']} | {r.get('mode') or ''} | {str(r.get('onset') or '')[:16]} | {str(r['failure'])[:16]} | "

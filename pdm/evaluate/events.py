@@ -12,12 +12,14 @@ failure within the horizon is a *false alarm*; it is attributed to the
 labelled nuisance (maintenance, sensor replaced, dropout, spike, stuck
 sensor, clock skew, duplicates, regime change) it overlaps, if any.
 
-An alarm's root cause (ranked channels) is judged as it stood when the
-failure was ``ranking_lead`` (72 h, the lead the product promises) away, or
-as it was raised if it was raised later: an episode is ranked again as its
-score grows (``rankings``), and a ranking made in the last hours before a
-failure would be of no use to plan the stop. The ranking it was raised with
-is judged too (``rootcause_top1_at_raise``).
+The root cause (ranked channels) is judged as the plant saw it when the
+failure was ``ranking_lead`` (72 h, the lead the product promises) away:
+the latest alarm in effect started by then (else the first), with its
+ranking of that time (as raised, if raised later). An episode is ranked
+again as its score grows (``rankings``); a ranking made in the last hours
+before a failure would be of no use to plan the stop, and an alarm raised
+and cleared before the fault began says nothing of it. The first alarm's
+ranking as raised is judged too (``rootcause_top1_at_raise``).
 
 Cost model for the downtime figure (stated, and configurable): a failure
 caught at least ``planning_lead`` ahead becomes a planned stop that takes
@@ -150,7 +152,11 @@ def event_metrics(
                 row["alarm_before_horizon"] = True
                 early += 1
             truth = [c for c in str(f.get("root_cause") or "").split(";") if c]
-            ranked, raised, ranked_at = judged_ranking(first, f["failure"] - ranking_lead)
+            judged = judged_alarm(alarms[sel], f["failure"] - ranking_lead)
+            if judged["start"] != first["start"]:
+                row["rootcause_alarm_start"] = judged["start"]
+            ranked, _, ranked_at = judged_ranking(judged, f["failure"] - ranking_lead)
+            raised = judged_ranking(first, first["start"])[1]
             if truth and ranked:
                 top1_raise.append(bool(raised) and raised[0] in truth)
                 if ranked_at is not None:
@@ -203,6 +209,19 @@ def event_metrics(
         downtime_saved_h=saved,
         per_failure=per_failure,
     )
+
+
+def judged_alarm(alarms: pd.DataFrame, cut: pd.Timestamp) -> pd.Series:
+    """Of the alarms in effect for one failure, the one whose root cause is judged.
+
+    The one the plant was looking at at ``cut`` (72 h before the failure): the
+    latest started by then; the first, if none had started by then. An alarm
+    raised before the fault began and cleared (noise, or a sensor fault) is
+    not judged in place of the fault's own alarm.
+    """
+    ordered = alarms.sort_values("start")
+    started = ordered[_ts(ordered["start"]) <= cut]
+    return started.iloc[-1] if len(started) else ordered.iloc[0]
 
 
 def judged_ranking(alarm: pd.Series, cut: pd.Timestamp) -> tuple[list[str], list[str], pd.Timestamp | None]:

@@ -115,7 +115,8 @@ def rootcause_figures(store: Store, e: Evaluation) -> list[tuple[str, Any]]:
     for row in e.events.per_failure:
         if row.get("lead_h") is None or row.get("alarm_start") is None:
             continue
-        first = alarms[(alarms["machine"] == row["machine"]) & (alarms["start"] == row["alarm_start"])].iloc[0]
+        judged = row.get("rootcause_alarm_start") or row["alarm_start"]  # the alarm open 72 h before, if later
+        first = alarms[(alarms["machine"] == row["machine"]) & (alarms["start"] == judged)].iloc[0]
         _, _, ranked_at = judged_ranking(first, pd.Timestamp(row["failure"]) - RANKING_LEAD)
         ranks = rc[(rc["machine"] == row["machine"]) & (rc["alarm"] == str(first["start"].value))]
         ranks = ranks[ranks["ranked"] == ranked_at] if ranked_at is not None else \

@@ -31,6 +31,7 @@ from pdm.evaluate.events import (
     catching,
     event_metrics,
     in_effect,
+    judged_alarm,
     judged_ranking,
 )
 from pdm.evaluate.failures import FAILURE_COLUMNS, read_failure_log, truth_from_store
@@ -345,7 +346,8 @@ def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *,
         if len(sel):
             first = sel.sort_values("start").iloc[0]
             row["alarm_start"] = first["start"]
-            row["ranked_channels"] = judged_ranking(first, f["failure"] - RANKING_LEAD)[0][:5]
+            judged = judged_alarm(sel, f["failure"] - RANKING_LEAD)
+            row["ranked_channels"] = judged_ranking(judged, f["failure"] - RANKING_LEAD)[0][:5]
     notes = []
     point = None
     if len(counted) and counted["onset"].notna().all():

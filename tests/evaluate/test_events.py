@@ -62,8 +62,8 @@ def test_root_cause_is_judged_as_ranked_72_hours_before_the_failure():
     # m2 (12 h ahead) has no rankings column entry: its channels, as before
     assert m.per_failure[1]["rootcause_rank"] == 2 and "rootcause_ranked_h" not in m.per_failure[1]
     assert m.rootcause_top1 == 0.5 and m.rootcause_top1_at_raise == 0.0
-    # judged 24 h before: the latest ranking by then, the HF band (not a true root cause)
-    late = event_metrics(FAILURES, alarms, OBSERVED, ranking_lead=pd.Timedelta("24h"))
+    # judged 30 h before: the latest ranking by then, the HF band (not a true root cause)
+    late = event_metrics(FAILURES, alarms, OBSERVED, ranking_lead=pd.Timedelta("30h"))
     assert late.per_failure[0]["rootcause_ranked_h"] == 30.0 and late.per_failure[0].get("rootcause_rank") is None
 
 
@@ -73,6 +73,23 @@ def test_an_alarm_raised_after_the_judging_time_is_judged_as_raised():
                                    (pd.Timestamp("2024-02-19T20:00Z"), ["process.current_a"])], [], []]
     m = event_metrics(FAILURES, alarms, OBSERVED)
     assert m.per_failure[1]["rootcause_rank"] == 1 and m.per_failure[1]["rootcause_ranked_h"] == 12.0
+
+
+def test_the_alarm_judged_is_the_one_raised_by_72_hours_before_the_failure():
+    failures = FAILURES.iloc[:1]
+    alarms = pd.DataFrame({
+        "machine": ["m1", "m1", "m1"],
+        "start": ["2024-01-31T00:00Z",   # raised and cleared before the fault began, naming a temperature
+                  "2024-02-05T00:00Z",   # the fault's own alarm: judged (the latest raised by Feb 7)
+                  "2024-02-08T00:00Z"],  # raised inside the last 72 h: not judged
+        "end": ["2024-02-01T00:00Z", "2024-02-10T00:00Z", "2024-02-10T00:00Z"],
+        "channels": ["temperature.bearing.celsius", "vibration.de.band_bpfo", "vibration.de.rms"],
+    })
+    m = event_metrics(failures, alarms, OBSERVED)
+    row = m.per_failure[0]
+    assert row["lead_h"] == 240.0  # lead time still from the first alarm in effect
+    assert row["rootcause_alarm_start"] == pd.Timestamp("2024-02-05T00:00Z") and row["rootcause_rank"] == 1
+    assert m.rootcause_top1 == 1.0 and m.rootcause_top1_at_raise == 0.0  # the first alarm, as raised, was wrong
 
 
 def test_downtime_caught_a_day_ahead_becomes_planned_under_the_stated_cost_model():

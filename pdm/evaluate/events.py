@@ -57,7 +57,7 @@ class EventMetrics:
     median_lead_h: float | None
     rootcause_top1: float | None
     rootcause_top3: float | None
-    rootcause_top1_at_raise: float | None  # the ranking each alarm was raised with
+    rootcause_top1_at_raise: float | None  # of the first alarm in effect, as it was raised
     unplanned_downtime_h: float
     downtime_turned_planned_h: float
     downtime_saved_h: float
@@ -117,8 +117,8 @@ def event_metrics(
     alarms
         machine, start, optional end (cleared, or last scored while open; see :func:`in_effect`), optional
         channels (list or ";"-joined, ranked strongest first), optional rankings (list of (time, channels)
-        in time order, the first made when the alarm was raised: the ranking judged is the one in effect at
-        ``failure - ranking_lead``, or the first if the alarm started later; without it, ``channels``).
+        in time order, the first made when the alarm was raised; without it, ``channels``). What is judged:
+        :func:`judged_alarm` and :func:`judged_ranking` at ``failure - ranking_lead``.
     observed
         machine, start, end: the period each machine was scored (for machine-months).
     nuisances

@@ -106,7 +106,7 @@ def timeline_figure(machine: str, e: Evaluation) -> Any:
 
 
 def rootcause_figures(store: Store, e: Evaluation) -> list[tuple[str, Any]]:
-    """One bar chart per caught failure: the ranked channels of its first alarm, as judged (72 h before the failure)."""
+    """One bar chart per caught failure: the root cause judged (the alarm raised by 72 h before the failure, as ranked then)."""
     import plotly.graph_objects as go
 
     rc = read_rootcauses(store, e.model_versions, e.machines)
@@ -116,15 +116,15 @@ def rootcause_figures(store: Store, e: Evaluation) -> list[tuple[str, Any]]:
         if row.get("lead_h") is None or row.get("alarm_start") is None:
             continue
         judged = row.get("rootcause_alarm_start") or row["alarm_start"]  # the alarm open 72 h before, if later
-        first = alarms[(alarms["machine"] == row["machine"]) & (alarms["start"] == judged)].iloc[0]
-        _, _, ranked_at = judged_ranking(first, pd.Timestamp(row["failure"]) - RANKING_LEAD)
-        ranks = rc[(rc["machine"] == row["machine"]) & (rc["alarm"] == str(first["start"].value))]
+        alarm = alarms[(alarms["machine"] == row["machine"]) & (alarms["start"] == judged)].iloc[0]
+        _, _, ranked_at = judged_ranking(alarm, pd.Timestamp(row["failure"]) - RANKING_LEAD)
+        ranks = rc[(rc["machine"] == row["machine"]) & (rc["alarm"] == str(alarm["start"].value))]
         ranks = ranks[ranks["ranked"] == ranked_at] if ranked_at is not None else \
-            ranks[ranks["model_version"] == first["model_version"]]
+            ranks[ranks["model_version"] == alarm["model_version"]]
         ranks = ranks.drop_duplicates("rank", keep="last").sort_values("rank")
         truth = {c for c in str(row.get("true_root_cause") or "").split(";") if c}
         if ranks.empty:
-            channels = list(first["channels"])
+            channels = list(alarm["channels"])
             values = [1.0] * len(channels)
         else:
             channels = list(ranks["channel"])
@@ -132,8 +132,11 @@ def rootcause_figures(store: Store, e: Evaluation) -> list[tuple[str, Any]]:
         colors = ["#c92a2a" if c in truth else "#868e96" for c in channels]
         fig = go.Figure(go.Bar(x=values[::-1], y=channels[::-1], orientation="h", marker_color=colors[::-1]))
         failure = pd.Timestamp(row["failure"])
-        when = "" if ranked_at is None or ranked_at == first["start"] else f", ranked {ranked_at:%Y-%m-%d %H:%M}"
-        title = (f"{row['machine']}, failure {failure:%Y-%m-%d %H:%M}: alarm {first['start']:%Y-%m-%d %H:%M} "
+        first = pd.Timestamp(row["alarm_start"])
+        when = "" if alarm["start"] == first else f", root cause of the alarm of {alarm['start']:%Y-%m-%d %H:%M}"
+        if ranked_at is not None and ranked_at != alarm["start"]:
+            when += f", ranked {ranked_at:%Y-%m-%d %H:%M}"
+        title = (f"{row['machine']}, failure {failure:%Y-%m-%d %H:%M}: alarm {first:%Y-%m-%d %H:%M} "
                  f"({row['lead_h']:.0f} h ahead{when}); red = true root cause")
         fig.update_layout(title=title, xaxis_title="contribution to the score", height=120 + 24 * len(channels),
                           margin={"t": 45, "b": 40, "l": 220, "r": 20})

@@ -196,20 +196,38 @@ def write_run(store: Store, res: MachineScore, version: str, lo: int, hi: int) -
     n = store.write(frame, SCORE, ["machine", "model_version"], ["score", "threshold", "ratio"]).written
     # Episodes may shift when a range is re-scored: drop this version's alarms and root causes that
     # start in the range (keeping other versions' points), then write the current ones.
+    points = _alarm_points(res, version)
+    for rc in res.rankings:
+        points += rootcause_points(rc, res.machine, version)
     for meas in (ALARM, ROOTCAUSE):
         old = store.read(meas, res.machine, lo, hi)
-        if old.empty:
+        if old.empty or _overwritten(old, [p for p in points if p["measurement"] == meas]):
             continue
         others = old[old["model_version"] != version] if "model_version" in old else old
         store.delete(meas, lo, hi, res.machine)
         if len(others):
             store.write(_frame_points(others, meas))
-    points = _alarm_points(res, version)
-    for rc in res.rankings:
-        points += rootcause_points(rc, res.machine, version)
     if points:
         n += store.write(points).written
     return n
+
+
+def _overwritten(old: pd.DataFrame, points: list[dict[str, Any]]) -> bool:
+    """True when every stored point of ``old`` has the key (time and tags) of one of ``points``.
+
+    Writing the points then replaces them all, and the range need not be
+    deleted first: a re-run of the same range writes the same keys. (Deleting
+    anyway is not only slower: InfluxDB 1.6 was seen to drop another
+    machine's points of the same measurement, written after an earlier
+    delete in the range, on such a delete.)
+    """
+    tags = [t for t in old.attrs.get("tags", ()) if t in old]
+    if not tags:
+        return False
+    new = {(int(pd.Timestamp(p["time"]).value), *(str(p["tags"].get(t, "")) for t in tags)) for p in points}
+    times = old.index.asi8
+    cols = [old[t].fillna("").astype(str).to_numpy() for t in tags]
+    return all((int(t), *(c[i] for c in cols)) in new for i, t in enumerate(times))
 
 
 def _frame_points(frame: pd.DataFrame, measurement: str) -> list[dict[str, Any]]:

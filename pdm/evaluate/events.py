@@ -157,6 +157,9 @@ def event_metrics(
                 row["rootcause_alarm_start"] = judged["start"]
             ranked, _, ranked_at = judged_ranking(judged, f["failure"] - ranking_lead)
             raised = judged_ranking(first, first["start"])[1]
+            row["alarm_start"], row["ranked_channels"] = first["start"], ranked[:5]
+            if ranked_at is not None:
+                row["rootcause_ranked_at"] = ranked_at
             if truth and ranked:
                 top1_raise.append(bool(raised) and raised[0] in truth)
                 if ranked_at is not None:

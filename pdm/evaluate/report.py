@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pdm.evaluate.events import RANKING_LEAD, judged_ranking
 from pdm.evaluate.run import Evaluation, evaluate, metrics_rows, read_rootcauses
 from pdm.store import Store
 
@@ -117,7 +116,7 @@ def rootcause_figures(store: Store, e: Evaluation) -> list[tuple[str, Any]]:
             continue
         judged = row.get("rootcause_alarm_start") or row["alarm_start"]  # the alarm open 72 h before, if later
         alarm = alarms[(alarms["machine"] == row["machine"]) & (alarms["start"] == judged)].iloc[0]
-        _, _, ranked_at = judged_ranking(alarm, pd.Timestamp(row["failure"]) - RANKING_LEAD)
+        ranked_at = row.get("rootcause_ranked_at")
         ranks = rc[(rc["machine"] == row["machine"]) & (rc["alarm"] == str(alarm["start"].value))]
         ranks = ranks[ranks["ranked"] == ranked_at] if ranked_at is not None else \
             ranks[ranks["model_version"] == alarm["model_version"]]

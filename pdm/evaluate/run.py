@@ -24,16 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pdm.detect.stages import SEVERITIES
-from pdm.evaluate.events import (
-    HORIZON,
-    RANKING_LEAD,
-    EventMetrics,
-    catching,
-    event_metrics,
-    in_effect,
-    judged_alarm,
-    judged_ranking,
-)
+from pdm.evaluate.events import HORIZON, EventMetrics, catching, event_metrics
 from pdm.evaluate.failures import FAILURE_COLUMNS, read_failure_log, truth_from_store
 from pdm.store import Store
 from pdm.store.schema import ALARM, CONTINUED, ROOTCAUSE, SCORE
@@ -342,12 +333,6 @@ def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *,
         f = counted[(counted["machine"] == row["machine"]) & (counted["failure"] == row["failure"])].iloc[0]
         row["mode"], row["true_root_cause"] = f["mode"], f["root_cause"]
         row["onset"], row["repair_end"] = f["onset"], f["repair_end"]
-        sel = judged_alarms[in_effect(judged_alarms, f["machine"], f["failure"], horizon)]
-        if len(sel):
-            first = sel.sort_values("start").iloc[0]
-            row["alarm_start"] = first["start"]
-            judged = judged_alarm(sel, f["failure"] - RANKING_LEAD)
-            row["ranked_channels"] = judged_ranking(judged, f["failure"] - RANKING_LEAD)[0][:5]
     notes = []
     point = None
     if len(counted) and counted["onset"].notna().all():

@@ -55,6 +55,21 @@ def test_attention_rows_sum_to_one_and_forward_applies_exactly_those_weights(kin
     torch.testing.assert_close(layer(x)[0], expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["hybrid", "window"])
+def test_scoring_gives_the_same_output_whatever_the_segments_it_runs_in(kind):
+    torch.manual_seed(2)
+    layer = TemporalAttention(32, 4, kind, window=8, chunk=8, rounds=2).eval()
+    x = torch.randn(3, 203, 32)  # not a multiple of the block: padded queries and keys at the end
+    with torch.no_grad():
+        outs = []
+        for rows in (1, 500, 1 << 20):  # one block or chunk per call, several, all in one call
+            layer.segment = layer.inference_segment = rows
+            outs.append(layer(x)[0])
+    trained = layer(x)[0].detach()  # the training path: one segment, with autograd
+    for out in outs:
+        torch.testing.assert_close(out, trained, rtol=1e-5, atol=1e-6)
+
+
 def test_the_temporal_map_is_a_distribution_over_tokens():
     layer = TemporalAttention(32, 4, "hybrid", window=8, chunk=8).eval()
     _, received = layer(torch.randn(2, 70, 32), need_weights=True)

@@ -410,8 +410,7 @@ class TemporalAttention(nn.Module):
         c = min(self.chunk, n)
         nq = math.ceil(n / c)
         nbuckets = self.buckets or max(1, 2 * round(n / c / 2))
-        qs = torch.stack([self._bucket_order(q, r, nbuckets) for r in range(self.rounds)])  # (R, B, H, N)
-        ks = torch.stack([self._bucket_order(k, r, nbuckets) for r in range(self.rounds)])
+        qs, ks = self._bucket_orders(torch.stack([q, k]), nbuckets).unbind(1)  # (R, B, H, N) each
         # Sorted position → row of the flat qkv table (B·N·3·H, d) / of the output table (B·N·H + 1, d).
         bi = torch.arange(b, device=dev).repeat_interleave(h).repeat(self.rounds)[:, None] * n
         hi = torch.arange(h, device=dev).repeat(b * self.rounds)[:, None]
@@ -459,14 +458,19 @@ class TemporalAttention(nn.Module):
         rec = q.new_zeros(rb, n).scatter_add_(1, pos.reshape(rb, -1), per_key.reshape(rb, -1))
         return rec.view(self.rounds, b, h, n).mean(dim=(0, 2)) / n
 
-    def _bucket_order(self, x: Tensor, r: int, nbuckets: int) -> Tensor:
-        """Positions sorted by (bucket, position) for hash round ``r``: (B, H, N) long."""
-        n = x.shape[2]
+    def _bucket_orders(self, x: Tensor, nbuckets: int) -> Tensor:
+        """Positions sorted by (bucket, position) in each hash round: x (..., N, d) → (R, ..., N) long.
+
+        All rounds (and all leading dimensions: queries and keys stacked) in one projection,
+        one argmax and one sort.
+        """
+        n, d, r = x.shape[-2], x.shape[-1], self.rounds
+        lead = x.shape[:-2]
         if nbuckets <= 1:
-            return torch.arange(n, device=x.device).expand(x.shape[0], x.shape[1], n)
+            return torch.arange(n, device=x.device).expand(r, *lead, n)
         half = max(1, nbuckets // 2)
-        rot = self.rotations[r, :, :half].to(x.dtype)
-        proj = F.normalize(x, dim=-1) @ rot
-        bucket = torch.cat([proj, -proj], dim=-1).argmax(dim=-1)  # (B, H, N)
+        rot = self.rotations[:, :, :half].to(x.dtype).permute(1, 0, 2).reshape(d, r * half)
+        proj = (F.normalize(x, dim=-1) @ rot).unflatten(-1, (r, half)).movedim(-2, 0)  # (R, ..., N, half)
+        bucket = torch.cat([proj, -proj], dim=-1).argmax(dim=-1)  # (R, ..., N)
         key = bucket * n + torch.arange(n, device=x.device)
         return key.argsort(dim=-1)

@@ -82,6 +82,6 @@ def test_lsh_puts_similar_keys_in_the_same_chunk_more_often_than_chance():
     layer = TemporalAttention(32, 4, "hybrid", window=4, chunk=4, rounds=1, buckets=8)
     base = torch.randn(8, 8)
     x = base.repeat_interleave(8, dim=0)[torch.randperm(64)] + 0.01 * torch.randn(64, 8)
-    order = layer._bucket_order(x[None, None], 0, 8)[0, 0]
+    order = layer._bucket_orders(x[None, None], 8)[0, 0, 0]
     groups = (x[order] @ x[order].T).diagonal(offset=1)
     assert groups.mean() > (x @ x.T).mean()

@@ -48,6 +48,8 @@ class ReplayConfig:
     layers: int = 2
     epochs: int = 10
     seed: int = 0
+    #: Machine temperatures as their rise over ambient (:attr:`pdm.model.pipeline.FeatureConfig.temperature_rise`).
+    temperature_rise: bool = True
 
 
 @dataclass
@@ -126,7 +128,7 @@ def replay(store: Store, models_dir: str | Path, start: Any = None, stop: Any = 
     if t >= hi:
         raise ValueError(f"nothing to score: initial period {cfg.initial} reaches past the end {hi}")
     models_dir = Path(models_dir)
-    features = FeatureConfig(window=cfg.window, stride=cfg.stride, min_windows=4)
+    features = FeatureConfig(window=cfg.window, stride=cfg.stride, min_windows=4, temperature_rise=cfg.temperature_rise)
     overrides = {"d_model": cfg.d_model, "layers": cfg.layers}
     n_steps = -(-(hi - t) // step)
     report = ReplayReport(evaluation=None, versions=[])  # type: ignore[arg-type]

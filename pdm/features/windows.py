@@ -6,6 +6,14 @@ channel is then centred on its median and divided by its inter-quartile
 range, fitted per machine on healthy data only, so a fault's growth is never
 learnt as normal.
 
+Temperatures are taken as their rise over the machine's ambient temperature
+when it has that sensor (``rise_over``), the way a reliability engineer reads
+a bearing or winding temperature: the season moves every temperature by the
+same few kelvin, and a model fitted on a winter month otherwise sees a warm
+spring as an anomaly on every temperature channel (the held-back fleet's
+healthy scores doubled from January to April). A step whose ambient reading
+is missing has no rise (masked, not filled).
+
 Windows that touch a known failure (onset to repair end) or maintenance are
 kept out of training when labels are given.
 """
@@ -30,6 +38,20 @@ def _is_log(channel: str) -> bool:
     return channel.startswith("vibration.") and channel.rsplit(".", 1)[-1] in _LOG_FIELDS
 
 
+def ambient_channel(channels: list[str]) -> str | None:
+    """The ambient temperature channel among ``channels`` (the first), or None."""
+    from pdm.detect.rootcause import is_environment
+
+    return next((c for c in channels if c.startswith("temperature.") and is_environment(c)), None)
+
+
+def is_machine_temperature(channel: str) -> bool:
+    """A temperature of the machine (bearing, winding, oil, casing), not of its surroundings."""
+    from pdm.detect.rootcause import is_environment
+
+    return channel.startswith("temperature.") and not is_environment(channel)
+
+
 @dataclass
 class RobustScaler:
     """Per-channel (log →) median / IQR scaling, fitted on healthy rows."""
@@ -38,22 +60,40 @@ class RobustScaler:
     median: np.ndarray = field(default_factory=lambda: np.zeros(0))
     iqr: np.ndarray = field(default_factory=lambda: np.ones(0))
     problems: list[str] = field(default_factory=list)
+    #: Channel whose value is subtracted from the machine's temperatures before scaling (None: as measured).
+    rise_over: str | None = None
 
     def _pre(self, values: np.ndarray) -> np.ndarray:
         out = values.astype(np.float64, copy=True)
+        ref = out[:, self.channels.index(self.rise_over)].copy() if self.rise_over in self.channels else None
         for j, c in enumerate(self.channels):
             if _is_log(c):
                 out[:, j] = np.log(np.maximum(out[:, j], 0) + 1e-4)
+            elif ref is not None and is_machine_temperature(c):
+                out[:, j] -= ref
         return out
 
-    def fit(self, frame: pd.DataFrame) -> RobustScaler:
-        """Fit on ``frame`` (rows = healthy grid steps, columns = ``channels``)."""
+    def fit(self, frame: pd.DataFrame, rise_over: str | None = None) -> RobustScaler:
+        """Fit on ``frame`` (rows = healthy grid steps, columns = ``channels``).
+
+        ``rise_over``: an ambient temperature channel to read the machine's
+        temperatures against; kept only where that channel is observed on at
+        least half of the rows (a machine without the sensor keeps its
+        temperatures as measured, and says so).
+        """
+        self.rise_over = None
+        if rise_over is not None and rise_over in self.channels:
+            seen = float(np.isfinite(frame[rise_over].to_numpy(np.float64)).mean()) if len(frame) else 0.0
+            self.rise_over = rise_over if seen >= 0.5 else None
         x = self._pre(frame[self.channels].to_numpy())
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels are reported below
             q1, med, q3 = np.nanpercentile(x, [25, 50, 75], axis=0)
         iqr = q3 - q1
         self.problems = []
+        if rise_over is not None and self.rise_over is None and any(map(is_machine_temperature, self.channels)):
+            self.problems.append(f"{rise_over}: observed on under half of the healthy steps; temperatures are "
+                                 "scaled as measured, not as their rise over ambient")
         for j, c in enumerate(self.channels):
             if np.isnan(med[j]):
                 self.problems.append(f"{c}: always missing in the healthy data; it is masked out")
@@ -71,11 +111,15 @@ class RobustScaler:
         return ((self._pre(frame[self.channels].to_numpy()) - self.median) / self.iqr).astype(np.float32)
 
     def to_dict(self) -> dict:
-        return {"channels": self.channels, "median": self.median.tolist(), "iqr": self.iqr.tolist()}
+        out = {"channels": self.channels, "median": self.median.tolist(), "iqr": self.iqr.tolist()}
+        if self.rise_over is not None:
+            out["rise_over"] = self.rise_over
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> RobustScaler:
-        return cls(list(d["channels"]), np.asarray(d["median"], dtype=np.float64), np.asarray(d["iqr"], dtype=np.float64))
+        return cls(list(d["channels"]), np.asarray(d["median"], dtype=np.float64), np.asarray(d["iqr"], dtype=np.float64),
+                   rise_over=d.get("rise_over"))  # absent in models saved before it: temperatures as measured
 
 
 @dataclass

@@ -13,7 +13,7 @@ import pandas as pd
 
 from pdm.features import RobustScaler, WindowSet, align_machine, make_windows
 from pdm.features.grid import CONTEXT_CHANNELS, EVENT_TYPES, SENSOR_MEASUREMENTS, MachineGrid
-from pdm.features.windows import excluded_steps
+from pdm.features.windows import ambient_channel, excluded_steps
 from pdm.model.directory import ModelBundle, save
 from pdm.model.train import TrainConfig, channel_errors, mean_spatial, reconstruct, train
 from pdm.model.tshae import TSHAEConfig
@@ -34,6 +34,9 @@ class FeatureConfig:
     #: the same held-out days give ~4x the windows, so channel medians/spreads and the POT tail are
     #: estimated from more (if overlapping) samples.
     calibration_stride: int | None = None
+    #: Machine temperatures as their rise over the ambient channel, where a machine has one
+    #: (:class:`pdm.features.windows.RobustScaler`); False: as measured.
+    temperature_rise: bool = True
 
     def cal_stride(self) -> int:
         """The calibration windows' stride in steps (at least 1, at most ``stride``)."""
@@ -93,7 +96,8 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     scalers, sets = {}, {}
     for m, g in grids.items():
         healthy = ~excluded_steps(g.index, labels, m)
-        scaler = RobustScaler(channels).fit(g.sensors[healthy])
+        scaler = RobustScaler(channels).fit(g.sensors[healthy],
+                                            rise_over=ambient_channel(channels) if features.temperature_rise else None)
         w = make_windows(g, scaler, features.window, features.stride, exclude=~healthy)
         if len(w) < features.min_windows:
             report.skipped[m] = f"only {len(w)} healthy windows (need {features.min_windows}); not trained on"

@@ -20,6 +20,8 @@ def test_train_reads_the_store_and_writes_a_loadable_model_directory(tmp_path, m
     path = out.strip().splitlines()[-1].split("model directory: ")[1]
     bundle = load(path)
     assert sorted(bundle.scalers) == ["fan-002", "gbx-003", "pump-001"]
+    # Every simulated machine has an ambient sensor: its temperatures are read as their rise over it.
+    assert {s.rise_over for s in bundle.scalers.values()} == {"temperature.ambient.celsius"}
     assert bundle.metadata["metrics"]["epochs_run"] == 2
     assert bundle.metadata["metrics"]["valid_loss"][-1] < bundle.metadata["metrics"]["train_loss"][0]
     errs = bundle.errors["pump-001"]

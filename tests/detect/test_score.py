@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from pdm.cli import main
+from pdm.detect.rootcause import BAND_EXPLAINS
 from pdm.detect.score import _ranking_windows, score_machines
 from pdm.detect.stages import Alarm
 from pdm.model.directory import ModelDirectoryError, load
@@ -80,7 +81,10 @@ def test_an_alarm_is_explained_by_vibration_channels_and_attention_maps(scored, 
     channels = rc[rc["kind"] == "channel"].sort_values("rank")
     assert channels["channel"].iloc[0].startswith("vibration.")
     # (the alarm's top channel is its latest ranking's: see the test of re-ranking below)
-    assert (np.diff(channels["contribution"].to_numpy()) <= 1e-12).all() and channels["contribution"].sum() <= 1 + 1e-9
+    # Shares of the score, not an order: an out-of-range band ranks before the overall statistics it explains
+    # even when they carry more (pdm.detect.rootcause.explain; the order is tested in test_rootcause.py).
+    assert (channels["contribution"] >= 0).all() and channels["contribution"].sum() <= 1 + 1e-9
+    assert channels["zscore"].iloc[0] >= BAND_EXPLAINS and channels["contribution"].iloc[0] > 0
     assert (channels["attention_change"] >= 0).all()
     maps = json.loads(rc[rc["rank"] == "maps"]["maps_json"].iloc[0])
     c = len(maps["channels"])

@@ -88,10 +88,11 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     split = res.start + pd.Timedelta(days=cfg.train_days)
     step_ns = pd.Timedelta(cfg.step).value
     fit_sets, test_sets = {}, {}
+    rise_over = ambient_channel(channels)
     for m, g in grids.items():
         in_train = g.index < split
         healthy = ~excluded_steps(g.index, labels, m)
-        scaler = RobustScaler(channels).fit(g.sensors[healthy & in_train], rise_over=ambient_channel(channels))
+        scaler = RobustScaler(channels).fit(g.sensors[healthy & in_train], rise_over=rise_over)
         w = make_windows(g, scaler, cfg.window, cfg.stride, exclude=~(healthy & in_train))
         t = make_windows(g, scaler, cfg.window, cfg.stride)
         keep = t.start >= split.value

@@ -94,10 +94,10 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     grids, channels = build_grids(store, machines, start, stop, features.step)
     report = TrainReport(Path(), [], {})
     scalers, sets = {}, {}
+    rise_over = ambient_channel(channels) if features.temperature_rise else None  # the fleet's channels: once
     for m, g in grids.items():
         healthy = ~excluded_steps(g.index, labels, m)
-        scaler = RobustScaler(channels).fit(g.sensors[healthy],
-                                            rise_over=ambient_channel(channels) if features.temperature_rise else None)
+        scaler = RobustScaler(channels).fit(g.sensors[healthy], rise_over=rise_over)
         w = make_windows(g, scaler, features.window, features.stride, exclude=~healthy)
         if len(w) < features.min_windows:
             report.skipped[m] = f"only {len(w)} healthy windows (need {features.min_windows}); not trained on"

@@ -64,5 +64,5 @@ def test_the_choice_travels_with_the_scaler_and_older_scalers_read_as_measured()
     back = RobustScaler.from_dict(s.to_dict())
     assert back.rise_over == AMB
     np.testing.assert_array_equal(back.transform(winter), s.transform(winter))
-    old = {k: v for k, v in RobustScaler(CHANNELS).fit(winter).to_dict().items()}
+    old = RobustScaler(CHANNELS).fit(winter).to_dict()
     assert "rise_over" not in old and RobustScaler.from_dict(old).rise_over is None

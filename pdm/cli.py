@@ -309,7 +309,7 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
     if args.suite == "skab":
         from pdm.evaluate.skab import SkabConfig, benchmark_skab
 
-        cfg = SkabConfig(window=args.window, seed=args.seed or 0, detectors=detectors)
+        cfg = SkabConfig(window=args.window or 64, seed=args.seed or 0, detectors=detectors)
         try:
             benchmark_skab(args.data, out, cfg, limit=args.limit, report_only=args.report_only)
         except (FileNotFoundError, ValueError) as exc:
@@ -323,6 +323,9 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
         cfg_sim.machines = args.machines
     if args.days:
         cfg_sim.days = args.days
+    for name in ("train_days", "window", "stride", "epochs"):
+        if getattr(args, name) is not None:
+            setattr(cfg_sim, name, getattr(args, name))
     if args.seed is not None:
         cfg_sim.seed = args.seed
     cfg_sim.detectors = detectors
@@ -431,13 +434,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="benchmarks/results", help="folder for the results files")
     p.add_argument("--seed", type=int, help="random seed (skab: model seed, default 0; sim: fleet and model seed)")
     p.add_argument("--data", help="skab: SKAB folder holding data/ (default: $PDM_SKAB_DIR, shared/data/skab)")
-    p.add_argument("--window", type=int, default=64, help="skab: window length in rows (TSHAE needs >= 64)")
+    p.add_argument("--window", type=int, help="window length: skab in rows (default 64), sim in steps (default 72); "
+                                                "TSHAE needs >= 64")
     p.add_argument("--limit", type=int, help="skab: only the first N files (partial run, written as skab_partial.*)")
     p.add_argument("--report-only", dest="report_only", action="store_true",
                    help="skab: rebuild skab.json/.md from the per-detector results already in --out")
     p.add_argument("--quick", action="store_true", help="sim: small fleet, few epochs (a few minutes)")
     p.add_argument("--machines", type=int, help="sim: fleet size")
     p.add_argument("--days", type=float, help="sim: days simulated")
+    p.add_argument("--train-days", dest="train_days", type=float, help="sim: days at the start to fit on (default 20)")
+    p.add_argument("--stride", type=int, help="sim: window stride in steps (default 6)")
+    p.add_argument("--epochs", type=int, help="sim: TSHAE epochs (the neural baselines scale with it; default 5)")
     p.set_defaults(func=_benchmark_cmd)
 
     p = sub.add_parser("dashboard", help="serve the plant-floor dashboard (Dash) over the store and models")

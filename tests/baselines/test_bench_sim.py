@@ -27,3 +27,21 @@ def test_sim_benchmark_rejects_bad_settings(tmp_path: Path) -> None:
         benchmark_sim(SimBenchConfig(days=5.0, train_days=6.0), tmp_path, progress=None)
     with pytest.raises(ValueError, match="window"):
         benchmark_sim(SimBenchConfig(window=60), tmp_path, progress=None)
+
+
+def _doc(**rows: tuple[float, float]) -> dict:
+    return {"results": {k: {"name": k.upper(), "metrics": {"recall_72h": r, "false_alarms_per_machine_month": fa}}
+                        for k, (r, fa) in rows.items()}}
+
+
+def test_verdict_needs_more_recall_at_no_more_false_alarms() -> None:
+    from pdm.evaluate.bench_sim import verdict
+
+    assert verdict(_doc(pca=(0.5, 1.0))) is None  # no TSHAE row
+    assert "**met**" in str(verdict(_doc(tshae=(0.8, 0.5), pca=(0.6, 0.5), lstm=(0.7, 0.9))))
+    # As much recall is not ahead, even at fewer false alarms.
+    out = str(verdict(_doc(tshae=(0.8, 0.5), pca=(0.6, 0.5), lstm=(0.8, 0.9))))
+    assert "**missed**" in out and "LSTM" in out and "PCA" not in out.split("missed")[1]
+    # More recall bought with more false alarms is not ahead.
+    out = str(verdict(_doc(tshae=(0.9, 1.2), pca=(0.6, 0.5))))
+    assert "**missed**" in out and "PCA" in out

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     start, end = sim.start, sim.end
     split = start + pd.Timedelta(days=args.train_days)
     features = FeatureConfig(window=args.window, stride=args.stride, min_windows=4,
-                             temperature_rise=not args.no_temperature_rise)
+                             temperature_rise=not args.no_temperature_rise, running_scaling=not args.no_running_scaling)
     overrides = {"d_model": args.d_model, "layers": args.layers, "scoring": args.scoring}
     tcfg = TrainConfig(epochs=args.epochs, seed=0, progress=False)
     if args.replay:
@@ -105,7 +105,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         rep = replay(store, tmp / "models", start, end, config=ReplayConfig(
             initial=f"{args.train_days}D", step=args.replay_step, retrain_every=args.retrain_every, window=args.window,
             stride=args.stride, d_model=args.d_model, layers=args.layers, epochs=args.epochs, retrain=args.retrain,
-            initial_model=args.replay_from, temperature_rise=not args.no_temperature_rise))
+            initial_model=args.replay_from, temperature_rise=not args.no_temperature_rise,
+            running_scaling=not args.no_running_scaling))
         ev = rep.evaluation
         res["timings_s"].update(replay=round(time.perf_counter() - t, 1), training=round(rep.training_seconds, 1),
                                 scoring=round(rep.scoring_seconds, 1))
@@ -532,6 +533,9 @@ def main() -> int:
     ap.add_argument("--no-temperature-rise", action="store_true",
                     help="train on temperatures as measured, not as their rise over ambient (the default before "
                          "2026-12-04; for a side-by-side run)")
+    ap.add_argument("--no-running-scaling", action="store_true",
+                    help="scale vibration and currents over every healthy step, stops included, and show the model "
+                         "the stopped steps (the default before 2026-12-04 afternoon; for a side-by-side run)")
     ap.add_argument("--keep", metavar="DIR", help="keep the store and models in DIR (default: a temporary folder)")
     ap.add_argument("--report", action="store_true", help="also write the HTML report (into --keep DIR)")
     ap.add_argument("--no-rebaseline", action="store_true",

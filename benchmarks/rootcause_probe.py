@@ -20,6 +20,7 @@ import pandas as pd
 
 import pdm.detect.score as scoring
 from pdm.features import align_machine
+from pdm.features.windows import grid_running
 from pdm.model import registry
 from pdm.model.directory import load
 from pdm.store.embedded import EmbeddedStore
@@ -68,7 +69,7 @@ def main(root: str) -> None:
         z = np.asarray(k["zscores"], float)
         ws0 = pd.Timestamp(k["window_start_ns"], tz="UTC")
         grid = align_machine(store, m, ws0, ws0 + pd.Timedelta(step) * window, step, channels=channels)
-        x = bundle.scalers[m].transform(grid.sensors)
+        x = bundle.scalers[m].transform(grid.sensors, grid_running(grid))
         with np.errstate(all="ignore"):
             dev = np.nan_to_num(np.abs(np.nanmedian(x[window // 2:], axis=0)))
         zc = np.where(np.isfinite(z), np.maximum(z, 0), 0)

@@ -28,19 +28,12 @@ import warnings
 import numpy as np
 
 from pdm.features.grid import MachineGrid
-from pdm.features.windows import WindowSet
+from pdm.features.windows import KEPT_WHEN_STOPPED, RUNNING_MIN, WindowSet, ran, stops_with_machine
 
-RUNNING_MIN = 0.9
 #: Hours after a start whose steps do not count (thermal warm-up).
 WARMUP_HOURS = 3.0
 #: Share of a window's steps that must count for its errors to be computed.
 MIN_COUNTED = 0.25
-
-
-def ran(running: np.ndarray) -> np.ndarray:
-    """Steps where the machine ran at least :data:`RUNNING_MIN` of the step, or the flag was not recorded (NaN)."""
-    r = np.asarray(running, float)
-    return np.where(np.isfinite(r), r >= RUNNING_MIN, True)
 
 
 def step_gate(running: np.ndarray, step_hours: float, warmup_hours: float = WARMUP_HOURS) -> np.ndarray:
@@ -114,16 +107,12 @@ def hide_stopped(grid: MachineGrid, windows: WindowSet, window: int) -> WindowSe
     return hide_steps(windows, window_running(grid, windows, window))
 
 
-#: Channels (by id prefix) that keep their stopped steps: see :func:`hide_stopped`.
-KEPT_WHEN_STOPPED = ("temperature.",)
-
-
 def hide_steps(windows: WindowSet, running: np.ndarray) -> WindowSet:
     """:func:`hide_stopped` from the windows' own ``running`` values (n, T) (NaN = not recorded)."""
     import dataclasses
 
     stopped = ~ran(running)
-    hide = np.array([not str(c).startswith(KEPT_WHEN_STOPPED) for c in windows.channels], bool)
+    hide = np.array([stops_with_machine(c) for c in windows.channels], bool)
     if not stopped.any() or not hide.any():
         return windows
     where = stopped[:, None, :] & hide[None, :, None]

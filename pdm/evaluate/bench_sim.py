@@ -65,7 +65,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     from pdm.detect.stages import AlarmRule, ChannelCalibrator, POTThreshold
     from pdm.evaluate.events import event_metrics
     from pdm.features import RobustScaler, WindowSet, make_windows
-    from pdm.features.windows import ambient_channel, excluded_steps
+    from pdm.features.windows import ambient_channel, excluded_steps, grid_running
     from pdm.model.pipeline import build_grids, read_labels
     from pdm.settings import StoreSettings
     from pdm.store import open_store
@@ -92,7 +92,10 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     for m, g in grids.items():
         in_train = g.index < split
         healthy = ~excluded_steps(g.index, labels, m)
-        scaler = RobustScaler(channels).fit(g.sensors[healthy & in_train], rise_over=rise_over)
+        running = grid_running(g)  # vibration and currents scaled on running steps, as the product trains
+        keep = healthy & in_train
+        scaler = RobustScaler(channels).fit(g.sensors[keep], rise_over=rise_over,
+                                            running=running[keep] if running is not None else None)
         w = make_windows(g, scaler, cfg.window, cfg.stride, exclude=~(healthy & in_train))
         t = make_windows(g, scaler, cfg.window, cfg.stride)
         keep = t.start >= split.value

@@ -50,6 +50,8 @@ class ReplayConfig:
     seed: int = 0
     #: Machine temperatures as their rise over ambient (:attr:`pdm.model.pipeline.FeatureConfig.temperature_rise`).
     temperature_rise: bool = True
+    #: Vibration and currents scaled on running steps (:attr:`pdm.model.pipeline.FeatureConfig.running_scaling`).
+    running_scaling: bool = True
 
 
 @dataclass
@@ -128,7 +130,8 @@ def replay(store: Store, models_dir: str | Path, start: Any = None, stop: Any = 
     if t >= hi:
         raise ValueError(f"nothing to score: initial period {cfg.initial} reaches past the end {hi}")
     models_dir = Path(models_dir)
-    features = FeatureConfig(window=cfg.window, stride=cfg.stride, min_windows=4, temperature_rise=cfg.temperature_rise)
+    features = FeatureConfig(window=cfg.window, stride=cfg.stride, min_windows=4, temperature_rise=cfg.temperature_rise,
+                             running_scaling=cfg.running_scaling)
     overrides = {"d_model": cfg.d_model, "layers": cfg.layers}
     n_steps = -(-(hi - t) // step)
     report = ReplayReport(evaluation=None, versions=[])  # type: ignore[arg-type]

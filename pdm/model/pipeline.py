@@ -13,7 +13,7 @@ import pandas as pd
 
 from pdm.features import RobustScaler, WindowSet, align_machine, make_windows
 from pdm.features.grid import CONTEXT_CHANNELS, EVENT_TYPES, SENSOR_MEASUREMENTS, MachineGrid
-from pdm.features.windows import ambient_channel, excluded_steps
+from pdm.features.windows import ambient_channel, excluded_steps, grid_running
 from pdm.model.directory import ModelBundle, save
 from pdm.model.train import TrainConfig, channel_errors, mean_spatial, reconstruct, train
 from pdm.model.tshae import TSHAEConfig
@@ -37,6 +37,9 @@ class FeatureConfig:
     #: Machine temperatures as their rise over the ambient channel, where a machine has one
     #: (:class:`pdm.features.windows.RobustScaler`); False: as measured.
     temperature_rise: bool = True
+    #: Vibration and currents scaled on the steps the machine ran, and hidden where it did not
+    #: (:class:`pdm.features.windows.RobustScaler`); False: scaled over every step, stops included.
+    running_scaling: bool = True
 
     def cal_stride(self) -> int:
         """The calibration windows' stride in steps (at least 1, at most ``stride``)."""
@@ -97,7 +100,9 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     rise_over = ambient_channel(channels) if features.temperature_rise else None  # the fleet's channels: once
     for m, g in grids.items():
         healthy = ~excluded_steps(g.index, labels, m)
-        scaler = RobustScaler(channels).fit(g.sensors[healthy], rise_over=rise_over)
+        running = grid_running(g) if features.running_scaling else None
+        scaler = RobustScaler(channels).fit(g.sensors[healthy], rise_over=rise_over,
+                                            running=running[healthy] if running is not None else None)
         w = make_windows(g, scaler, features.window, features.stride, exclude=~healthy)
         if len(w) < features.min_windows:
             report.skipped[m] = f"only {len(w)} healthy windows (need {features.min_windows}); not trained on"

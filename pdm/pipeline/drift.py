@@ -85,11 +85,12 @@ def channel_drift(reference: pd.DataFrame, recent: pd.DataFrame, *, ks: float = 
 def _healthy_scaled(store: Store, machine: str, scaler: Any, channels: list[str], start: Any, stop: Any,
                     labels: pd.DataFrame, step: str) -> pd.DataFrame:
     from pdm.features import align_machine
-    from pdm.features.windows import excluded_steps
+    from pdm.features.windows import excluded_steps, grid_running
 
     grid = align_machine(store, machine, start, stop, step, channels=channels)
     keep = ~excluded_steps(grid.index, labels, machine)
-    values = scaler.transform(grid.sensors[keep])
+    running = grid_running(grid)
+    values = scaler.transform(grid.sensors[keep], running[keep] if running is not None else None)
     return pd.DataFrame(values, columns=channels)
 
 
@@ -140,6 +141,7 @@ def quick_shift(store: Store, models_dir: Any, start: Any, stop: Any, *, limit: 
     import json
 
     from pdm.features import RobustScaler, align_machine
+    from pdm.features.windows import grid_running
     from pdm.model.directory import ModelDirectoryError
     from pdm.model.registry import production_path
 
@@ -155,7 +157,8 @@ def quick_shift(store: Store, models_dir: Any, start: Any, stop: Any, *, limit: 
             continue
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-missing channels are not tested
-            med = np.nanmedian(scaler.transform(grid.sensors), axis=0) if len(grid.sensors) else np.array([])
+            med = (np.nanmedian(scaler.transform(grid.sensors, grid_running(grid)), axis=0) if len(grid.sensors)
+                   else np.array([]))
         for c, v in zip(scaler.channels, med, strict=False):
             if np.isfinite(v):
                 tested += 1

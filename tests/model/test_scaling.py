@@ -1,9 +1,10 @@
-"""Robust scaling of a machine's channels: temperatures as their rise over ambient."""
+"""Robust scaling of a machine's channels: temperatures as their rise over ambient, vibration on running steps."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from pdm.features.windows import RobustScaler, ambient_channel
 
@@ -66,3 +67,69 @@ def test_the_choice_travels_with_the_scaler_and_older_scalers_read_as_measured()
     np.testing.assert_array_equal(back.transform(winter), s.transform(winter))
     old = RobustScaler(CHANNELS).fit(winter).to_dict()
     assert "rise_over" not in old and RobustScaler.from_dict(old).rise_over is None
+
+
+def shifts(n: int = 600, seed: int = 1, noise: float = 0.2) -> tuple[pd.DataFrame, np.ndarray]:
+    """A two-shift machine: vibration nothing while stopped (running 0), a brief run-down step (0.5) at each stop."""
+    rng = np.random.default_rng(seed)
+    running = np.where((np.arange(n) // 50) % 3 == 2, 0.0, 1.0)
+    running[np.flatnonzero(np.diff(running) < 0) + 1] = 0.5
+    frame = plant(n, seed=seed)
+    frame[RMS] = np.where(running >= 0.9, np.exp(rng.normal(-2.0, noise, n)), 1e-6)
+    return frame, running
+
+
+def test_vibration_is_scaled_on_running_steps_and_hidden_where_the_machine_did_not_run():
+    frame, running = shifts()
+    on = running >= 0.9
+    s = RobustScaler(CHANNELS).fit(frame, rise_over=AMB, running=running)
+    all_steps = RobustScaler(CHANNELS).fit(frame, rise_over=AMB)
+    assert s.running_only and not all_steps.running_only
+    log_rms = np.log(frame[RMS].to_numpy()[on] + 1e-4)
+    q1, q3 = np.percentile(log_rms, [25, 75])
+    assert abs(s.iqr[3] - (q3 - q1)) < 1e-9  # the running range, ...
+    assert all_steps.iqr[3] > 20 * s.iqr[3]  # ... not the jump between running and stopped
+    x = s.transform(frame, running)
+    assert np.isnan(x[~on, 3]).all() and np.isfinite(x[on, 3]).all()  # stopped and run-down steps hidden
+    assert np.isfinite(x[:, :3]).all()  # temperatures keep every step
+    # A rise of the running level by 4 sigma of its noise is ~3 ranges (IQR = 1.35 sigma) on the running scale,
+    # under 0.2 on the scale over all steps.
+    up = frame.copy()
+    up.loc[on, RMS] = up.loc[on, RMS] * np.exp(0.8)
+    assert np.nanmedian(s.transform(up, running)[on, 3] - x[on, 3]) > 2.5, "running scale"
+    assert np.median(all_steps.transform(up)[on, 3] - all_steps.transform(frame)[on, 3]) < 0.2
+
+
+def test_a_quiet_running_tone_is_scaled_by_about_2_db_at_least():
+    from pdm.features.windows import LOG_IQR_FLOOR
+
+    frame, running = shifts(noise=0.02)
+    s = RobustScaler(CHANNELS).fit(frame, running=running)
+    assert s.iqr[3] == LOG_IQR_FLOOR  # its running noise (IQR ~0.027) would make a 10 % baseline step 4 ranges
+    assert s.iqr[1] != LOG_IQR_FLOOR  # temperatures are not log amplitudes: their own range
+    later = frame.copy()
+    later[RMS] = later[RMS] * 1.1  # a work order moved the baseline
+    assert np.nanmedian(s.transform(later, running)[:, 3] - s.transform(frame, running)[:, 3]) < 0.5
+
+
+def test_running_scaling_needs_running_steps_and_the_running_context():
+    frame, running = shifts()
+    few = np.where(np.arange(len(running)) < 20, 1.0, 0.0)
+    s = RobustScaler(CHANNELS).fit(frame, running=few)
+    assert not s.running_only and any("scaled over all steps" in p for p in s.problems)
+    s = RobustScaler(CHANNELS).fit(frame, running=running)
+    with pytest.raises(ValueError, match="running context"):
+        s.transform(frame)
+    # Not recorded (NaN) counts as running, as the error gate reads it: nothing hidden.
+    unknown = np.full(len(running), np.nan)
+    assert np.isfinite(RobustScaler(CHANNELS).fit(frame, running=unknown).transform(frame, unknown)).all()
+
+
+def test_running_scaling_travels_with_the_scaler_and_older_scalers_show_every_step():
+    frame, running = shifts()
+    s = RobustScaler(CHANNELS).fit(frame, running=running)
+    back = RobustScaler.from_dict(s.to_dict())
+    assert back.running_only
+    np.testing.assert_array_equal(back.transform(frame, running), s.transform(frame, running))
+    old = RobustScaler(CHANNELS).fit(frame).to_dict()
+    assert "running_only" not in old and not RobustScaler.from_dict(old).running_only

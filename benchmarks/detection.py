@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     start, end = sim.start, sim.end
     split = start + pd.Timedelta(days=args.train_days)
     features = FeatureConfig(window=args.window, stride=args.stride, min_windows=4,
-                             temperature_rise=not args.no_temperature_rise, running_scaling=not args.no_running_scaling)
+                             temperature_rise=not args.no_temperature_rise, running_scaling=args.running_scaling)
     overrides = {"d_model": args.d_model, "layers": args.layers, "scoring": args.scoring}
     tcfg = TrainConfig(epochs=args.epochs, seed=0, progress=False)
     if args.replay:
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             initial=f"{args.train_days}D", step=args.replay_step, retrain_every=args.retrain_every, window=args.window,
             stride=args.stride, d_model=args.d_model, layers=args.layers, epochs=args.epochs, retrain=args.retrain,
             initial_model=args.replay_from, temperature_rise=not args.no_temperature_rise,
-            running_scaling=not args.no_running_scaling))
+            running_scaling=args.running_scaling))
         ev = rep.evaluation
         res["timings_s"].update(replay=round(time.perf_counter() - t, 1), training=round(rep.training_seconds, 1),
                                 scoring=round(rep.scoring_seconds, 1))
@@ -430,7 +430,10 @@ def markdown(res: dict[str, Any]) -> str:
            else "(a development seed, not the held-back one). ") +
         f"Mode: {mode}; training on the first {c['train_days']} days (healthy windows only), scoring "
         f"{ev['start'][:10]} .. {ev['stop'][:10]}. TSHAE window {c['window']} steps of 10 min, stride {c['stride']}, "
-        f"d_model {c['d_model']}, {c['layers']} layers, {c['epochs']} epochs. Ground truth: pdm_truth "
+        f"d_model {c['d_model']}, {c['layers']} layers, {c['epochs']} epochs; temperatures "
+        + ("as measured" if c.get("no_temperature_rise") else "as their rise over ambient")
+        + ("; vibration and currents scaled on running steps (--running-scaling)" if c.get("running_scaling") else "")
+        + ". Ground truth: pdm_truth "
         f"({res['ground_truth']['failures_total']} failures simulated, {res['ground_truth']['failures_in_training_period']} "
         f"in the training period, {e['failures']} in the scored period). A failure is caught when an alarm "
         "of its machine is in effect within 14 days before it (started in them, or earlier and still raised).",
@@ -533,9 +536,9 @@ def main() -> int:
     ap.add_argument("--no-temperature-rise", action="store_true",
                     help="train on temperatures as measured, not as their rise over ambient (the default before "
                          "2026-12-04; for a side-by-side run)")
-    ap.add_argument("--no-running-scaling", action="store_true",
-                    help="scale vibration and currents over every healthy step, stops included, and show the model "
-                         "the stopped steps (the default before 2026-12-04 afternoon; for a side-by-side run)")
+    ap.add_argument("--running-scaling", action="store_true",
+                    help="scale vibration and currents on the steps the machine ran and hide its stopped steps "
+                         "(FeatureConfig.running_scaling; off by default, for side-by-side runs)")
     ap.add_argument("--keep", metavar="DIR", help="keep the store and models in DIR (default: a temporary folder)")
     ap.add_argument("--report", action="store_true", help="also write the HTML report (into --keep DIR)")
     ap.add_argument("--no-rebaseline", action="store_true",

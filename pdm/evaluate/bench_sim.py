@@ -43,6 +43,7 @@ class SimBenchConfig:
     stride: int = 6
     epochs: int = 5
     seed: int = 3  # the simulator's failures are sparse; this seed has several after the fit period
+    running_scaling: bool = False  # vibration and currents scaled on running steps (FeatureConfig.running_scaling)
     detectors: tuple[str, ...] = ("tshae", "pca", "iforest", "conv_ae", "lstm_ae", "tst_mvp")
 
     @classmethod
@@ -92,7 +93,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     for m, g in grids.items():
         in_train = g.index < split
         healthy = ~excluded_steps(g.index, labels, m)
-        running = grid_running(g)  # vibration and currents scaled on running steps, as the product trains
+        running = grid_running(g) if cfg.running_scaling else None  # as FeatureConfig.running_scaling
         keep = healthy & in_train
         scaler = RobustScaler(channels).fit(g.sensors[keep], rise_over=rise_over,
                                             running=running[keep] if running is not None else None)

@@ -51,7 +51,7 @@ class ReplayConfig:
     #: Machine temperatures as their rise over ambient (:attr:`pdm.model.pipeline.FeatureConfig.temperature_rise`).
     temperature_rise: bool = True
     #: Vibration and currents scaled on running steps (:attr:`pdm.model.pipeline.FeatureConfig.running_scaling`).
-    running_scaling: bool = True
+    running_scaling: bool = False
 
 
 @dataclass

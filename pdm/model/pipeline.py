@@ -38,8 +38,9 @@ class FeatureConfig:
     #: (:class:`pdm.features.windows.RobustScaler`); False: as measured.
     temperature_rise: bool = True
     #: Vibration and currents scaled on the steps the machine ran, and hidden where it did not
-    #: (:class:`pdm.features.windows.RobustScaler`); False: scaled over every step, stops included.
-    running_scaling: bool = True
+    #: (:class:`pdm.features.windows.RobustScaler`); False (the default until its root cause is
+    #: settled, see README): scaled over every step, stops included.
+    running_scaling: bool = False
 
     def cal_stride(self) -> int:
         """The calibration windows' stride in steps (at least 1, at most ``stride``)."""

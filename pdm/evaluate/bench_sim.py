@@ -93,11 +93,10 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     for m, g in grids.items():
         in_train = g.index < split
         healthy = ~excluded_steps(g.index, labels, m)
-        running = grid_running(g) if cfg.running_scaling else None  # as FeatureConfig.running_scaling
-        keep = healthy & in_train
-        scaler = RobustScaler(channels).fit(g.sensors[keep], rise_over=rise_over,
-                                            running=running[keep] if running is not None else None)
-        w = make_windows(g, scaler, cfg.window, cfg.stride, exclude=~(healthy & in_train))
+        fit_rows = healthy & in_train
+        scaler = RobustScaler(channels).fit(g.sensors[fit_rows], rise_over=rise_over,  # as FeatureConfig.running_scaling
+                                            running=grid_running(g, fit_rows) if cfg.running_scaling else None)
+        w = make_windows(g, scaler, cfg.window, cfg.stride, exclude=~fit_rows)
         t = make_windows(g, scaler, cfg.window, cfg.stride)
         keep = t.start >= split.value
         t = WindowSet(t.values[keep], t.mask[keep], t.context[keep], t.events[keep], t.start[keep], t.machine[keep],

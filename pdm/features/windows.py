@@ -239,9 +239,15 @@ def excluded_steps(index: pd.DatetimeIndex, labels: pd.DataFrame | None, machine
     return out
 
 
-def grid_running(grid: MachineGrid) -> np.ndarray | None:
-    """The grid's ``running`` context (steps,), NaN where not recorded; None without the column."""
-    return grid.context["running"].to_numpy(dtype=float) if "running" in grid.context else None
+def grid_running(grid: MachineGrid, rows: np.ndarray | None = None) -> np.ndarray | None:
+    """The grid's ``running`` context (steps,), NaN where not recorded; None without the column.
+
+    ``rows``: a boolean mask of the grid's steps to keep (the rows a scaler is fitted on or transforms).
+    """
+    if "running" not in grid.context:
+        return None
+    running = grid.context["running"].to_numpy(dtype=float)
+    return running if rows is None else running[rows]
 
 
 def make_windows(grid: MachineGrid, scaler: RobustScaler, window: int, stride: int,

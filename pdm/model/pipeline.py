@@ -101,9 +101,8 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     rise_over = ambient_channel(channels) if features.temperature_rise else None  # the fleet's channels: once
     for m, g in grids.items():
         healthy = ~excluded_steps(g.index, labels, m)
-        running = grid_running(g) if features.running_scaling else None
         scaler = RobustScaler(channels).fit(g.sensors[healthy], rise_over=rise_over,
-                                            running=running[healthy] if running is not None else None)
+                                            running=grid_running(g, healthy) if features.running_scaling else None)
         w = make_windows(g, scaler, features.window, features.stride, exclude=~healthy)
         if len(w) < features.min_windows:
             report.skipped[m] = f"only {len(w)} healthy windows (need {features.min_windows}); not trained on"

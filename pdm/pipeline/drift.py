@@ -89,8 +89,7 @@ def _healthy_scaled(store: Store, machine: str, scaler: Any, channels: list[str]
 
     grid = align_machine(store, machine, start, stop, step, channels=channels)
     keep = ~excluded_steps(grid.index, labels, machine)
-    running = grid_running(grid)
-    values = scaler.transform(grid.sensors[keep], running[keep] if running is not None else None)
+    values = scaler.transform(grid.sensors[keep], grid_running(grid, keep))
     return pd.DataFrame(values, columns=channels)
 
 

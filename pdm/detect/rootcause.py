@@ -58,6 +58,9 @@ ENVELOPE = ("band_bpfo", "band_bpfi")
 HIGH_FREQUENCY = "band_hf"
 #: Envelope bands whose smaller z is at least this share of the larger rose alike (a raised floor, not a line).
 ALIKE = 0.8
+#: With signed changes in the channels' own units (log amplitude for bands): envelope bands that rose within
+#: this of each other rose alike (a raised floor); a defect's line lifts its own race's band more (ln 2, 6 dB).
+LINE_SPREAD = math.log(2.0)
 
 
 def is_environment(channel: str) -> bool:
@@ -74,13 +77,20 @@ def explaining_band(channels: list[str], zscores: np.ndarray, residuals: np.ndar
     - Envelope bands (:data:`ENVELOPE`, read off the squared high-passed
       signal) and the high-frequency band rise together in two ways. Poor
       lubrication raises the high-frequency floor: both envelope bands rise
-      alike (the smaller at least :data:`ALIKE` of the larger) and no more
-      than the high-frequency band, and they follow it. Otherwise it is a
-      bearing defect's line at its defect frequency: the larger envelope
-      band leads, the high-frequency band and the other envelope band follow.
+      alike, and they follow the high-frequency band. Otherwise it is a
+      bearing defect's line at its defect frequency: the envelope band that
+      rose most leads, the high-frequency band and the other envelope band
+      follow. Alike is read off the bands' own amplitudes when ``residuals``
+      gives them (both rose, within :data:`LINE_SPREAD` of each other in log
+      amplitude); from z-scores alone, the smaller at least :data:`ALIKE` of
+      the larger and neither above the high-frequency band. Z-scores are
+      each band's error over its own healthy error, which differs between
+      the races' bands (a quiet band has a narrow healthy range), so the
+      same rise reads as different z-scores.
     - The overall statistics (:data:`OVERALL`) follow the sensor's leading
       band (the largest z among bands that follow no other).
-    - With ``residuals`` (C,), the signed error (value − reconstruction), a
+    - With ``residuals`` (C,), the signed error (value − reconstruction) in
+      the channel's own units (log amplitude for bands and levels), a
       sensor with no band out of range but its shape statistics
       (:data:`SHAPE`) out of range all one way names the band by that way:
       fallen, a tone grew (the tone band, :data:`TONES`, that rose most);
@@ -102,9 +112,14 @@ def explaining_band(channels: list[str], zscores: np.ndarray, residuals: np.ndar
         env = sorted((j for f, j in up.items() if f in ENVELOPE), key=lambda j: -z[j])
         hf = up.get(HIGH_FREQUENCY)
         if env and hf is not None:
-            alike = len(env) == 2 and z[env[1]] >= ALIKE * z[env[0]] or (
-                len(env) == 1 and len([f for f in ENVELOPE if f in fields]) == 1)
-            floor = alike and z[hf] >= z[env[0]]  # a floor lifts them no more than the HF band itself
+            rise = _envelope_rises(fields, residuals)
+            if rise is not None:  # by the bands' own amplitudes: alike, or one race's line
+                floor = min(rise.values()) > 0 and max(rise.values()) - min(rise.values()) <= LINE_SPREAD
+                env = sorted(env, key=lambda j: -rise[j])
+            else:  # by z-scores alone: each band's healthy error sets its scale
+                alike = len(env) == 2 and z[env[1]] >= ALIKE * z[env[0]] or (
+                    len(env) == 1 and len([f for f in ENVELOPE if f in fields]) == 1)
+                floor = alike and z[hf] >= z[env[0]]  # a floor lifts them no more than the HF band itself
             if floor:
                 follows[env] = hf
             else:
@@ -116,6 +131,17 @@ def explaining_band(channels: list[str], zscores: np.ndarray, residuals: np.ndar
                 if f in OVERALL:
                     follows[j] = lead
     return follows
+
+
+def _envelope_rises(fields: dict[str, int], residuals: np.ndarray | None) -> dict[int, float] | None:
+    """The signed change of each of a sensor's envelope bands (channel index → residual), when all are known."""
+    if residuals is None:
+        return None
+    r = np.asarray(residuals, float)
+    idx = [fields[f] for f in ENVELOPE if f in fields]
+    if len(idx) < 2 or not np.isfinite(r[idx]).all():
+        return None
+    return {j: float(r[j]) for j in idx}
 
 
 def _shape_lead(fields: dict[str, int], z: np.ndarray, residuals: np.ndarray | None) -> int | None:
@@ -186,8 +212,10 @@ def explain(*, alarm_ns: int, channels: list[str], zscores: np.ndarray, spatial:
     attention maps; ``baseline`` (C, C) the machine's healthy mean spatial
     map; ``log_entries`` the operator log (time index; event_type, message)
     of the window and the lead time before it; ``residuals`` (C,) the
-    window's signed errors (value − reconstruction), which let the shape
-    statistics name a band (:func:`explaining_band`).
+    window's signed errors (value − reconstruction) in the channels' own
+    units (log amplitude for bands), which tell a bearing's raised floor from
+    a defect line and let the shape statistics name a band
+    (:func:`explaining_band`).
     """
     c = len(channels)
     z = np.asarray(zscores, float)

@@ -270,8 +270,9 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         idx = np.array(sorted(ranked_at))
         sub = ws.take(idx)
         maps = reconstruct(bundle.model, sub, need_maps=True)
-        # Which way each channel moved, over the steps its errors counted.
+        # Which way each channel moved, over the steps its errors counted, in its own units (log for amplitudes).
         resid = window_residuals(sub, maps["reconstruction"], step_gate(running[idx], step_ns / 3.6e12))
+        resid = resid * bundle.scalers[m].iqr[None, :]
         baseline = np.asarray(det.get("baseline_spatial") or [], float)
         for j, k in enumerate(idx):
             ws_start = int(ws.start[k])

@@ -108,6 +108,32 @@ def test_a_defect_line_leads_the_high_frequency_band_and_a_raised_floor_follows_
     assert explaining_band(chans[:3], np.array([6.0, 4.0, 1.0])).tolist() == [1, -1, -1]
 
 
+def test_the_bands_own_amplitudes_tell_a_raised_floor_from_a_defect_line_where_z_scores_mislead():
+    from pdm.detect.rootcause import LINE_SPREAD, explaining_band
+
+    chans = ["vibration.nde.band_hf", "vibration.nde.band_bpfo", "vibration.nde.band_bpfi", "vibration.nde.kurtosis"]
+    # Poor lubrication (dev seed 5, gbx-003, its first alarm): the BPFO band's healthy error is narrower, so the
+    # same lift reads as z 23.5 against 15.7 ("not alike": a line by z-scores alone). In log amplitude both rose
+    # by about 1.0: a raised floor, which follows the high-frequency band.
+    z = np.array([24.2, 23.5, 15.7, 5.6])
+    lifted = np.array([0.54, 1.03, 1.00, 0.14])
+    assert explaining_band(chans, z).tolist() == [1, -1, 1, 1]
+    assert explaining_band(chans, z, lifted).tolist() == [-1, 0, 0, 0]
+    # An outer-race defect whose envelope bands' z-scores came out alike under a higher HF band (a "floor" by
+    # z-scores alone): its own race's band rose twice as much in amplitude (ln 2 more): the line leads.
+    z = np.array([113.0, 100.0, 94.0, 143.0])
+    line = np.array([1.2, 1.1 + LINE_SPREAD + 0.05, 1.1, 4.0])
+    assert explaining_band(chans, z).tolist() == [-1, 0, 0, 0]
+    assert explaining_band(chans, z, line).tolist() == [1, -1, 1, 1]
+    # The band that rose most in amplitude leads, whichever z-score is larger.
+    assert explaining_band(chans, z, np.array([1.2, 0.5, 1.1 + LINE_SPREAD, 4.0])).tolist() == [2, 2, -1, 2]
+    # One band fell: not a floor, whatever the z-scores.
+    assert explaining_band(chans, np.array([30.0, 20.0, 19.0, 5.0]),
+                           np.array([0.6, 0.5, -0.05, 0.1])).tolist() == [1, -1, 1, 1]
+    # A band's change unknown (NaN): by z-scores, as without residuals.
+    assert explaining_band(chans, z, np.array([1.2, np.nan, 1.1, 4.0])).tolist() == [-1, 0, 0, 0]
+
+
 def test_the_sign_of_the_shape_statistics_names_a_band_that_is_barely_out_of_range():
     from pdm.detect.rootcause import explaining_band
 

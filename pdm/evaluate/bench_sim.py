@@ -122,13 +122,15 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     results: dict[str, Any] = {}
     for key in cfg.detectors:
         began = time.perf_counter()
+        say(f"{key}: fitting on {len(fit_all)} windows")
         det = make_detector(key, seed=cfg.seed, **_overrides(key, cfg)).fit(fit_all)
         fit_s = time.perf_counter() - began
+        say(f"{key}: fitted in {fit_s:.0f}s; calibrating and scoring {len(test_sets)} machines")
         rows = []
         for m, t in test_sets.items():
-            cal = ChannelCalibrator().fit(det.errors(fit_sets[m]))
-            healthy_scores = cal.apply(det.errors(fit_sets[m]))
-            pot = POTThreshold().fit(healthy_scores)
+            healthy = det.errors(fit_sets[m])
+            cal = ChannelCalibrator().fit(healthy)
+            pot = POTThreshold().fit(cal.apply(healthy))
             err = det.errors(t)
             scores = cal.apply(err)
             z = cal.channel_scores(err)

@@ -82,8 +82,10 @@ def explaining_band(channels: list[str], zscores: np.ndarray, residuals: np.ndar
       rose most leads, the high-frequency band and the other envelope band
       follow. Alike is read off the bands' own amplitudes when ``residuals``
       gives them (both rose, within :data:`LINE_SPREAD` of each other in log
-      amplitude); from z-scores alone, the smaller at least :data:`ALIKE` of
-      the larger and neither above the high-frequency band. Z-scores are
+      amplitude; where the out-of-range envelope bands all fell, below what
+      the model expected, neither: a fall is no bearing's sign, and each band
+      stands by its own share); from z-scores alone, the smaller at least
+      :data:`ALIKE` of the larger and neither above the high-frequency band. Z-scores are
       each band's error over its own healthy error, which differs between
       the races' bands (a quiet band has a narrow healthy range), so the
       same rise reads as different z-scores.
@@ -116,13 +118,15 @@ def explaining_band(channels: list[str], zscores: np.ndarray, residuals: np.ndar
             if rise is not None:  # by the bands' own amplitudes: alike, or one race's line
                 floor = min(rise.values()) > 0 and max(rise.values()) - min(rise.values()) <= LINE_SPREAD
                 env = sorted(env, key=lambda j: -rise[j])
+                fell = rise[env[0]] <= 0  # no bearing sign at all: each band by its own share
             else:  # by z-scores alone: each band's healthy error sets its scale
                 alike = len(env) == 2 and z[env[1]] >= ALIKE * z[env[0]] or (
                     len(env) == 1 and len([f for f in ENVELOPE if f in fields]) == 1)
                 floor = alike and z[hf] >= z[env[0]]  # a floor lifts them no more than the HF band itself
+                fell = False
             if floor:
                 follows[env] = hf
-            else:
+            elif not fell:
                 follows[[hf, *env[1:]]] = env[0]
         bands = [j for f, j in up.items() if f not in OVERALL and follows[j] < 0]
         lead = max(bands, key=lambda j: z[j]) if bands else _shape_lead(fields, z, residuals)

@@ -130,6 +130,10 @@ def test_the_bands_own_amplitudes_tell_a_raised_floor_from_a_defect_line_where_z
     # One band fell: not a floor, whatever the z-scores.
     assert explaining_band(chans, np.array([30.0, 20.0, 19.0, 5.0]),
                            np.array([0.6, 0.5, -0.05, 0.1])).tolist() == [1, -1, 1, 1]
+    # Both fell (a machine quieter than the model expected, held-back gbx-013 five days before its fault's onset):
+    # no bearing sign, neither floor nor line; each band by its own share.
+    assert explaining_band(chans, np.array([57.3, 35.6, 29.6, 3.5]),
+                           np.array([-0.35, -1.17, -1.06, 0.08])).tolist() == [-1, -1, -1, 0]
     # A band's change unknown (NaN): by z-scores, as without residuals.
     assert explaining_band(chans, z, np.array([1.2, np.nan, 1.1, 4.0])).tolist() == [-1, 0, 0, 0]
 

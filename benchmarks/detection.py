@@ -196,6 +196,10 @@ def rescore(args: argparse.Namespace, tmp: Path, store: Any, res: dict[str, Any]
     path = recalibrate(store, kept, tmp / "models")
     res["rescored"] = {"kept_version": kept.version, "note": "simulation and trained weights from the kept run "
                        "(--keep); calibration, scoring and evaluation by the current code"}
+    # The report describes the model scored: its feature settings, not this command line's defaults.
+    feats = kept.config.get("features", {})
+    res["config"]["running_scaling"] = bool(feats.get("running_scaling", False))
+    res["config"]["no_temperature_rise"] = not feats.get("temperature_rise", True)
     res["timings_s"]["recalibrate"] = round(time.perf_counter() - t, 1)
     print(f"[2/3] scoring {split:%Y-%m-%d} .. {end:%Y-%m-%d}", flush=True)
     t = time.perf_counter()

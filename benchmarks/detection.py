@@ -371,6 +371,17 @@ def analysis(res: dict[str, Any], m: Any, ev: Any = None) -> list[str]:
                    f"({', '.join(ceiling['short'])}): no detector watching the fault's own signal catches these "
                    f"72 h ahead. Among the other {ceiling['possible']}, {ceiling['caught_72h']} were caught >= 72 h "
                    "ahead.")
+    blind = [r for r in m.per_failure if r.get("fault_windows_outside_envelope")]
+    if blind:
+        out.append(f"- Operating envelope: {len(blind)} failure(s) ran part of their fault at a speed or load the "
+                   "model never saw in training, where windows get no score (they neither raise nor clear an "
+                   "alarm; pdm_score state `outside_envelope`, the dashboard's \"outside range\"): " + "; ".join(
+                       f"{r['machine']} {r['mode']}, {r['fault_windows_outside_envelope']} of {r['fault_windows']} "
+                       "windows from onset to failure, "
+                       + (f"caught {r['lead_h']:.0f} h ahead" if r.get("lead_h") is not None else "missed")
+                       for r in blind)
+                   + ". A model retrained or fine-tuned on data that holds the new regime (the replay's cadence, "
+                   "pdm_train) scores them.")
     caught = [r for r in m.per_failure if r.get("lead_h") is not None]
     if caught:
         early = [r for r in caught if r.get("onset") and r.get("alarm_start")

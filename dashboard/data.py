@@ -24,7 +24,7 @@ import pandas as pd
 from pdm.detect.persist import without_handed_over
 from pdm.settings import Settings
 from pdm.store import Store, open_store
-from pdm.store.schema import ALARM, OPERATOR_LOG, ROOTCAUSE, SCORE
+from pdm.store.schema import ALARM, OPERATOR_LOG, ROOTCAUSE, SCORE, SCORE_STATES
 
 TRUTH = "pdm_truth"
 ACK_EVENT = "alarm_ack"
@@ -37,7 +37,9 @@ RANGES: dict[str, tuple[str, pd.Timedelta | None]] = {
 #: Points per series the browser gets at most; longer ranges are aggregated by the store.
 MAX_POINTS = 600
 _NICE_STEPS = ["1min", "5min", "10min", "30min", "1h", "2h", "4h", "6h", "12h", "1D", "2D", "7D"]
-STATUS_ORDER = {"alarm": 0, "warning": 1, "ok": 2, "no score": 3}
+#: Tile statuses, worst first. "outside range": the machine runs at a speed or load its model never saw,
+#: so its windows are not scored (pdm_score state ``outside_envelope``): nobody watches it until a retrain.
+STATUS_ORDER = {"alarm": 0, "warning": 1, "outside range": 2, "ok": 3, "no score": 4}
 WARNING_RATIO = 0.8  # score at 80 % of the threshold: amber before red
 
 
@@ -74,6 +76,7 @@ class MachineTile:
     active_alarms: int
     last_scored: pd.Timestamp | None
     top_channel: str = ""
+    note: str = ""  # why the newest window has no score, when it has none (pdm.store.schema.SCORE_STATES)
 
 
 @dataclass
@@ -159,18 +162,19 @@ class DashboardData:
 
     # ------------------------------------------------------------------ fleet
     def latest_scores(self) -> pd.DataFrame:
-        """Per machine the newest score point: score, threshold, ratio, model_version, time."""
+        """Per machine the newest score point: score, threshold, ratio, state, model_version, time."""
         daily = self.read(SCORE, fields=["score", "threshold", "ratio"], every="1D", agg="last")
         if daily.empty:
             return pd.DataFrame(columns=["machine", "model_version", "score", "threshold", "ratio", "time"])
         daily = daily.reset_index()
         last = daily.sort_values("time").groupby("machine").tail(1).set_index("machine")
+        last["state"] = None  # points written before pdm_score had a state have none
         # Refine the newest day to exact points (one day of raw scores).
         recent = self.read(SCORE, start=last["time"].max())
         if not recent.empty:
             exact = recent.reset_index().sort_values("time").groupby("machine").tail(1).set_index("machine")
-            last.loc[exact.index, ["time", "score", "threshold", "ratio", "model_version"]] = \
-                exact[["time", "score", "threshold", "ratio", "model_version"]]
+            cols = ["time", "score", "threshold", "ratio", "model_version", *(["state"] if "state" in exact else [])]
+            last.loc[exact.index, cols] = exact[cols]
         return last.reset_index()
 
     def as_of(self) -> pd.Timestamp | None:
@@ -246,8 +250,12 @@ class DashboardData:
                 t = pd.to_numeric(mine["ttf_hours"], errors="coerce")
                 t = t[t >= 0]
                 ttf = float(t.min()) if len(t) else None
+            state = scores.at[m, "state"] if m in scores.index and "state" in scores else None
+            note = SCORE_STATES.get(str(state), "") if ratio is None and isinstance(state, str) else ""
             if len(mine):
                 status = "alarm"
+            elif ratio is None and state == "outside_envelope":
+                status = "outside range"
             elif ratio is None:
                 status = "no score"
             elif ratio >= WARNING_RATIO:
@@ -260,7 +268,7 @@ class DashboardData:
                 status=status, health=health_score(ratio), ratio=ratio, ttf_hours=ttf,
                 active_alarms=int(len(mine)),
                 last_scored=scores.at[m, "time"] if m in scores.index else None,
-                top_channel=str(mine["top_channel"].iloc[0]) if len(mine) else "",
+                top_channel=str(mine["top_channel"].iloc[0]) if len(mine) else "", note=note,
             ))
         tiles.sort(key=lambda t: (STATUS_ORDER.get(t.status, 9), t.health if t.health is not None else 101, t.machine))
         return tiles

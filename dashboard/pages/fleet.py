@@ -37,7 +37,7 @@ def tile(t: MachineTile) -> str:
     e = html_escape
     status = t.status.replace(" ", "-")
     ttf = fmt_ttf(t.ttf_hours) if t.active_alarms else "—"
-    foot = f"top: {t.top_channel}" if t.top_channel else ""
+    foot = f"top: {t.top_channel}" if t.top_channel else t.note
     return (
         f'<a class="tile-link" href="{e(machine_href(t.machine))}">'
         f'<div class="tile status-{e(status)}" data-machine="{e(t.machine)}" data-status="{e(t.status)}">'

@@ -193,7 +193,8 @@ def _alarm_points(res: MachineScore, version: str) -> list[dict[str, Any]]:
 def write_run(store: Store, res: MachineScore, version: str, lo: int, hi: int) -> int:
     frame = res.scores.copy()
     frame["machine"], frame["model_version"] = res.machine, version
-    n = store.write(frame, SCORE, ["machine", "model_version"], ["score", "threshold", "ratio"]).written
+    fields = ["score", "threshold", "ratio", *(["state"] if "state" in frame else [])]
+    n = store.write(frame, SCORE, ["machine", "model_version"], fields).written
     # Episodes may shift when a range is re-scored: drop this version's alarms and root causes that
     # start in the range (keeping other versions' points), then write the current ones.
     points = _alarm_points(res, version)

@@ -62,7 +62,8 @@ class MachineScore:
     status: str = "ok"  # ok | alarm (an episode open at the end) | skipped | no data | no window
     message: str = ""
     threshold: float = float("nan")
-    scores: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["score", "threshold", "ratio"]))
+    # score, threshold, ratio, state (see pdm.store.schema.SCORE_STATES) per window end
+    scores: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["score", "threshold", "ratio", "state"]))
     alarms: list[Alarm] = field(default_factory=list)  # episodes active in the scored range
     rootcauses: dict[int, RootCause] = field(default_factory=dict)  # alarm start ns → its latest root cause
     rankings: list[RootCause] = field(default_factory=list)  # every ranking made in the range, in time order
@@ -250,13 +251,18 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
     z, rebased = _rebaselined_z(store, bundle, m, calib, ws.start, w_end, err, step_ns, window, stride, det,
                                 log, write=write)
     scores = calib.score_z(z, exclude=environment_mask(channels))
+    state = np.where(np.isfinite(scores), "scored", "not_running").astype(object)
     if rebased:
+        state[rebased["unscored"] & np.isfinite(scores)] = "rebaseline"
         scores = np.where(rebased["unscored"], np.nan, scores)
     if det.get("envelope"):  # an operating point the model never saw: no score (neither raises nor clears)
         inside = OperatingEnvelope.from_dict(det["envelope"]).apply(operating_points(ws, running))
-        res.outside = int((~inside & np.isfinite(scores)).sum())
+        outside = ~inside & np.isfinite(scores)
+        res.outside = int(outside.sum())
+        state[outside] = "outside_envelope"
         scores = np.where(inside, scores, np.nan)
-    res.scores = pd.DataFrame({"score": scores, "threshold": threshold, "ratio": scores / threshold},
+    res.scores = pd.DataFrame({"score": scores, "threshold": threshold, "ratio": scores / threshold,
+                               "state": state},
                               index=pd.DatetimeIndex(pd.to_datetime(w_end, utc=True), name="time"))
     # Continue episodes from earlier runs (of this version, or of the model it took over from).
     hist = read_history(store, m, bundle.version, int(w_end[0]), rule, stride_ns, threshold)

@@ -84,6 +84,11 @@ def timeline_figure(machine: str, e: Evaluation) -> Any:
             text += [f"failure ({f.mode})" if f.mode else "failure"] * 2 + [""]
         fig.add_trace(go.Scatter(x=xs, y=ys, name="failure", mode="lines", line={"color": "#c92a2a", "width": 2},
                                  hovertext=text, hoverinfo="text+x"))
+    if "state" in s:  # windows the machine ran through at a speed or load the model never saw: no score
+        out = s.index[s["state"].to_numpy() == "outside_envelope"]
+        if len(out):
+            fig.add_trace(go.Scatter(x=out, y=np.zeros(len(out)), name="not scored: outside operating envelope",
+                                     mode="markers", marker={"color": "#6d28d9", "symbol": "line-ns-open", "size": 9}))
     nuis = e.nuisances if e.nuisances is not None else pd.DataFrame(columns=["machine", "kind", "start", "end"])
     maint = nuis[(nuis["machine"] == machine) & (nuis["kind"] == "maintenance")]
     if len(maint):

@@ -214,6 +214,22 @@ def observed_periods(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"machine": g.min().index, "start": g.min().to_numpy(), "end": g.max().to_numpy()})
 
 
+def fault_windows(scores: pd.DataFrame, failure: Any) -> dict[str, int]:
+    """Windows of the failure's machine from its fault's onset to the failure, and how many of them
+    were not scored because the machine ran outside the model's operating envelope (pdm_score state
+    ``outside_envelope``): a failure missed there was not missed by the model but never shown to it.
+
+    Empty when the failure has no onset or the scores have no state (written before it existed).
+    """
+    onset = failure["onset"] if "onset" in failure else None
+    if onset is None or pd.isna(onset) or "state" not in scores:
+        return {}
+    t = scores.index.asi8
+    mine = (scores["machine"].to_numpy() == failure["machine"]) & (t >= onset.value) & (t < failure["failure"].value)
+    state = scores["state"].to_numpy()[mine]
+    return {"fault_windows": int(mine.sum()), "fault_windows_outside_envelope": int((state == "outside_envelope").sum())}
+
+
 def window_labels(scores: pd.DataFrame, failures: pd.DataFrame) -> np.ndarray:
     """Per scored window: 1 degrading (onset ≤ t < failure), 0 healthy, -1 not judged (failure → repair end).
 
@@ -333,6 +349,7 @@ def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *,
         f = counted[(counted["machine"] == row["machine"]) & (counted["failure"] == row["failure"])].iloc[0]
         row["mode"], row["true_root_cause"] = f["mode"], f["root_cause"]
         row["onset"], row["repair_end"] = f["onset"], f["repair_end"]
+        row.update(fault_windows(scores, f))
     notes = []
     point = None
     if len(counted) and counted["onset"].notna().all():

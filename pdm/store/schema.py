@@ -30,8 +30,9 @@ FIELD_TYPES: dict[str, dict[str, FieldType]] = {
     PROCESS: {"speed_rpm": "float", "load_pct": "float", "current_a": "float", "running": "boolean"},
     OPERATOR_LOG: {"message": "string", "severity": "integer"},
     # What scoring writes (see pdm.detect). Tags: machine, model_version (+ below).
-    # pdm_score: one point per scored window, time = the window's end.
-    "pdm_score": {"score": "float", "threshold": "float", "ratio": "float"},
+    # pdm_score: one point per window, time = the window's end; state says whether it was scored
+    # and, when not (score and ratio missing), why: see SCORE_STATES.
+    "pdm_score": {"score": "float", "threshold": "float", "ratio": "float", "state": "string"},
     # pdm_alarm: one point per alarm episode, time = its first alarming window.
     # end_ns = 0 while open; ttf_hours = -1 when no rising trend.
     "pdm_alarm": {"severity": "string", "status": "string", "end_ns": "integer", "last_ns": "integer",
@@ -49,6 +50,17 @@ FIELD_TYPES: dict[str, dict[str, FieldType]] = {
 }
 
 SCORE = "pdm_score"
+#: ``state`` of a ``pdm_score`` point, and what it means for someone watching the machine. A window
+#: that is not scored neither raises nor clears an alarm; ``outside_envelope`` is the one to act on:
+#: the machine runs, but at a speed or load the model never saw, so nothing watches it until it is
+#: retrained on that regime. (Points written before the field existed have no state.)
+SCORE_STATES: dict[str, str] = {
+    "scored": "scored",
+    "not_running": "not scored: the machine did not run (or no sensor reported) in the window",
+    "rebaseline": "not scored: a new baseline is being taken after a work order",
+    "outside_envelope": "not scored: running at a speed or load outside what the model was trained on "
+                        "(retrain on the new regime)",
+}
 ALARM = "pdm_alarm"
 ROOTCAUSE = "pdm_rootcause"
 BASELINE = "pdm_baseline"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from dashboard.data import MAX_POINTS, DashboardData, DashboardError, health_score, pick_every
+from dashboard.pages.fleet import tile as fleet_tile
 from pdm.settings import load_settings
 from tests.dashboard import handmade
 
@@ -128,3 +130,30 @@ def test_an_alarm_a_newer_model_continued_shows_once_under_it(data: DashboardDat
     # a handed-over alarm whose successor is not in the rows read stays (closed at its last window)
     y = out[out["machine"] == "m-y"]
     assert len(y) == 1 and not bool(y["open"].iloc[0])
+
+
+def test_a_machine_running_outside_its_models_range_is_shown_as_unwatched_not_as_ok(tmp_path) -> None:
+    # The newest windows of m-blind ran at a load the model never saw: pdm_score has the windows'
+    # rows with state outside_envelope and no score. Its tile must not look like a healthy "ok"
+    # (an old score) nor like a stopped machine ("no score"), but say why nothing watches it.
+    store = handmade.build(tmp_path / "pdm.duckdb")
+    times = pd.date_range(handmade.T0, handmade.T0 + pd.Timedelta("3D"), freq="1h", inclusive="left")
+    tags = {"plant": "p1", "line": "line-b", "machine": "m-blind"}
+    store.write(pd.DataFrame({**tags, "speed_rpm": 1500.0, "load_pct": 35.0, "current_a": 9.0, "running": True},
+                             index=times), "process", list(tags))
+    blind = times >= handmade.T0 + pd.Timedelta("2D")
+    score = pd.DataFrame({"machine": "m-blind", "model_version": "v1", "score": np.where(blind, np.nan, 0.4),
+                          "threshold": 2.0, "ratio": np.where(blind, np.nan, 0.2),
+                          "state": np.where(blind, "outside_envelope", "scored")}, index=times)
+    store.write(score, "pdm_score", ["machine", "model_version"])
+    store.close()
+    settings = load_settings(store={"backend": "embedded", "path": str(tmp_path / "pdm.duckdb")},
+                             data_dir=str(tmp_path))
+    tiles = DashboardData(settings).fleet()
+    assert [t.machine for t in tiles] == ["m-alarm", "m-warn", "m-blind", "m-ok"]
+    t = tiles[2]
+    assert t.status == "outside range" and t.health is None and t.ratio is None
+    assert "speed or load outside" in t.note
+    assert tiles[3].status == "ok" and tiles[3].note == ""  # points without a state read as before
+    html = fleet_tile(t)
+    assert 'data-status="outside range"' in html and "speed or load outside" in html

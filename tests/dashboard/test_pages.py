@@ -13,6 +13,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from dashboard.app import create_app
+from dashboard.data import STATUS_ORDER
 from pdm.store import open_store
 from tests.dashboard.conftest import FAULTY, Plant, screenshot
 
@@ -62,7 +63,7 @@ def test_fleet_page_shows_every_machine_grouped_by_line(dash_duo: Any, plant: Pl
     lines = [e.get_attribute("data-line") for e in dash_duo.find_elements(".line-group")]
     assert sorted(lines) == ["line-1", "line-2"]
     statuses = [e.get_attribute("data-status") for e in dash_duo.find_elements(".tile")]
-    order = {"alarm": 0, "warning": 1, "ok": 2, "no score": 3}
+    order = STATUS_ORDER
     for group in dash_duo.find_elements(".line-group"):  # worst first within a line
         ranks = [order[t.get_attribute("data-status")] for t in group.find_elements(By.CSS_SELECTOR, ".tile")]
         assert ranks == sorted(ranks)

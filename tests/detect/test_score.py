@@ -14,7 +14,7 @@ from pdm.detect.rootcause import BAND_EXPLAINS
 from pdm.detect.score import _ranking_windows, score_machines
 from pdm.detect.stages import Alarm
 from pdm.model.directory import ModelDirectoryError, load
-from pdm.store.schema import ALARM, FIELD_TYPES, ROOTCAUSE, SCORE
+from pdm.store.schema import ALARM, FIELD_TYPES, ROOTCAUSE, SCORE, SCORE_STATES
 from tests.detect.conftest import FAILURE, FAULTY, HEALTHY, ONSET_DAYS
 
 
@@ -52,6 +52,9 @@ def test_every_machine_gets_a_score_per_window_tagged_with_the_model_version(sco
         assert np.allclose(mine["ratio"], mine["score"] / mine["threshold"], equal_nan=True)
         # a window in which the machine never ran has no score (not a healthy 0), and those are few here
         assert mine["threshold"].notna().all() and mine["score"].notna().mean() > 0.9
+        # every window says whether it was scored, and why not
+        assert ((mine["state"] == "scored") == mine["score"].notna()).all()
+        assert set(mine["state"]) <= set(SCORE_STATES)
 
 
 def test_the_failing_machine_alarms_after_its_fault_begins_and_before_it_fails(scored):
@@ -218,4 +221,8 @@ def test_windows_at_a_load_the_model_never_saw_are_not_scored_and_say_why(traine
     assert "outside what the model was trained on" in r.message
     written = store.read(SCORE)
     assert "score" not in written or written["score"].isna().all()  # the window's row, without a score
+    # ... and why, for the dashboard and the evaluation: the windows that ran are outside the envelope
+    ran = scored.notna().to_numpy()
+    assert (written["state"].to_numpy()[ran] == "outside_envelope").all()
+    assert (r.scores["state"].to_numpy()[~ran] == "not_running").all()
     assert not r.alarms

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -141,3 +142,19 @@ def test_the_simulator_labels_file_gives_failures_and_nuisances(tmp_path):
     assert e.pointwise is not None and e.pointwise["point"]["tp"] == 48
     with pytest.raises(EvaluationError, match="--failures FILE"):
         evaluate(store)  # no failure log and no pdm_truth
+
+
+def test_a_failure_whose_fault_ran_outside_the_operating_envelope_says_how_much(store_env):
+    # Before pdm_score had a state, nothing is claimed either way.
+    assert all("fault_windows" not in r for r in evaluate(store_env).events.per_failure)
+    # m2's fault (2024-02-15 -> 02-20, 60 windows of 2 h): its last 2 days ran at a load the model never saw.
+    t = pd.date_range("2024-01-01", "2024-03-01", freq="2h", inclusive="left", tz="UTC")
+    for m in ("m1", "m2"):
+        blind = (t >= pd.Timestamp("2024-02-18", tz="UTC")) & (t < pd.Timestamp("2024-02-20", tz="UTC")) & (m == "m2")
+        frame = pd.DataFrame({"machine": m, "model_version": "v2", "threshold": 4.0,
+                              "score": np.where(blind, np.nan, 2.0), "ratio": np.where(blind, np.nan, 0.5),
+                              "state": np.where(blind, "outside_envelope", "scored")}, index=t)
+        store_env.write(frame, "pdm_score", ["machine", "model_version"])
+    rows = {r["machine"]: r for r in evaluate(store_env).events.per_failure}
+    assert rows["m2"]["fault_windows"] == 60 and rows["m2"]["fault_windows_outside_envelope"] == 24
+    assert rows["m1"]["fault_windows"] == 9 * 12 and rows["m1"]["fault_windows_outside_envelope"] == 0

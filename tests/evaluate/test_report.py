@@ -105,3 +105,21 @@ def test_cli_report_writes_html_and_json_and_says_each_step(tmp_path, monkeypatc
     assert out.exists() and out.with_suffix(".json").exists()
     assert main(["report", "--out", str(tmp_path / "r.json")]) == 2
     assert "is HTML" in capsys.readouterr().err
+
+
+def test_a_timeline_marks_the_windows_not_scored_outside_the_operating_envelope(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from pdm.evaluate.report import timeline_figure
+
+    store = write_store(tmp_path / "s.duckdb")
+    t = pd.date_range("2024-02-16", "2024-02-18", freq="2h", inclusive="left", tz="UTC")
+    store.write(pd.DataFrame({"machine": "m2", "model_version": "v2", "threshold": 4.0, "score": np.nan,
+                              "ratio": np.nan, "state": "outside_envelope"}, index=t),
+                "pdm_score", ["machine", "model_version"])
+    e = evaluate(store)
+    names = {tr.name: tr for tr in timeline_figure("m2", e).data}
+    marks = names["not scored: outside operating envelope"]
+    assert len(marks.x) == len(t) and pd.Timestamp(marks.x[0]) == t[0]
+    assert "not scored: outside operating envelope" not in {tr.name for tr in timeline_figure("m1", e).data}

@@ -91,6 +91,7 @@ class MachineView:
     log: pd.DataFrame  # operator-log entries in range (incl. acknowledgements)
     truth: pd.DataFrame  # maintenance, repairs, failures
     tile: MachineTile | None = None
+    note: str = ""  # why the machine's newest window has no score, when it has none (SCORE_STATES)
 
 
 @dataclass
@@ -314,11 +315,28 @@ class DashboardData:
         if not truth.empty:
             tend = pd.to_datetime(truth["end_ns"].astype("int64"), unit="ns", utc=True)
             truth = truth[(truth.index < stop) & (tend.to_numpy() >= start)]
-        return MachineView(machine, start, stop, every, panels, score, alarms, log, truth)
+        return MachineView(machine, start, stop, every, panels, score, alarms, log, truth,
+                           note=self._unscored_note(machine, stop))
+
+    def _unscored_note(self, machine: str, stop: pd.Timestamp) -> str:
+        """Why the newest window has no score ("" when it has one, or when its point has no state).
+
+        The score trace's last value is the last *scored* window: without this a machine running
+        outside its model's range would show a days-old score as if it were current.
+        """
+        recent = self.read(SCORE, machine, stop - pd.Timedelta("1D"), stop, fields=["state"])
+        if recent.empty or "state" not in recent:
+            return ""
+        state = recent.sort_index()["state"].iloc[-1]
+        return SCORE_STATES.get(state, "") if isinstance(state, str) and state != "scored" else ""
 
     def _machine_end(self, machine: str) -> pd.Timestamp:
-        """End of the machine's newest hour with scores (else sensor data): one aggregated read."""
-        for meas, f in ((SCORE, "ratio"), ("process", "speed_rpm"), ("vibration", "rms")):
+        """End of the machine's newest hour with scored windows (else sensor data): one aggregated read.
+
+        Windows count whether they got a score or not (``threshold`` is on every pdm_score point), so
+        days a machine ran unscored (outside its model's range) are in the page, as a gap in the score.
+        """
+        for meas, f in ((SCORE, "threshold"), ("process", "speed_rpm"), ("vibration", "rms")):
             hourly = self.read(meas, machine, fields=[f], every="1h", agg="last")
             if not hourly.empty:
                 return hourly.index.max() + pd.Timedelta("1h")

@@ -41,6 +41,8 @@ def register(app: Dash, ctx: Context) -> None:
                       className="count" + (" status-alarm" if peak is not None and peak > 1 else "")),
             html.Span(["health ", html.B(fmt_num(health_score(latest), 0))], className="count"),
             html.Span(f"{len(open_alarms)} open alarms", className="count"),
+            *([html.Span(view.note, id="machine-state", className="count status-outside-range"
+                         if "outside" in view.note else "count")] if view.note else []),
             html.Span(f"{fmt_time(view.start)} → {fmt_time(view.stop)} UTC"
                       + (f", store-aggregated to {view.every}" if view.every else ", raw points"), className="count"),
         ]

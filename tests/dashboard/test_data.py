@@ -157,3 +157,7 @@ def test_a_machine_running_outside_its_models_range_is_shown_as_unwatched_not_as
     assert tiles[3].status == "ok" and tiles[3].note == ""  # points without a state read as before
     html = fleet_tile(t)
     assert 'data-status="outside range"' in html and "speed or load outside" in html
+    # The machine page says it too, beside a score trace whose last value is two days old.
+    data = DashboardData(settings)
+    assert "speed or load outside" in data.machine("m-blind").note
+    assert data.machine("m-ok").note == ""

@@ -24,7 +24,15 @@ import pandas as pd
 from pdm.detect.persist import without_handed_over
 from pdm.settings import Settings
 from pdm.store import Store, open_store
-from pdm.store.schema import ALARM, OPERATOR_LOG, ROOTCAUSE, SCORE, SCORE_STATES
+from pdm.store.schema import (
+    ALARM,
+    OPERATOR_LOG,
+    OUTSIDE_ENVELOPE,
+    ROOTCAUSE,
+    SCORE,
+    SCORE_STATES,
+    SCORED,
+)
 
 TRUTH = "pdm_truth"
 ACK_EVENT = "alarm_ack"
@@ -76,7 +84,12 @@ class MachineTile:
     active_alarms: int
     last_scored: pd.Timestamp | None
     top_channel: str = ""
-    note: str = ""  # why the newest window has no score, when it has none (pdm.store.schema.SCORE_STATES)
+    unscored: str = ""  # the newest window's pdm_score state when it has no score ("" otherwise)
+
+    @property
+    def note(self) -> str:
+        """Why the newest window has no score, in words ("" when it has one)."""
+        return SCORE_STATES.get(self.unscored, "")
 
 
 @dataclass
@@ -91,7 +104,12 @@ class MachineView:
     log: pd.DataFrame  # operator-log entries in range (incl. acknowledgements)
     truth: pd.DataFrame  # maintenance, repairs, failures
     tile: MachineTile | None = None
-    note: str = ""  # why the machine's newest window has no score, when it has none (SCORE_STATES)
+    unscored: str = ""  # the newest window's pdm_score state when it has no score ("" otherwise)
+
+    @property
+    def note(self) -> str:
+        """Why the newest window has no score, in words ("" when it has one)."""
+        return SCORE_STATES.get(self.unscored, "")
 
 
 @dataclass
@@ -252,10 +270,10 @@ class DashboardData:
                 t = t[t >= 0]
                 ttf = float(t.min()) if len(t) else None
             state = scores.at[m, "state"] if m in scores.index and "state" in scores else None
-            note = SCORE_STATES.get(str(state), "") if ratio is None and isinstance(state, str) else ""
+            unscored = state if ratio is None and isinstance(state, str) and state != SCORED else ""
             if len(mine):
                 status = "alarm"
-            elif ratio is None and state == "outside_envelope":
+            elif unscored == OUTSIDE_ENVELOPE:
                 status = "outside range"
             elif ratio is None:
                 status = "no score"
@@ -269,7 +287,7 @@ class DashboardData:
                 status=status, health=health_score(ratio), ratio=ratio, ttf_hours=ttf,
                 active_alarms=int(len(mine)),
                 last_scored=scores.at[m, "time"] if m in scores.index else None,
-                top_channel=str(mine["top_channel"].iloc[0]) if len(mine) else "", note=note,
+                top_channel=str(mine["top_channel"].iloc[0]) if len(mine) else "", unscored=unscored,
             ))
         tiles.sort(key=lambda t: (STATUS_ORDER.get(t.status, 9), t.health if t.health is not None else 101, t.machine))
         return tiles
@@ -316,10 +334,10 @@ class DashboardData:
             tend = pd.to_datetime(truth["end_ns"].astype("int64"), unit="ns", utc=True)
             truth = truth[(truth.index < stop) & (tend.to_numpy() >= start)]
         return MachineView(machine, start, stop, every, panels, score, alarms, log, truth,
-                           note=self._unscored_note(machine, stop))
+                           unscored=self._unscored(machine, stop))
 
-    def _unscored_note(self, machine: str, stop: pd.Timestamp) -> str:
-        """Why the newest window has no score ("" when it has one, or when its point has no state).
+    def _unscored(self, machine: str, stop: pd.Timestamp) -> str:
+        """The newest window's state when it has no score ("" when it has one, or its point has no state).
 
         The score trace's last value is the last *scored* window: without this a machine running
         outside its model's range would show a days-old score as if it were current.
@@ -328,7 +346,7 @@ class DashboardData:
         if recent.empty or "state" not in recent:
             return ""
         state = recent.sort_index()["state"].iloc[-1]
-        return SCORE_STATES.get(state, "") if isinstance(state, str) and state != "scored" else ""
+        return state if isinstance(state, str) and state != SCORED else ""
 
     def _machine_end(self, machine: str) -> pd.Timestamp:
         """End of the machine's newest hour with scored windows (else sensor data): one aggregated read.

@@ -10,6 +10,7 @@ from dashboard.app import Context, guarded
 from dashboard.data import RANGES, health_score
 from dashboard.figures import empty_figure, machine_figure
 from dashboard.pages.common import data_attrs, fmt_num, fmt_time, fmt_ttf, notice, rootcause_href
+from pdm.store.schema import OUTSIDE_ENVELOPE
 
 
 def layout(machine: str, range_key: str = "7d") -> html.Div:
@@ -42,7 +43,7 @@ def register(app: Dash, ctx: Context) -> None:
             html.Span(["health ", html.B(fmt_num(health_score(latest), 0))], className="count"),
             html.Span(f"{len(open_alarms)} open alarms", className="count"),
             *([html.Span(view.note, id="machine-state", className="count status-outside-range"
-                         if "outside" in view.note else "count")] if view.note else []),
+                         if view.unscored == OUTSIDE_ENVELOPE else "count")] if view.note else []),
             html.Span(f"{fmt_time(view.start)} → {fmt_time(view.stop)} UTC"
                       + (f", store-aggregated to {view.every}" if view.every else ", raw points"), className="count"),
         ]

@@ -38,6 +38,7 @@ from pdm.detect.persist import hand_over, read_history, write_run
 from pdm.detect.rootcause import RootCause, environment_mask, explain
 from pdm.detect.stages import Alarm, AlarmRule, ChannelCalibrator, OperatingEnvelope, POTThreshold
 from pdm.store import Store
+from pdm.store.schema import NOT_RUNNING, OUTSIDE_ENVELOPE, REBASELINE, SCORED
 
 log = logging.getLogger(__name__)
 
@@ -251,15 +252,15 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
     z, rebased = _rebaselined_z(store, bundle, m, calib, ws.start, w_end, err, step_ns, window, stride, det,
                                 log, write=write)
     scores = calib.score_z(z, exclude=environment_mask(channels))
-    state = np.where(np.isfinite(scores), "scored", "not_running").astype(object)
+    state = np.where(np.isfinite(scores), SCORED, NOT_RUNNING).astype(object)
     if rebased:
-        state[rebased["unscored"] & np.isfinite(scores)] = "rebaseline"
+        state[rebased["unscored"] & np.isfinite(scores)] = REBASELINE
         scores = np.where(rebased["unscored"], np.nan, scores)
     if det.get("envelope"):  # an operating point the model never saw: no score (neither raises nor clears)
         inside = OperatingEnvelope.from_dict(det["envelope"]).apply(operating_points(ws, running))
         outside = ~inside & np.isfinite(scores)
         res.outside = int(outside.sum())
-        state[outside] = "outside_envelope"
+        state[outside] = OUTSIDE_ENVELOPE
         scores = np.where(inside, scores, np.nan)
     res.scores = pd.DataFrame({"score": scores, "threshold": threshold, "ratio": scores / threshold,
                                "state": state},

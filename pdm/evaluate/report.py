@@ -23,6 +23,7 @@ import pandas as pd
 
 from pdm.evaluate.run import Evaluation, evaluate, metrics_rows, read_rootcauses
 from pdm.store import Store
+from pdm.store.schema import OUTSIDE_ENVELOPE
 
 STEPS = 5
 
@@ -85,7 +86,7 @@ def timeline_figure(machine: str, e: Evaluation) -> Any:
         fig.add_trace(go.Scatter(x=xs, y=ys, name="failure", mode="lines", line={"color": "#c92a2a", "width": 2},
                                  hovertext=text, hoverinfo="text+x"))
     if "state" in s:  # windows the machine ran through at a speed or load the model never saw: no score
-        out = s.index[s["state"].to_numpy() == "outside_envelope"]
+        out = s.index[s["state"].to_numpy() == OUTSIDE_ENVELOPE]
         if len(out):
             fig.add_trace(go.Scatter(x=out, y=np.zeros(len(out)), name="not scored: outside operating envelope",
                                      mode="markers", marker={"color": "#6d28d9", "symbol": "line-ns-open", "size": 9}))

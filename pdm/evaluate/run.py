@@ -27,7 +27,7 @@ from pdm.detect.stages import SEVERITIES
 from pdm.evaluate.events import HORIZON, EventMetrics, catching, event_metrics
 from pdm.evaluate.failures import FAILURE_COLUMNS, read_failure_log, truth_from_store
 from pdm.store import Store
-from pdm.store.schema import ALARM, CONTINUED, ROOTCAUSE, SCORE
+from pdm.store.schema import ALARM, CONTINUED, OUTSIDE_ENVELOPE, ROOTCAUSE, SCORE
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ def fault_windows(scores: pd.DataFrame, failure: Any) -> dict[str, int]:
     t = scores.index.asi8
     mine = (scores["machine"].to_numpy() == failure["machine"]) & (t >= onset.value) & (t < failure["failure"].value)
     state = scores["state"].to_numpy()[mine]
-    return {"fault_windows": int(mine.sum()), "fault_windows_outside_envelope": int((state == "outside_envelope").sum())}
+    return {"fault_windows": int(mine.sum()), "fault_windows_outside_envelope": int((state == OUTSIDE_ENVELOPE).sum())}
 
 
 def window_labels(scores: pd.DataFrame, failures: pd.DataFrame) -> np.ndarray:

@@ -54,12 +54,13 @@ SCORE = "pdm_score"
 #: that is not scored neither raises nor clears an alarm; ``outside_envelope`` is the one to act on:
 #: the machine runs, but at a speed or load the model never saw, so nothing watches it until it is
 #: retrained on that regime. (Points written before the field existed have no state.)
+SCORED, NOT_RUNNING, REBASELINE, OUTSIDE_ENVELOPE = "scored", "not_running", "rebaseline", "outside_envelope"
 SCORE_STATES: dict[str, str] = {
-    "scored": "scored",
-    "not_running": "not scored: the machine did not run (or no sensor reported) in the window",
-    "rebaseline": "not scored: a new baseline is being taken after a work order",
-    "outside_envelope": "not scored: running at a speed or load outside what the model was trained on "
-                        "(retrain on the new regime)",
+    SCORED: "scored",
+    NOT_RUNNING: "not scored: the machine did not run (or no sensor reported) in the window",
+    REBASELINE: "not scored: a new baseline is being taken after a work order",
+    OUTSIDE_ENVELOPE: "not scored: running at a speed or load outside what the model was trained on "
+                      "(retrain on the new regime)",
 }
 ALARM = "pdm_alarm"
 ROOTCAUSE = "pdm_rootcause"

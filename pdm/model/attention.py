@@ -463,7 +463,11 @@ class TemporalAttention(nn.Module):
         """Positions sorted by (bucket, position) in each hash round: x (..., N, d) → (R, ..., N) long.
 
         All rounds (and all leading dimensions: queries and keys stacked) in one projection,
-        one argmax and one sort.
+        one max and one stable sort. A vector's bucket is the argmax over its rotations [xR, −xR]
+        (angular LSH), found without building that concatenation: the rotation of largest
+        magnitude, in the second half when it is negative (the same index, first maximum
+        first, up to exact ties of magnitude). Scaling x does not move an argmax, so x is not
+        normalised first. Both halve the hashing's cost in a scoring request.
         """
         n, d, r = x.shape[-2], x.shape[-1], self.rounds
         lead = x.shape[:-2]
@@ -471,7 +475,7 @@ class TemporalAttention(nn.Module):
             return torch.arange(n, device=x.device).expand(r, *lead, n)
         half = max(1, nbuckets // 2)
         rot = self.rotations[:, :, :half].to(x.dtype).permute(1, 0, 2).reshape(d, r * half)
-        proj = (F.normalize(x, dim=-1) @ rot).unflatten(-1, (r, half)).movedim(-2, 0)  # (R, ..., N, half)
-        bucket = torch.cat([proj, -proj], dim=-1).argmax(dim=-1)  # (R, ..., N)
-        key = bucket * n + torch.arange(n, device=x.device)
-        return key.argsort(dim=-1)
+        proj = (x @ rot).unflatten(-1, (r, half)).movedim(-2, 0)  # (R, ..., N, half)
+        top = proj.abs().max(dim=-1).indices  # (R, ..., N)
+        bucket = top + half * (proj.gather(-1, top[..., None])[..., 0] < 0)
+        return torch.sort(bucket, dim=-1, stable=True).indices  # by bucket, then position

@@ -85,3 +85,16 @@ def test_lsh_puts_similar_keys_in_the_same_chunk_more_often_than_chance():
     order = layer._bucket_orders(x[None, None], 8)[0, 0, 0]
     groups = (x[order] @ x[order].T).diagonal(offset=1)
     assert groups.mean() > (x @ x.T).mean()
+
+
+@pytest.mark.parametrize("buckets", [2, 8, 12])
+def test_buckets_are_the_argmax_over_the_rotations_and_their_negatives(buckets):
+    """The hashing's shortcut (largest magnitude, sign picks the half) gives angular LSH's buckets exactly."""
+    torch.manual_seed(3)
+    layer = TemporalAttention(32, 4, "hybrid", window=4, chunk=4, rounds=3, buckets=buckets)
+    x = torch.randn(2, 4, 50, 8) * torch.rand(2, 4, 50, 1) * 5
+    half = buckets // 2
+    proj = torch.einsum("...nd,rdh->r...nh", torch.nn.functional.normalize(x, dim=-1), layer.rotations[:, :, :half])
+    bucket = torch.cat([proj, -proj], dim=-1).argmax(dim=-1)  # (R, 2, 4, N): the textbook form
+    expected = (bucket * 50 + torch.arange(50)).argsort(dim=-1)
+    torch.testing.assert_close(layer._bucket_orders(x, buckets), expected, rtol=0, atol=0)

@@ -128,9 +128,14 @@ def _window_inputs(qkv5: Tensor, plan: _Plan, b0: int, b1: int) -> tuple[Tensor,
     b, h, w, d = plan.b, plan.h, plan.w, qkv5.shape[-1]
     lo, hi, klo, khi, off = _window_span(plan, b0, b1)
     m = b1 - b0
-    q = qkv5.new_zeros(b, h, m * w, d)
+    # Only the padding is zeroed (masked keys still enter Q·Kᵀ, so it must be finite):
+    # zeroing whole buffers first cost about as much as the copies themselves.
+    q = qkv5.new_empty(b, h, m * w, d)
+    q[:, :, hi - lo :] = 0
     q[:, :, : hi - lo] = qkv5[:, lo:hi, 0].transpose(1, 2)
-    kv = qkv5.new_zeros(2, b, h, (m + 2) * w, d)
+    kv = qkv5.new_empty(2, b, h, (m + 2) * w, d)
+    kv[:, :, :, :off] = 0
+    kv[:, :, :, off + khi - klo :] = 0
     kv[:, :, :, off : off + khi - klo] = qkv5[:, klo:khi, 1:].permute(2, 0, 3, 1, 4)
     return q.view(b * h, m * w, d), kv[0].view(b * h, -1, d), kv[1].view(b * h, -1, d)
 

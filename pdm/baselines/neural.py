@@ -23,6 +23,7 @@ Training: Adam, ``epochs`` at most, 10 % validation with early stopping
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,12 +89,15 @@ def fit_reconstruction(net: nn.Module, x: np.ndarray, target: np.ndarray, mask: 
         return total / max(count, 1.0)
 
     best, best_state, bad, history = float("inf"), None, 0, []
-    for _epoch in range(cfg.epochs):
+    began = time.perf_counter()
+    for epoch in range(cfg.epochs):
         net.train()
         tl = loss_on(rng.permutation(trn), True)
         net.eval()
         vl = loss_on(valid, False) if n_valid else tl
         history.append((tl, vl))
+        log.info("%s: epoch %d/%d done, train loss %.4g, valid loss %.4g (%.0f s)", type(net).__name__.strip("_"),
+                 epoch + 1, cfg.epochs, tl, vl, time.perf_counter() - began)
         if vl < best - 1e-7:
             best, bad = vl, 0
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -220,6 +224,7 @@ class TSTMVP:
         from tsai.data.core import get_ts_dls
         from tsai.models.TSTPlus import TSTPlus
 
+        from pdm.model.train import epoch_log
         from pdm.model.tsai_compat import patch_tsai
 
         patch_tsai()
@@ -238,6 +243,7 @@ class TSTMVP:
             cb = MVP(r=self.r, lm=self.lm, target_dir=tmp, save_best=False, verbose=False)
             learn = Learner(dls, net, loss_func=nn.MSELoss(), cbs=[cb, _RebuildOpt()])
             learn.remove_cb(ProgressCallback)
+            learn.add_cb(epoch_log(self.name, log))
             with learn.no_logging():
                 learn.fit_one_cycle(self.epochs, lr_max=self.lr_max)
         vals = learn.recorder.values

@@ -191,6 +191,7 @@ def train(windows: WindowSet, model_cfg: TSHAEConfig, cfg: TrainConfig, model: T
     learn = Learner(dls, net, loss_func=packed_loss(model_cfg.huber_delta, model_cfg.channels), cbs=cbs)
     if not cfg.progress:
         learn.remove_cb(ProgressCallback)
+        learn.add_cb(epoch_log("TSHAE"))
     began = time.perf_counter()
     with learn.no_logging() if not cfg.progress else _null():
         learn.fit_one_cycle(cfg.epochs, lr_max=cfg.lr_max)
@@ -237,11 +238,37 @@ def _pretrain_mvp(dls: Any, model: TSHAE, cfg: TrainConfig) -> dict[str, Any]:
         learn = Learner(dls, net, loss_func=nn.MSELoss(), cbs=[cb, _TrainNewHead()])
         if not cfg.progress:
             learn.remove_cb(ProgressCallback)
+            learn.add_cb(epoch_log("TSHAE MVP pretraining"))
         with learn.no_logging() if not cfg.progress else _null():
             learn.fit_one_cycle(cfg.mvp_epochs, lr_max=cfg.lr_max)
     values = learn.recorder.values
     return {"mvp_train_loss": [float(v[0]) for v in values], "mvp_valid_loss": [float(v[1]) for v in values],
             "mvp_seconds": time.perf_counter() - began}
+
+
+def epoch_log(name: str, logger: logging.Logger | None = None) -> Any:
+    """A fastai callback: one INFO line per finished epoch (losses, seconds), for runs without the bar.
+
+    A benchmark that fits for an hour with the bar off (its output is a log, not a terminal)
+    still shows where it is.
+    """
+    from fastai.callback.core import Callback
+
+    out = logger or log
+
+    class _EpochLog(Callback):
+        order = 60  # after the Recorder has the epoch's losses
+
+        def before_fit(self) -> None:
+            self.began = time.perf_counter()
+
+        def after_epoch(self) -> None:
+            vals = self.learn.recorder.values[-1] if self.learn.recorder.values else []
+            losses = ", ".join(f"{k} {float(v):.4g}" for k, v in zip(("train loss", "valid loss"), vals, strict=False))
+            out.info("%s: epoch %d/%d done, %s (%.0f s)", name, self.learn.epoch + 1, self.learn.n_epoch, losses,
+                     time.perf_counter() - self.began)
+
+    return _EpochLog()
 
 
 class _null:

@@ -84,3 +84,13 @@ def test_step_errors_locate_the_anomaly_in_time(fitted: dict, key: str) -> None:
     assert np.array_equal(np.isnan(e), w.mask == 0)
     # The shifted part (second three quarters of channel 3) has larger errors than its unshifted first quarter.
     assert np.nanmean(e[:, 3, T // 4 + 4:]) > 2 * np.nanmean(e[:, 3, : T // 4 - 4])
+
+
+@pytest.mark.parametrize("key", ["tshae", "conv_ae", "lstm_ae", "tst_mvp"])
+def test_a_fit_without_a_bar_says_each_epoch(key: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Benchmarks fit for an hour into a log: one line per epoch, with its losses, shows where they are."""
+    with caplog.at_level("INFO"):
+        make_detector(key, seed=0, epochs=2).fit(windows(40, 0))
+    lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
+    assert [ln.split("epoch ")[1].split(" ")[0] for ln in lines] == ["1/2", "2/2"], lines
+    assert all("train loss" in ln and "valid loss" in ln for ln in lines), lines

@@ -61,6 +61,71 @@ def _overrides(key: str, cfg: SimBenchConfig) -> dict[str, Any]:
     return {}
 
 
+#: Threshold multipliers of the sweep (each machine's POT threshold times these), 1 = the default row.
+SWEEP_FACTORS = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4, 1.6, 1.8, 2.0, 2.25, 2.5, 3.0, 3.5, 4.0, 5.0)
+#: False-alarm budgets (per machine-month) at which detectors are compared on their sweeps.
+BUDGETS = (0.25, 0.5, 1.0)
+
+
+@dataclass
+class _Series:
+    """One machine's scored windows under one detector (alarm times are window ends)."""
+
+    machine: str
+    times: np.ndarray  # (n,) ns
+    scores: np.ndarray  # (n,) calibrated machine score
+    z: np.ndarray  # (n, C) calibrated channel scores
+    threshold: float
+    channels: list[str]
+
+
+def _alarms(series: list[_Series], factor: float, rule: Any) -> pd.DataFrame:
+    """The AlarmRule's alarms with every machine's threshold multiplied by ``factor``; channels strongest first."""
+    rows = []
+    for s in series:
+        for a in rule.apply(s.times, s.scores, s.threshold * factor):
+            i = int(np.searchsorted(s.times, a.start))
+            order = np.argsort(-np.nan_to_num(s.z[i], nan=-np.inf))
+            # In effect until it cleared, or (still open) until the last scored window.
+            end = a.end if a.end is not None else int(s.times[-1])
+            rows.append({"machine": s.machine, "start": pd.Timestamp(a.start, unit="ns", tz="UTC"),
+                         "end": pd.Timestamp(end, unit="ns", tz="UTC"),
+                         "channels": [s.channels[j] for j in order[:3]], "severity": a.severity})
+    return pd.DataFrame(rows, columns=["machine", "start", "end", "channels", "severity"])
+
+
+def sweep(series: list[_Series], failures: pd.DataFrame, observed: pd.DataFrame,
+          nuisances: pd.DataFrame | None, factors: tuple[float, ...] = SWEEP_FACTORS) -> list[dict[str, Any]]:
+    """Recall at 72 h and false alarms per machine-month with every threshold times each factor.
+
+    The detectors' operating curves: comparing them at the same false-alarm budget says which
+    one separates pre-failure windows from healthy ones better, whatever its threshold's
+    calibration. Choosing the factor uses the failure labels, so a curve point is an analysis,
+    not a setting to deploy (the default rows, factor 1, are).
+    """
+    from pdm.detect.stages import AlarmRule
+    from pdm.evaluate.events import event_metrics
+
+    rule = AlarmRule()
+    out = []
+    for f in factors:
+        met = event_metrics(failures, _alarms(series, f, rule), observed, nuisances)
+        out.append({"factor": f, "recall_72h": met.recall_72h, "caught_72h": int(round(met.recall_72h * met.failures)) if met.failures else 0,
+                    "false_alarms": met.false_alarms, "false_alarms_per_machine_month": met.false_alarms_per_machine_month})
+    return out
+
+
+def at_budget(curve: list[dict[str, Any]], budget: float) -> dict[str, Any] | None:
+    """The sweep point with the most recall at 72 h among those within ``budget`` false alarms / machine-month.
+
+    Ties go to fewer false alarms, then to the higher threshold. None when no point is within.
+    """
+    ok = [p for p in curve if p["false_alarms_per_machine_month"] <= budget + 1e-9]
+    if not ok:
+        return None
+    return max(ok, key=lambda p: (np.nan_to_num(p["recall_72h"]), -p["false_alarms_per_machine_month"], p["factor"]))
+
+
 def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] | None = print) -> dict[str, Any]:
     from pdm.baselines import make_detector
     from pdm.detect.stages import AlarmRule, ChannelCalibrator, POTThreshold
@@ -126,27 +191,22 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         det = make_detector(key, seed=cfg.seed, **_overrides(key, cfg)).fit(fit_all)
         fit_s = time.perf_counter() - began
         say(f"{key}: fitted in {fit_s:.0f}s; calibrating and scoring {len(test_sets)} machines")
-        rows = []
-        for m, t in test_sets.items():
+        series = []
+        last = time.perf_counter()
+        for done, (m, t) in enumerate(test_sets.items()):
+            if time.perf_counter() - last > 30:  # slow scorers (TST's blockwise masking) say where they are
+                say(f"{key}: {done}/{len(test_sets)} machines scored ({time.perf_counter() - began - fit_s:.0f}s)")
+                last = time.perf_counter()
             healthy = det.errors(fit_sets[m])
             cal = ChannelCalibrator().fit(healthy)
             pot = POTThreshold().fit(cal.apply(healthy))
             err = det.errors(t)
-            scores = cal.apply(err)
-            z = cal.channel_scores(err)
-            times = t.start + (cfg.window - 1) * step_ns
-            for a in AlarmRule().apply(times, scores, pot.threshold):
-                i = int(np.searchsorted(times, a.start))
-                order = np.argsort(-np.nan_to_num(z[i], nan=-np.inf))
-                # In effect until it cleared, or (still open) until the last scored window.
-                end = a.end if a.end is not None else int(times[-1])
-                rows.append({"machine": m, "start": pd.Timestamp(a.start, unit="ns", tz="UTC"),
-                             "end": pd.Timestamp(end, unit="ns", tz="UTC"),
-                             "channels": [t.channels[j] for j in order[:3]], "severity": a.severity})
-        alarms = pd.DataFrame(rows, columns=["machine", "start", "end", "channels", "severity"])
-        met = event_metrics(failures, alarms, observed, nuisances)
+            series.append(_Series(m, t.start + (cfg.window - 1) * step_ns, cal.apply(err), cal.channel_scores(err),
+                                  pot.threshold, list(t.channels)))
+        met = event_metrics(failures, _alarms(series, 1.0, AlarmRule()), observed, nuisances)
         results[key] = {"name": det.name, "fit_seconds": round(fit_s, 1), "seconds": round(time.perf_counter() - began, 1),
-                        "metrics": {k: v for k, v in met.to_dict().items() if k != "per_failure"}}
+                        "metrics": {k: v for k, v in met.to_dict().items() if k != "per_failure"},
+                        "sweep": sweep(series, failures, observed, nuisances)}
         say(f"{det.name}: recall@72h {met.recall_72h:.2f}, false alarms/machine-month "
             f"{met.false_alarms_per_machine_month:.2f}, median lead {met.median_lead_h or float('nan'):.0f} h "
             f"({results[key]['seconds']:.0f}s)")
@@ -191,6 +251,73 @@ def verdict(doc: dict[str, Any]) -> str | None:
     return head + ("**met**." if not lost else "**missed**; not beaten (more recall at 72 h with no more false alarms): " + "; ".join(lost) + ".")
 
 
+def budget_table(doc: dict[str, Any]) -> str | None:
+    """Each detector's most recall at 72 h within each false-alarm budget, over its threshold sweep."""
+    res = {k: r for k, r in doc["results"].items() if r.get("sweep")}
+    if not res:
+        return None
+    head = "| Detector | " + " | ".join(f"recall @72 h at <= {b:g} false alarms / machine-month" for b in BUDGETS) + " |"
+    lines = [head, "|---|" + "---|" * len(BUDGETS)]
+    for r in res.values():
+        cells = []
+        for b in BUDGETS:
+            pt = at_budget(r["sweep"], b)
+            cells.append("-" if pt is None else
+                         f"{pt['recall_72h']:.2f} ({pt['caught_72h']}/{r['metrics']['failures']}; "
+                         f"{pt['false_alarms_per_machine_month']:.2f} at {pt['factor']:g}x)")
+        lines.append(f"| {r['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def budget_verdict(doc: dict[str, Any]) -> str | None:
+    """Issue 5's comparison on the operating curves: at each budget, TSHAE's best recall at 72 h above every baseline's."""
+    res = {k: r for k, r in doc["results"].items() if r.get("sweep")}
+    if "tshae" not in res or len(res) < 2:
+        return None
+    parts = []
+    for b in BUDGETS:
+        ours = at_budget(res["tshae"]["sweep"], b)
+        mine = ours["recall_72h"] if ours else 0.0
+        lost = [f"{r['name']} {pt['recall_72h']:.2f}" for k, r in res.items() if k != "tshae"
+                and (pt := at_budget(r["sweep"], b)) is not None and pt["recall_72h"] >= mine]
+        parts.append(f"at <= {b:g}: TSHAE {mine:.2f}, " + ("ahead of every baseline" if not lost else
+                                                             "not ahead of " + ", ".join(lost)))
+    return "Same false-alarm budget (threshold swept per detector, chosen with the labels): " + "; ".join(parts) + "."
+
+
+def plot_sweeps(doc: dict[str, Any], path: Path) -> bool:
+    """Recall at 72 h against false alarms per machine-month, one curve per detector (PNG); False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, r in doc["results"].items():
+        pts = sorted(r.get("sweep") or [], key=lambda p: -p["factor"])  # the curve as the threshold falls
+        if not pts:
+            continue
+        ax.plot([p["false_alarms_per_machine_month"] for p in pts], [p["recall_72h"] for p in pts],
+                marker="o", ms=3, lw=2.2 if key == "tshae" else 1.2, label=r["name"])
+        m = r["metrics"]
+        ax.plot([m["false_alarms_per_machine_month"]], [m["recall_72h"]], "k*", ms=9)
+    for b in BUDGETS:
+        ax.axvline(b, color="0.8", lw=0.8, ls="--")
+    ax.set_xlabel("false alarms per machine-month")
+    ax.set_ylabel("failures caught >= 72 h ahead")
+    ax.set_xlim(left=0)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"Threshold x {SWEEP_FACTORS[-1]:g} ... x {SWEEP_FACTORS[0]:g}: {doc['machines']} machines, "
+                 f"{doc['failures']} failures (* = default threshold)", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def benchmark_sim(cfg: SimBenchConfig, out_dir: Path, quick: bool = False,
                   progress: Callable[[str], None] | None = print) -> dict[str, Any]:
     """Run, print one table, write ``sim[_quick].json`` / ``.md`` under ``out_dir``."""
@@ -203,22 +330,35 @@ def benchmark_sim(cfg: SimBenchConfig, out_dir: Path, quick: bool = False,
     doc.update({"benchmark": "sim", "date": started, "seconds": round(time.perf_counter() - t0, 1),
                 "machine": machine_info()})
     text = table(doc)
+    stem = "sim_quick" if quick else "sim"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plotted = plot_sweeps(doc, out_dir / f"{stem}_curves.png")
     md = "\n".join([f"# Simulated-fleet benchmark ({started})", "",
                     f"{doc['machines']} machines scored from {doc['split']} to {doc['end']}, {doc['failures']} failures; "
                     "same windows, per-machine ChannelCalibrator + POTThreshold + AlarmRule for every detector; "
                     "event metrics (pdm.evaluate.events).", "", f"Machine: {doc['machine']}", "", text, "",
                     *([v, ""] if (v := verdict(doc)) else []),
+                    *(["## At the same false-alarm budget", "",
+                       "Each detector's threshold (every machine's POT threshold) multiplied by factors from "
+                       f"{SWEEP_FACTORS[0]:g} to {SWEEP_FACTORS[-1]:g}; per budget, the most failures caught >= 72 h "
+                       "ahead among the factors within it (caught/failures; false alarms per machine-month at the "
+                       "factor). The factor is chosen with the failure labels: this compares how well the detectors "
+                       "separate pre-failure from healthy windows, not settings to deploy.", "", bt, "",
+                       *([bv, ""] if (bv := budget_verdict(doc)) else []),
+                       *([f"![operating curves]({stem}_curves.png)", ""] if plotted else [])]
+                      if (bt := budget_table(doc)) else []),
                     "Root cause here is the raw ranking (calibrated channel scores, strongest first) for every detector "
                     "alike; pdm's scorer adds the rules of vibration analysis (pdm.detect.rootcause), see detection.md.", "",
                     f"Settings: {doc['config']}", "",
                     *([f"Note: only {doc['failures']} failures were scored; one failure moves recall by "
                        f"{1 / max(doc['failures'], 1):.2f}, so differences between detectors are mostly noise.", ""]
                       if doc["failures"] < 20 else [])])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = "sim_quick" if quick else "sim"
     (out_dir / f"{stem}.json").write_text(json.dumps(doc, indent=1, default=_json_default))
     (out_dir / f"{stem}.md").write_text(md)
     if progress:
         progress(text)
+        for extra in (budget_table(doc), budget_verdict(doc)):
+            if extra:
+                progress(extra)
         progress(f"wrote {out_dir / (stem + '.json')} and {out_dir / (stem + '.md')}")
     return doc

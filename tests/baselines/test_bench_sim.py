@@ -19,7 +19,19 @@ def test_sim_benchmark_tiny(tmp_path: Path) -> None:
     assert m["alarms"] == m["true_alarms"] + m["false_alarms"]
     saved = json.loads((tmp_path / "out" / "sim_quick.json").read_text())
     assert saved["results"]["pca"]["name"] == "PCA T²+Q"
-    assert "false alarms / machine-month" in (tmp_path / "out" / "sim_quick.md").read_text()
+    md = (tmp_path / "out" / "sim_quick.md").read_text()
+    assert "false alarms / machine-month" in md
+    # The threshold sweep: every factor, and factor 1 is the default row.
+    from pdm.evaluate.bench_sim import SWEEP_FACTORS
+
+    curve = saved["results"]["pca"]["sweep"]
+    assert [p["factor"] for p in curve] == list(SWEEP_FACTORS)
+    one = next(p for p in curve if p["factor"] == 1.0)
+    assert one["false_alarms"] == m["false_alarms"]
+    assert one["recall_72h"] == pytest.approx(m["recall_72h"], nan_ok=True)
+    assert curve[0]["false_alarms"] > curve[-1]["false_alarms"]  # 0.6x the threshold alarms more than 5x here
+    assert "## At the same false-alarm budget" in md
+    assert (tmp_path / "out" / "sim_quick_curves.png").stat().st_size > 1000
 
 
 def test_sim_benchmark_rejects_bad_settings(tmp_path: Path) -> None:
@@ -45,3 +57,30 @@ def test_verdict_needs_more_recall_at_no_more_false_alarms() -> None:
     # More recall bought with more false alarms is not ahead.
     out = str(verdict(_doc(tshae=(0.9, 1.2), pca=(0.6, 0.5))))
     assert "**missed**" in out and "PCA" in out
+
+
+def test_at_budget_takes_the_most_recall_within_the_budget() -> None:
+    from pdm.evaluate.bench_sim import at_budget
+
+    curve = [{"factor": 0.8, "recall_72h": 0.9, "false_alarms_per_machine_month": 1.4},
+             {"factor": 1.0, "recall_72h": 0.8, "false_alarms_per_machine_month": 0.9},
+             {"factor": 1.5, "recall_72h": 0.8, "false_alarms_per_machine_month": 0.4},
+             {"factor": 2.0, "recall_72h": 0.5, "false_alarms_per_machine_month": 0.1}]
+    assert at_budget(curve, 1.0)["factor"] == 1.5  # same recall, fewer false alarms
+    assert at_budget(curve, 2.0)["factor"] == 0.8
+    assert at_budget(curve, 0.25)["factor"] == 2.0
+    assert at_budget(curve, 0.05) is None
+
+
+def test_budget_verdict_compares_each_detector_at_its_best_within_the_budget() -> None:
+    from pdm.evaluate.bench_sim import budget_verdict
+
+    def pts(*p: tuple[float, float]) -> list:
+        return [{"factor": 1.0 + i, "recall_72h": r, "false_alarms_per_machine_month": fa} for i, (r, fa) in enumerate(p)]
+
+    doc = {"results": {"tshae": {"name": "TSHAE", "sweep": pts((0.9, 0.9), (0.7, 0.2))},
+                       "pca": {"name": "PCA", "sweep": pts((0.95, 2.0), (0.8, 0.45), (0.6, 0.2))}}}
+    out = str(budget_verdict(doc))
+    assert "at <= 1: TSHAE 0.90, ahead of every baseline" in out  # PCA's 0.95 costs 2 false alarms
+    assert "at <= 0.5: TSHAE 0.70, not ahead of PCA 0.80" in out
+    assert "at <= 0.25: TSHAE 0.70, ahead" in out

@@ -280,8 +280,9 @@ def budget_verdict(doc: dict[str, Any]) -> str | None:
         mine = ours["recall_72h"] if ours else 0.0
         lost = [f"{r['name']} {pt['recall_72h']:.2f}" for k, r in res.items() if k != "tshae"
                 and (pt := at_budget(r["sweep"], b)) is not None and pt["recall_72h"] >= mine]
-        parts.append(f"at <= {b:g}: TSHAE {mine:.2f}, " + ("ahead of every baseline" if not lost else
-                                                             "not ahead of " + ", ".join(lost)))
+        head = f"TSHAE {mine:.2f}" if ours else "TSHAE: no threshold of the sweep within it"
+        parts.append(f"at <= {b:g}: {head}, " + ("ahead of every baseline" if not lost else
+                                                   "not ahead of " + ", ".join(lost)))
     return "Same false-alarm budget (threshold swept per detector, chosen with the labels): " + "; ".join(parts) + "."
 
 
@@ -318,26 +319,31 @@ def plot_sweeps(doc: dict[str, Any], path: Path) -> bool:
     return True
 
 
-def benchmark_sim(cfg: SimBenchConfig, out_dir: Path, quick: bool = False,
-                  progress: Callable[[str], None] | None = print) -> dict[str, Any]:
-    """Run, print one table, write ``sim[_quick].json`` / ``.md`` under ``out_dir``."""
-    from pdm.evaluate.skab import _json_default, machine_info
+def cause_table(doc: dict[str, Any]) -> str | None:
+    """False alarms per detector by the labelled nuisance they overlapped, at the default threshold."""
+    res = doc["results"]
+    causes = sorted({c for r in res.values() for c in r["metrics"].get("false_alarms_by_cause", {})},
+                    key=lambda c: (c == "unexplained", c))
+    if not causes:
+        return None
+    lines = ["| Detector | " + " | ".join(c.replace("_", " ") for c in causes) + " | all |",
+             "|---|" + "---:|" * (len(causes) + 1)]
+    for r in res.values():
+        by = r["metrics"].get("false_alarms_by_cause", {})
+        lines.append(f"| {r['name']} | " + " | ".join(str(by.get(c, 0)) for c in causes)
+                     + f" | {r['metrics']['false_alarms']} |")
+    return "\n".join(lines)
 
-    started = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="pdm-bench-sim-") as tmp:
-        doc = run_sim(cfg, Path(tmp), progress)
-    doc.update({"benchmark": "sim", "date": started, "seconds": round(time.perf_counter() - t0, 1),
-                "machine": machine_info()})
-    text = table(doc)
-    stem = "sim_quick" if quick else "sim"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plotted = plot_sweeps(doc, out_dir / f"{stem}_curves.png")
-    md = "\n".join([f"# Simulated-fleet benchmark ({started})", "",
+
+def markdown(doc: dict[str, Any], stem: str, plotted: bool) -> str:
+    """The results file: default-threshold table and verdict, false alarms by cause, the same-budget comparison."""
+    return "\n".join([f"# Simulated-fleet benchmark ({doc['date']})", "",
                     f"{doc['machines']} machines scored from {doc['split']} to {doc['end']}, {doc['failures']} failures; "
                     "same windows, per-machine ChannelCalibrator + POTThreshold + AlarmRule for every detector; "
-                    "event metrics (pdm.evaluate.events).", "", f"Machine: {doc['machine']}", "", text, "",
+                    "event metrics (pdm.evaluate.events).", "", f"Machine: {doc['machine']}", "", table(doc), "",
                     *([v, ""] if (v := verdict(doc)) else []),
+                    *(["False alarms by what they overlapped (labelled nuisances; 'unexplained': none):", "", ct, ""]
+                      if (ct := cause_table(doc)) else []),
                     *(["## At the same false-alarm budget", "",
                        "Each detector's threshold (every machine's POT threshold) multiplied by factors from "
                        f"{SWEEP_FACTORS[0]:g} to {SWEEP_FACTORS[-1]:g}; per budget, the most failures caught >= 72 h "
@@ -353,6 +359,24 @@ def benchmark_sim(cfg: SimBenchConfig, out_dir: Path, quick: bool = False,
                     *([f"Note: only {doc['failures']} failures were scored; one failure moves recall by "
                        f"{1 / max(doc['failures'], 1):.2f}, so differences between detectors are mostly noise.", ""]
                       if doc["failures"] < 20 else [])])
+
+
+def benchmark_sim(cfg: SimBenchConfig, out_dir: Path, quick: bool = False,
+                  progress: Callable[[str], None] | None = print) -> dict[str, Any]:
+    """Run, print one table, write ``sim[_quick].json`` / ``.md`` under ``out_dir``."""
+    from pdm.evaluate.skab import _json_default, machine_info
+
+    started = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="pdm-bench-sim-") as tmp:
+        doc = run_sim(cfg, Path(tmp), progress)
+    doc.update({"benchmark": "sim", "date": started, "seconds": round(time.perf_counter() - t0, 1),
+                "machine": machine_info()})
+    text = table(doc)
+    stem = "sim_quick" if quick else "sim"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plotted = plot_sweeps(doc, out_dir / f"{stem}_curves.png")
+    md = markdown(doc, stem, plotted)
     (out_dir / f"{stem}.json").write_text(json.dumps(doc, indent=1, default=_json_default))
     (out_dir / f"{stem}.md").write_text(md)
     if progress:

@@ -84,3 +84,14 @@ def test_budget_verdict_compares_each_detector_at_its_best_within_the_budget() -
     assert "at <= 1: TSHAE 0.90, ahead of every baseline" in out  # PCA's 0.95 costs 2 false alarms
     assert "at <= 0.5: TSHAE 0.70, not ahead of PCA 0.80" in out
     assert "at <= 0.25: TSHAE 0.70, ahead" in out
+
+
+def test_cause_table_counts_each_detectors_false_alarms_by_nuisance() -> None:
+    from pdm.evaluate.bench_sim import cause_table
+
+    doc = {"results": {"a": {"name": "A", "metrics": {"false_alarms": 3, "false_alarms_by_cause": {"unexplained": 1, "spike": 2}}},
+                       "b": {"name": "B", "metrics": {"false_alarms": 1, "false_alarms_by_cause": {"regime_change": 1}}}}}
+    lines = str(cause_table(doc)).splitlines()
+    assert lines[0] == "| Detector | regime change | spike | unexplained | all |"  # unexplained last
+    assert lines[2:] == ["| A | 0 | 2 | 1 | 3 |", "| B | 1 | 0 | 0 | 1 |"]
+    assert cause_table({"results": {"a": {"name": "A", "metrics": {"false_alarms": 0}}}}) is None

@@ -72,8 +72,24 @@ def pick_every(span: pd.Timedelta, floor: str = "10min") -> str | None:
     return _NICE_STEPS[-1]
 
 
+def unscored_state(state: object) -> str:
+    """A pdm_score ``state`` that says why a window has no score; "" for a scored window or no state."""
+    return state if isinstance(state, str) and state != SCORED else ""
+
+
+class _StateNote:
+    """``note`` from the dataclass's ``unscored`` state: why the newest window has no score, in words."""
+
+    unscored: str
+
+    @property
+    def note(self) -> str:
+        """Why the newest window has no score, in words ("" when it has one)."""
+        return SCORE_STATES.get(self.unscored, "")
+
+
 @dataclass
-class MachineTile:
+class MachineTile(_StateNote):
     machine: str
     line: str
     plant: str
@@ -86,14 +102,9 @@ class MachineTile:
     top_channel: str = ""
     unscored: str = ""  # the newest window's pdm_score state when it has no score ("" otherwise)
 
-    @property
-    def note(self) -> str:
-        """Why the newest window has no score, in words ("" when it has one)."""
-        return SCORE_STATES.get(self.unscored, "")
-
 
 @dataclass
-class MachineView:
+class MachineView(_StateNote):
     machine: str
     start: pd.Timestamp
     stop: pd.Timestamp
@@ -105,11 +116,6 @@ class MachineView:
     truth: pd.DataFrame  # maintenance, repairs, failures
     tile: MachineTile | None = None
     unscored: str = ""  # the newest window's pdm_score state when it has no score ("" otherwise)
-
-    @property
-    def note(self) -> str:
-        """Why the newest window has no score, in words ("" when it has one)."""
-        return SCORE_STATES.get(self.unscored, "")
 
 
 @dataclass
@@ -270,7 +276,7 @@ class DashboardData:
                 t = t[t >= 0]
                 ttf = float(t.min()) if len(t) else None
             state = scores.at[m, "state"] if m in scores.index and "state" in scores else None
-            unscored = state if ratio is None and isinstance(state, str) and state != SCORED else ""
+            unscored = unscored_state(state) if ratio is None else ""
             if len(mine):
                 status = "alarm"
             elif unscored == OUTSIDE_ENVELOPE:
@@ -345,8 +351,7 @@ class DashboardData:
         recent = self.read(SCORE, machine, stop - pd.Timedelta("1D"), stop, fields=["state"])
         if recent.empty or "state" not in recent:
             return ""
-        state = recent.sort_index()["state"].iloc[-1]
-        return state if isinstance(state, str) and state != SCORED else ""
+        return unscored_state(recent.sort_index()["state"].iloc[-1])
 
     def _machine_end(self, machine: str) -> pd.Timestamp:
         """End of the machine's newest hour with scored windows (else sensor data): one aggregated read.

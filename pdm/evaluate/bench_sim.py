@@ -95,8 +95,8 @@ def _alarms(series: list[_Series], factor: float, rule: Any) -> pd.DataFrame:
 
 
 def sweep(series: list[_Series], failures: pd.DataFrame, observed: pd.DataFrame,
-          nuisances: pd.DataFrame | None, factors: tuple[float, ...] = SWEEP_FACTORS) -> list[dict[str, Any]]:
-    """Recall at 72 h and false alarms per machine-month with every threshold times each factor.
+          nuisances: pd.DataFrame | None, factors: tuple[float, ...] = SWEEP_FACTORS) -> dict[float, Any]:
+    """Event metrics with every machine's threshold times each factor (1 = the default row).
 
     The detectors' operating curves: comparing them at the same false-alarm budget says which
     one separates pre-failure windows from healthy ones better, whatever its threshold's
@@ -107,12 +107,14 @@ def sweep(series: list[_Series], failures: pd.DataFrame, observed: pd.DataFrame,
     from pdm.evaluate.events import event_metrics
 
     rule = AlarmRule()
-    out = []
-    for f in factors:
-        met = event_metrics(failures, _alarms(series, f, rule), observed, nuisances)
-        out.append({"factor": f, "recall_72h": met.recall_72h, "caught_72h": int(round(met.recall_72h * met.failures)) if met.failures else 0,
-                    "false_alarms": met.false_alarms, "false_alarms_per_machine_month": met.false_alarms_per_machine_month})
-    return out
+    return {f: event_metrics(failures, _alarms(series, f, rule), observed, nuisances) for f in factors}
+
+
+def curve(mets: dict[float, Any]) -> list[dict[str, Any]]:
+    """The sweep's points as stored: recall at 72 h and false alarms per factor."""
+    return [{"factor": f, "recall_72h": m.recall_72h, "caught_72h": int(round(m.recall_72h * m.failures)) if m.failures else 0,
+             "false_alarms": m.false_alarms, "false_alarms_per_machine_month": m.false_alarms_per_machine_month}
+            for f, m in mets.items()]
 
 
 def at_budget(curve: list[dict[str, Any]], budget: float) -> dict[str, Any] | None:
@@ -128,8 +130,7 @@ def at_budget(curve: list[dict[str, Any]], budget: float) -> dict[str, Any] | No
 
 def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] | None = print) -> dict[str, Any]:
     from pdm.baselines import make_detector
-    from pdm.detect.stages import AlarmRule, ChannelCalibrator, POTThreshold
-    from pdm.evaluate.events import event_metrics
+    from pdm.detect.stages import ChannelCalibrator, POTThreshold
     from pdm.features import RobustScaler, WindowSet, make_windows
     from pdm.features.windows import ambient_channel, excluded_steps, grid_running
     from pdm.model.pipeline import build_grids, read_labels
@@ -203,10 +204,10 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             err = det.errors(t)
             series.append(_Series(m, t.start + (cfg.window - 1) * step_ns, cal.apply(err), cal.channel_scores(err),
                                   pot.threshold, list(t.channels)))
-        met = event_metrics(failures, _alarms(series, 1.0, AlarmRule()), observed, nuisances)
+        mets = sweep(series, failures, observed, nuisances)
+        met = mets[1.0]  # the default thresholds
         results[key] = {"name": det.name, "fit_seconds": round(fit_s, 1), "seconds": round(time.perf_counter() - began, 1),
-                        "metrics": {k: v for k, v in met.to_dict().items() if k != "per_failure"},
-                        "sweep": sweep(series, failures, observed, nuisances)}
+                        "metrics": {k: v for k, v in met.to_dict().items() if k != "per_failure"}, "sweep": curve(mets)}
         say(f"{det.name}: recall@72h {met.recall_72h:.2f}, false alarms/machine-month "
             f"{met.false_alarms_per_machine_month:.2f}, median lead {met.median_lead_h or float('nan'):.0f} h "
             f"({results[key]['seconds']:.0f}s)")

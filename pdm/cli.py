@@ -329,6 +329,7 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
     if args.seed is not None:
         cfg_sim.seed = args.seed
     cfg_sim.detectors = detectors
+    cfg_sim.stages = args.stages
     benchmark_sim(cfg_sim, out, quick=args.quick)
     return 0
 
@@ -445,6 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-days", dest="train_days", type=float, help="sim: days at the start to fit on (default 20)")
     p.add_argument("--stride", type=int, help="sim: window stride in steps (default 6)")
     p.add_argument("--epochs", type=int, help="sim: TSHAE epochs (the neural baselines scale with it; default 5)")
+    p.add_argument("--stages", choices=["plain", "product"], default="plain",
+                   help="sim: plain = calibration, POT and alarm rule only; product = every detector also through "
+                        "pdm's scorer's stages (held-out calibration, running gate, operating envelope, new baseline "
+                        "after work orders); results as sim[_quick]_product.*")
     p.set_defaults(func=_benchmark_cmd)
 
     p = sub.add_parser("dashboard", help="serve the plant-floor dashboard (Dash) over the store and models")

@@ -158,6 +158,21 @@ def gated_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarra
     return window_errors(windows, reconstruction, gate, min_count=_min_counted(gate))
 
 
+def gated_step_errors(step_errors: np.ndarray, windows: WindowSet, gate: np.ndarray) -> np.ndarray:
+    """:func:`gated_errors` from any detector's per-step errors (n, C, T) instead of a reconstruction."""
+    return masked_mean(step_errors, windows.mask * gate[:, None, :], _min_counted(gate))
+
+
+def gated_window_errors(errors: np.ndarray, windows: WindowSet, gate: np.ndarray) -> np.ndarray:
+    """A detector's window errors (n, C) kept only where :func:`gated_errors` would count the channel.
+
+    For detectors that score a window as a whole (no per-step error): NaN where
+    fewer than :data:`MIN_COUNTED` of the channel's steps are observed and gated.
+    """
+    counted = (windows.mask * gate[:, None, :]).sum(axis=2)
+    return np.where(counted >= max(_min_counted(gate), 1), errors, np.nan)
+
+
 def _min_counted(gate: np.ndarray) -> int:
     """Steps of a window (n, T) ``gate`` that must count for a channel's error: :data:`MIN_COUNTED` of them."""
     return int(np.ceil(MIN_COUNTED * gate.shape[1])) if gate.ndim == 2 else 1
@@ -169,6 +184,6 @@ def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: n
     return gated_errors(windows, reconstruction, running_gate(grid, windows, window, running=running))
 
 
-__all__ = ["KEPT_WHEN_STOPPED", "MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "grid_windows_errors",
+__all__ = ["KEPT_WHEN_STOPPED", "MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "gated_step_errors", "gated_window_errors", "grid_windows_errors",
            "hide_steps", "hide_stopped", "masked_mean", "operating_points", "ran", "running_gate", "running_values", "step_gate", "window_errors", "window_residuals",
            "window_running"]

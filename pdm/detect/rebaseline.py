@@ -46,6 +46,20 @@ SCORED, SPANS_WORK_ORDER, BASELINE = 0, 1, 2
 
 
 @dataclass
+class Rebased:
+    """What :meth:`Rebaseline.apply` gives: z-scores (n, C), window status, baselines taken and finished."""
+
+    z: np.ndarray
+    status: np.ndarray  # SCORED / SPANS_WORK_ORDER / BASELINE per window
+    taken: int  # baselines whose levels were taken (the machine ran long enough)
+    finished: list[dict[str, Any]]  # baselines complete in these windows (for pdm_baseline)
+
+    @property
+    def unscored(self) -> np.ndarray:
+        return self.status != SCORED
+
+
+@dataclass
 class Rebaseline:
     """Per-machine error levels re-fitted after each work order (see the module doc).
 
@@ -114,6 +128,38 @@ class Rebaseline:
         enough = seen.sum(axis=0) >= self.min_windows
         return np.where(enough & np.isfinite(med), np.maximum(med, previous), previous), True
 
+    def apply(self, errors: np.ndarray, starts: np.ndarray, ends: np.ndarray, orders: np.ndarray,
+              median: np.ndarray, iqr: np.ndarray, stride_ns: int,
+              known: dict[int, tuple[np.ndarray, bool]] | None = None) -> Rebased:
+        """Channel z-scores of windows (ascending ``starts``, errors (n, C)) against each segment's levels.
+
+        ``orders``: the work orders (ns, ascending) after the calibration;
+        ``median``/``iqr``: the calibration's per-channel error level and
+        spread; ``known``: segment index → (levels, taken) of baselines
+        finished before these windows (their levels are used as they are).
+        Every other segment's baseline is taken from its :data:`BASELINE`
+        windows here.
+        """
+        known = known or {}
+        errors = np.asarray(errors, float)
+        median = np.asarray(median, float)
+        seg, status = self.segments(starts, ends, orders, np.isfinite(errors).any(axis=1), stride_ns, finished=set(known))
+        level = np.tile(median, (len(starts), 1))
+        taken, finished = 0, []
+        for k in np.unique(seg[seg >= 0]):
+            base = (seg == k) & (status == BASELINE)  # none for a baseline finished before these windows
+            if k in known:
+                new, ok = known[k]
+            else:
+                new, ok = self.levels(errors[base], median)
+                full = int(base.sum()) >= self.need(stride_ns) or int(orders[k]) + self.span_ns <= int(starts[-1])
+                if full and base.any():
+                    finished.append({"time": int(orders[k]), "levels": new.tolist(), "taken": ok,
+                                     "windows": int(base.sum()), "last_ns": int(np.asarray(starts)[base][-1])})
+            taken += ok
+            level[(seg == k) & (status == SCORED)] = new
+        return Rebased((errors - level) / np.asarray(iqr, float), status, taken, finished)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -122,4 +168,4 @@ class Rebaseline:
         return cls(**(d or {}))
 
 
-__all__ = ["BASELINE", "SCORED", "SPANS_WORK_ORDER", "Rebaseline"]
+__all__ = ["BASELINE", "SCORED", "SPANS_WORK_ORDER", "Rebased", "Rebaseline"]

@@ -403,7 +403,7 @@ def _rebaselined_z(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, 
     every few minutes) read its levels instead of scoring its windows again.
     """
     from pdm.detect.persist import read_baselines, write_baselines
-    from pdm.detect.rebaseline import BASELINE, SCORED, Rebaseline
+    from pdm.detect.rebaseline import Rebaseline
 
     rb = Rebaseline.from_dict(bundle.detect.get("rebaseline"))
     window_ns, stride_ns = window * step_ns, stride * step_ns
@@ -428,29 +428,14 @@ def _rebaselined_z(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, 
                 starts = np.concatenate([got[0].start, starts])
                 ends = np.concatenate([got[0].start + window_ns, ends])
                 err = np.concatenate([got[2], err])
-    seg, status = rb.segments(starts, ends, orders, np.isfinite(err).any(axis=1), stride_ns, finished=set(known))
-    level = np.tile(calib.median, (len(starts), 1))
-    taken, finished = 0, []
-    for k in np.unique(seg[seg >= 0]):
-        base = (seg == k) & (status == BASELINE)  # none for a baseline finished before the range
-        if k in known:
-            new, ok = known[k]
-        else:
-            new, ok = rb.levels(err[base], calib.median)
-            full = int(base.sum()) >= rb.need(stride_ns) or int(orders[k]) + rb.span_ns <= int(starts[-1])
-            if full and base.any():
-                finished.append({"time": int(orders[k]), "levels": new.tolist(), "taken": ok,
-                                 "windows": int(base.sum()), "last_ns": int(starts[base][-1])})
-        taken += ok
-        level[(seg == k) & (status == SCORED)] = new
-    if write and finished:
-        write_baselines(store, m, bundle.version, finished)
-    z = (err - level) / calib.iqr
-    unscored = status[-n:] != SCORED
+    rebased = rb.apply(err, starts, ends, orders, calib.median, calib.iqr, stride_ns, known)
+    if write and rebased.finished:
+        write_baselines(store, m, bundle.version, rebased.finished)
+    unscored = rebased.unscored[-n:]
     last = pd.Timestamp(int(orders[-1]), tz="UTC")
     note = (f"{len(orders)} work order(s) since the calibration, the last {last:%Y-%m-%d %H:%M}: "
-            f"{int(unscored.sum())} window(s) not scored while a new baseline was taken ({taken} taken)")
-    return z[-n:], {"unscored": unscored, "note": note}
+            f"{int(unscored.sum())} window(s) not scored while a new baseline was taken ({rebased.taken} taken)")
+    return rebased.z[-n:], {"unscored": unscored, "note": note}
 
 
 def feats_step(bundle: Any) -> str:

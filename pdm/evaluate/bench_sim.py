@@ -14,6 +14,15 @@ failures of the scored period (recall at 72 h lead, false alarms per
 machine-month, median lead time). An alarm's time is the end of the window
 that raised it; its channels are the calibrated channel scores, strongest
 first.
+
+That is the detectors alone (``stages="plain"``). pdm's scorer does more
+between the errors and the alarm, and none of it is TSHAE's: with
+``stages="product"`` every detector gets the same stages as the product
+(:data:`STAGES`): fitted on the training part of the healthy windows and
+calibrated on the held-out rest, stopped steps hidden and errors counted
+while the machine runs, the ambient channel out of the machine score, no
+score outside the training range's operating envelope, and a new baseline
+after each work order.
 """
 
 from __future__ import annotations
@@ -45,6 +54,9 @@ class SimBenchConfig:
     seed: int = 3  # the simulator's failures are sparse; this seed has several after the fit period
     running_scaling: bool = False  # vibration and currents scaled on running steps (FeatureConfig.running_scaling)
     detectors: tuple[str, ...] = ("tshae", "pca", "iforest", "conv_ae", "lstm_ae", "tst_mvp")
+    #: "plain": calibration + POT + alarm rule on every window (the detectors alone);
+    #: "product": every detector through pdm's scorer's stages as well (see :data:`STAGES`).
+    stages: str = "plain"
 
     @classmethod
     def quick(cls) -> SimBenchConfig:
@@ -60,6 +72,17 @@ def _overrides(key: str, cfg: SimBenchConfig) -> dict[str, Any]:
         return {"epochs": max(cfg.epochs * 2, 4)}
     return {}
 
+
+#: What each ``stages`` setting gives every detector (the results file says it).
+STAGES = {
+    "plain": "per-machine ChannelCalibrator (fitted on the machine's healthy fit windows, in-sample) + POTThreshold + "
+             "AlarmRule on every window",
+    "product": "the stages of pdm's scorer: fitted on the training part of the healthy windows and calibrated on the "
+               "held-out rest (pdm.model.pipeline.split_sets, dense calibration windows, spread floor, POT floor 3); "
+               "stopped steps hidden from the input and errors counted only while running, after the warm-up "
+               "(pdm.detect.errors); the ambient channel not in the machine score; no score outside the operating "
+               "envelope of the training range; a new baseline after each work order (pdm.detect.rebaseline)",
+}
 
 #: Threshold multipliers of the sweep (each machine's POT threshold times these), 1 = the default row.
 SWEEP_FACTORS = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4, 1.6, 1.8, 2.0, 2.25, 2.5, 3.0, 3.5, 4.0, 5.0)
@@ -128,12 +151,66 @@ def at_budget(curve: list[dict[str, Any]], budget: float) -> dict[str, Any] | No
     return max(ok, key=lambda p: (np.nan_to_num(p["recall_72h"]), -p["false_alarms_per_machine_month"], p["factor"]))
 
 
+@dataclass
+class _Staged:
+    """One machine's windows prepared as pdm's scorer sees them (``stages="product"``)."""
+
+    cal: Any  # WindowSet: held-out healthy calibration windows, stopped steps hidden
+    cal_gate: np.ndarray  # (n, T) steps that count
+    test: Any  # WindowSet: scored windows (mostly observed), stopped steps hidden
+    gate: np.ndarray
+    inside: np.ndarray  # (n,) operating point inside the training range's envelope
+    orders: np.ndarray  # work orders (ns) after the training range
+
+
+def _hidden(grid: Any, ws: Any, window: int) -> tuple[Any, np.ndarray, np.ndarray]:
+    """(windows with stopped steps hidden, their running values, their step gate), as pdm's scorer cuts them."""
+    from pdm.detect.errors import hide_steps, step_gate, window_running
+
+    running = window_running(grid, ws, window)
+    step_h = (grid.index[1] - grid.index[0]).total_seconds() / 3600 if len(grid.index) > 1 else 0.0
+    return hide_steps(ws, running), running, step_gate(running, step_h)
+
+
+def _gated(det: Any, ws: Any, gate: np.ndarray) -> np.ndarray:
+    """A detector's (n, C) errors counted over the gated steps (per step where it has them, else per window)."""
+    from pdm.detect.errors import gated_step_errors, gated_window_errors
+
+    if hasattr(det, "step_errors"):
+        return gated_step_errors(det.step_errors(ws), ws, gate)
+    return gated_window_errors(det.errors(ws), ws, gate)
+
+
+def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: int,
+                   stride_ns: int) -> _Series | None:
+    """One machine's series through the product's stages (None: no calibration window could be scored)."""
+    from pdm.detect.rebaseline import Rebaseline
+    from pdm.detect.rootcause import environment_mask
+    from pdm.detect.stages import ChannelCalibrator, POTThreshold
+    from pdm.model.pipeline import MIN_REL_SPREAD, THRESHOLD_FLOOR
+
+    env = environment_mask(list(st.test.channels))
+    healthy = _gated(det, st.cal, st.cal_gate)
+    cal = ChannelCalibrator().fit(healthy, min_rel_spread=MIN_REL_SPREAD)
+    h_scores = cal.apply(healthy, exclude=env)
+    if not np.isfinite(h_scores).any():
+        return None
+    pot = POTThreshold(min_scores=100, floor=THRESHOLD_FLOOR).fit(h_scores)
+    err = _gated(det, st.test, st.gate)
+    rb = Rebaseline().apply(err, st.test.start, st.test.start + window_ns, st.orders, cal.median, cal.iqr, stride_ns)
+    scores = cal.score_z(rb.z, exclude=env)
+    scores = np.where(rb.unscored | ~st.inside, np.nan, scores)
+    return _Series(m, times, scores, rb.z, pot.threshold, list(st.test.channels))
+
+
 def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] | None = print) -> dict[str, Any]:
     from pdm.baselines import make_detector
-    from pdm.detect.stages import ChannelCalibrator, POTThreshold
+    from pdm.detect.errors import operating_points, running_values
+    from pdm.detect.score import MIN_OBSERVED, work_orders
+    from pdm.detect.stages import ChannelCalibrator, OperatingEnvelope, POTThreshold
     from pdm.features import RobustScaler, WindowSet, make_windows
     from pdm.features.windows import ambient_channel, excluded_steps, grid_running
-    from pdm.model.pipeline import build_grids, read_labels
+    from pdm.model.pipeline import FeatureConfig, build_grids, read_labels, split_sets
     from pdm.settings import StoreSettings
     from pdm.store import open_store
     from sensors_sim.config import fleet_config
@@ -144,6 +221,9 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         raise ValueError("window must be a multiple of 8 and at least 64 (TSHAE)")
     if not 0 < cfg.train_days < cfg.days:
         raise ValueError("train_days must be between 0 and days")
+    if cfg.stages not in STAGES:
+        raise ValueError(f"stages must be one of {', '.join(STAGES)}, not {cfg.stages!r}")
+    product = cfg.stages == "product"
     with open_store(StoreSettings(backend="embedded", path=workdir / "sim.duckdb")) as store:
         t0 = time.perf_counter()
         res = backfill(store, fleet_config(machines=cfg.machines, seed=cfg.seed), cfg.days)
@@ -152,9 +232,11 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         truth = store.read("pdm_truth")
         machines = store.machines(["vibration", "temperature"])
         grids, channels = build_grids(store, machines, res.start, res.end, cfg.step)
-    split = res.start + pd.Timedelta(days=cfg.train_days)
+        split = res.start + pd.Timedelta(days=cfg.train_days)
+        orders = {m: work_orders(store.read("operator_log", m, split, res.end), split.value, res.end.value)
+                  for m in grids} if product else {}
     step_ns = pd.Timedelta(cfg.step).value
-    fit_sets, test_sets = {}, {}
+    fit_sets, test_sets, scalers = {}, {}, {}
     rise_over = ambient_channel(channels)
     for m, g in grids.items():
         in_train = g.index < split
@@ -167,10 +249,24 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         keep = t.start >= split.value
         t = WindowSet(t.values[keep], t.mask[keep], t.context[keep], t.events[keep], t.start[keep], t.machine[keep],
                       t.channels)
+        if product:  # mostly empty windows are not scored (pdm.detect.score.MIN_OBSERVED)
+            t = t.take(np.nonzero(t.mask.any(axis=1).mean(axis=1) >= MIN_OBSERVED)[0])
         if len(w) >= 4 and len(t):
-            fit_sets[m], test_sets[m] = w, t
+            fit_sets[m], test_sets[m], scalers[m] = w, t, scaler
     if not fit_sets:
         raise ValueError("no machine has healthy fit windows; simulate more days")
+    staged: dict[str, _Staged] = {}
+    if product:  # the training part of each machine's healthy windows, and held-out calibration windows
+        feats = FeatureConfig(step=cfg.step, window=cfg.window, stride=cfg.stride, running_scaling=cfg.running_scaling)
+        fit_sets, cal_sets, notes = split_sets(grids, fit_sets, feats, scalers, labels)
+        for note in notes:
+            log.warning("%s", note)
+        for m, t in test_sets.items():
+            g = grids[m]
+            cal, _, cal_gate = _hidden(g, cal_sets[m], cfg.window)
+            test, running, gate = _hidden(g, t, cfg.window)
+            env = OperatingEnvelope().fit(running_values(g.rows(0, int(np.searchsorted(g.index.asi8, split.value)))))
+            staged[m] = _Staged(cal, cal_gate, test, gate, env.apply(operating_points(test, running)), orders[m])
     fit_all = WindowSet.concat(list(fit_sets.values()))
     fails = truth[truth["is_failure"].fillna(False).astype(bool)] if not truth.empty else truth
     failures = pd.DataFrame({
@@ -198,16 +294,25 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             if time.perf_counter() - last > 30:  # slow scorers (TST's blockwise masking) say where they are
                 say(f"{key}: {done}/{len(test_sets)} machines scored ({time.perf_counter() - began - fit_s:.0f}s)")
                 last = time.perf_counter()
+            times = t.start + (cfg.window - 1) * step_ns
+            if product:
+                got = _staged_series(det, m, staged[m], times, cfg.window * step_ns, cfg.stride * step_ns)
+                if got is None:
+                    log.warning("%s: %s: no calibration window could be scored; machine not scored", key, m)
+                    continue
+                series.append(got)
+                continue
             healthy = det.errors(fit_sets[m])
             cal = ChannelCalibrator().fit(healthy)
             pot = POTThreshold().fit(cal.apply(healthy))
             err = det.errors(t)
-            series.append(_Series(m, t.start + (cfg.window - 1) * step_ns, cal.apply(err), cal.channel_scores(err),
-                                  pot.threshold, list(t.channels)))
+            series.append(_Series(m, times, cal.apply(err), cal.channel_scores(err), pot.threshold, list(t.channels)))
         mets = sweep(series, failures, observed, nuisances)
         met = mets[1.0]  # the default thresholds
+        full = met.to_dict()
         results[key] = {"name": det.name, "fit_seconds": round(fit_s, 1), "seconds": round(time.perf_counter() - began, 1),
-                        "metrics": {k: v for k, v in met.to_dict().items() if k != "per_failure"}, "sweep": curve(mets)}
+                        "metrics": {k: v for k, v in full.items() if k != "per_failure"}, "sweep": curve(mets),
+                        "per_failure": full.get("per_failure")}
         say(f"{det.name}: recall@72h {met.recall_72h:.2f}, false alarms/machine-month "
             f"{met.false_alarms_per_machine_month:.2f}, median lead {met.median_lead_h or float('nan'):.0f} h "
             f"({results[key]['seconds']:.0f}s)")
@@ -338,10 +443,12 @@ def cause_table(doc: dict[str, Any]) -> str | None:
 
 def markdown(doc: dict[str, Any], stem: str, plotted: bool) -> str:
     """The results file: default-threshold table and verdict, false alarms by cause, the same-budget comparison."""
+    stages = doc["config"].get("stages", "plain")
     return "\n".join([f"# Simulated-fleet benchmark ({doc['date']})", "",
                     f"{doc['machines']} machines scored from {doc['split']} to {doc['end']}, {doc['failures']} failures; "
-                    "same windows, per-machine ChannelCalibrator + POTThreshold + AlarmRule for every detector; "
-                    "event metrics (pdm.evaluate.events).", "", f"Machine: {doc['machine']}", "", table(doc), "",
+                    f"same windows and the same stages for every detector ({stages}): "
+                    f"{STAGES[stages]}; event metrics (pdm.evaluate.events).", "", f"Machine: {doc['machine']}", "",
+                    table(doc), "",
                     *([v, ""] if (v := verdict(doc)) else []),
                     *(["False alarms by what they overlapped (labelled nuisances; 'unexplained': none):", "", ct, ""]
                       if (ct := cause_table(doc)) else []),
@@ -374,7 +481,7 @@ def benchmark_sim(cfg: SimBenchConfig, out_dir: Path, quick: bool = False,
     doc.update({"benchmark": "sim", "date": started, "seconds": round(time.perf_counter() - t0, 1),
                 "machine": machine_info()})
     text = table(doc)
-    stem = "sim_quick" if quick else "sim"
+    stem = ("sim_quick" if quick else "sim") + ("_product" if cfg.stages == "product" else "")
     out_dir.mkdir(parents=True, exist_ok=True)
     plotted = plot_sweeps(doc, out_dir / f"{stem}_curves.png")
     md = markdown(doc, stem, plotted)

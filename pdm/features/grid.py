@@ -50,6 +50,11 @@ class MachineGrid:
     def index(self) -> pd.DatetimeIndex:
         return pd.DatetimeIndex(self.sensors.index)
 
+    def rows(self, lo: int, hi: int) -> MachineGrid:
+        """The grid steps ``[lo, hi)`` (positions), every frame alike; the log and speed reference stay."""
+        return MachineGrid(self.machine, self.sensors.iloc[lo:hi], self.context.iloc[lo:hi], self.events.iloc[lo:hi],
+                           self.log, self.speed_max)
+
 
 def _wide(frame: pd.DataFrame, measurement: str, step: str, grid: pd.DatetimeIndex) -> pd.DataFrame:
     """Long store frame → one column per channel, mean per grid step."""

@@ -195,8 +195,7 @@ def dense_calibration(grid: MachineGrid, scaler: RobustScaler, cal: WindowSet, f
     # step on the whole grid's stride phase, so the windows are those a cut of the whole grid would keep.
     pos = np.searchsorted(grid.index.asi8, [cal.start.min(), cal.start.max()])
     lo, hi = int(pos[0]) // stride * stride, int(pos[1]) + features.window
-    span = MachineGrid(grid.machine, grid.sensors.iloc[lo:hi], grid.context.iloc[lo:hi], grid.events.iloc[lo:hi],
-                       grid.log, grid.speed_max)
+    span = grid.rows(lo, hi)
     dense = make_windows(span, scaler, features.window, stride, exclude=excluded_steps(span.index, labels, grid.machine))
     inside = (dense.start >= cal.start.min()) & (dense.start <= cal.start.max())
     dense = dense.take(np.nonzero(inside)[0])

@@ -56,6 +56,24 @@ def test_levels_are_per_channel_medians_and_too_few_windows_keep_the_earlier_one
     assert Rebaseline.from_dict(rb.to_dict()) == rb and Rebaseline.from_dict(None) == Rebaseline()
 
 
+def test_apply_scores_each_segment_against_its_own_baseline():
+    rb = Rebaseline(hours=6, min_windows=2)
+    starts = np.arange(0, 20) * 2 * H
+    ends = starts + 4 * H
+    err = np.where(starts[:, None] >= 9 * H, 3.0, 1.0) * np.array([1.0, 1.0])  # the repair lifts both channels' errors
+    err[15, 0] = 9.0  # a fault after the new baseline
+    got = rb.apply(err, starts, ends, np.array([9 * H]), np.array([1.0, 1.0]), np.array([0.5, 0.5]), 2 * H)
+    assert got.status.tolist() == rb.segments(starts, ends, np.array([9 * H]), np.ones(20, bool), 2 * H)[1].tolist()
+    assert got.unscored.tolist() == [False] * 3 + [True] * 5 + [False] * 12  # spanning, then 3 baseline windows
+    assert (got.z[:3] == 0).all()  # before the work order: the calibration's levels
+    assert (got.z[8:] == np.where(np.arange(8, 20)[:, None] == 15, [12.0, 0.0], 0.0)).all()  # (9 - 3) / 0.5
+    assert got.taken == 1 and len(got.finished) == 1 and got.finished[0]["levels"] == [3.0, 3.0]
+    # The same windows with the baseline known from an earlier run: same z, no baseline windows.
+    again = rb.apply(err[8:], starts[8:], ends[8:], np.array([9 * H]), np.array([1.0, 1.0]), np.array([0.5, 0.5]),
+                     2 * H, known={0: (np.array([3.0, 3.0]), True)})
+    assert (again.z == got.z[8:]).all() and not again.unscored.any() and again.finished == []
+
+
 WORK_ORDER = pd.Timestamp("2024-01-03T06:05:00Z")
 GAIN = 1.4
 

@@ -101,3 +101,23 @@ def test_stopped_steps_are_hidden_from_the_model_except_temperatures_and_unrecor
     assert hidden.mask[0, 1].all() and np.array_equal(hidden.values[0, 1], values[0, 1])  # the temperature stays
     assert w.mask.all() and np.isfinite(w.values).all()  # the input is not modified
     assert hide_steps(w, np.ones((1, 12))) is w
+
+
+def test_any_detectors_errors_are_gated_as_a_reconstructions_are():
+    from pdm.detect.errors import gated_step_errors, gated_window_errors
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(3, 2, 8)).astype(np.float32)
+    mask = np.ones_like(values)
+    mask[1, 0, :6] = 0  # channel 0 of window 1: two observed steps left
+    w = SimpleNamespace(values=np.where(mask > 0, values, np.nan), mask=mask)
+    rec = rng.normal(size=values.shape).astype(np.float32)
+    gate = np.ones((3, 8), np.float32)
+    gate[2, :7] = 0  # window 2 barely ran: one counted step, under MIN_COUNTED (2 of 8)
+    steps = np.where(mask > 0, np.abs(values - rec), np.nan)  # what a baseline's step_errors returns
+    expect = gated_errors(w, rec, gate)
+    assert np.allclose(gated_step_errors(steps, w, gate), expect, equal_nan=True)
+    assert np.isfinite(expect[1, 0]) and np.isnan(expect[2]).all()
+    # A window-level detector's errors are kept exactly where a reconstruction's would count.
+    whole = np.full((3, 2), 5.0)
+    assert (np.isfinite(gated_window_errors(whole, w, gate)) == np.isfinite(expect)).all()

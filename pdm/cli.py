@@ -330,7 +330,13 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
         cfg_sim.seed = args.seed
     cfg_sim.detectors = detectors
     cfg_sim.stages = args.stages
-    benchmark_sim(cfg_sim, out, quick=args.quick)
+    if args.tshae_d_model:
+        cfg_sim.tshae_d_model = args.tshae_d_model
+    try:
+        benchmark_sim(cfg_sim, out, quick=args.quick, tag=args.tag or "")
+    except ValueError as exc:
+        print(f"pdmctl benchmark sim: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -450,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sim: plain = calibration, POT and alarm rule only; product = every detector also through "
                         "pdm's scorer's stages (held-out calibration, running gate, operating envelope, new baseline "
                         "after work orders); results as sim[_quick]_product.*")
+    p.add_argument("--tshae-d-model", dest="tshae_d_model", type=int,
+                   help="sim: TSHAE's model width (default 32; pdm's own model has 64)")
+    p.add_argument("--tag", help="sim: appended to the results files' names (sim_TAG.json), so runs do not overwrite")
     p.set_defaults(func=_benchmark_cmd)
 
     p = sub.add_parser("dashboard", help="serve the plant-floor dashboard (Dash) over the store and models")

@@ -57,6 +57,7 @@ class SimBenchConfig:
     #: "plain": calibration + POT + alarm rule on every window (the detectors alone);
     #: "product": every detector through pdm's scorer's stages as well (see :data:`STAGES`).
     stages: str = "plain"
+    tshae_d_model: int = 32  # pdm's own model (TSHAEConfig) has 64: the benchmark's TSHAE is a smaller one by default
 
     @classmethod
     def quick(cls) -> SimBenchConfig:
@@ -65,7 +66,7 @@ class SimBenchConfig:
 
 def _overrides(key: str, cfg: SimBenchConfig) -> dict[str, Any]:
     if key == "tshae":
-        return {"epochs": cfg.epochs, "d_model": 32, "layers": 2, "patch": 8}
+        return {"epochs": cfg.epochs, "d_model": cfg.tshae_d_model, "layers": 2, "patch": 8}
     if key in ("conv_ae", "lstm_ae"):
         return {"epochs": max(cfg.epochs * 3, 5)}
     if key == "tst_mvp":
@@ -470,8 +471,10 @@ def markdown(doc: dict[str, Any], stem: str, plotted: bool) -> str:
 
 
 def benchmark_sim(cfg: SimBenchConfig, out_dir: Path, quick: bool = False,
-                  progress: Callable[[str], None] | None = print) -> dict[str, Any]:
-    """Run, print one table, write ``sim[_quick].json`` / ``.md`` under ``out_dir``."""
+                  progress: Callable[[str], None] | None = print, tag: str = "") -> dict[str, Any]:
+    """Run, print one table, write ``sim[_quick][_product][_tag].json`` / ``.md`` under ``out_dir``."""
+    if tag and not tag.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"tag must be letters, digits, - and _ (a file name part), not {tag!r}")
     from pdm.evaluate.skab import _json_default, machine_info
 
     started = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
@@ -481,7 +484,7 @@ def benchmark_sim(cfg: SimBenchConfig, out_dir: Path, quick: bool = False,
     doc.update({"benchmark": "sim", "date": started, "seconds": round(time.perf_counter() - t0, 1),
                 "machine": machine_info()})
     text = table(doc)
-    stem = ("sim_quick" if quick else "sim") + ("_product" if cfg.stages == "product" else "")
+    stem = ("sim_quick" if quick else "sim") + ("_product" if cfg.stages == "product" else "") + (f"_{tag}" if tag else "")
     out_dir.mkdir(parents=True, exist_ok=True)
     plotted = plot_sweeps(doc, out_dir / f"{stem}_curves.png")
     md = markdown(doc, stem, plotted)

@@ -38,17 +38,19 @@ def test_sim_benchmark_with_the_products_stages(tmp_path: Path) -> None:
     """Every detector through pdm's scorer's stages: a window-level detector (IForest) and a per-step one (PCA)."""
     cfg = SimBenchConfig(machines=2, days=8.0, train_days=5.0, window=72, stride=12, epochs=1,
                          detectors=("pca", "iforest"), stages="product")
-    doc = benchmark_sim(cfg, tmp_path / "out", quick=True, progress=None)
-    saved = json.loads((tmp_path / "out" / "sim_quick_product.json").read_text())
+    doc = benchmark_sim(cfg, tmp_path / "out", quick=True, progress=None, tag="t1")
+    saved = json.loads((tmp_path / "out" / "sim_quick_product_t1.json").read_text())
     assert saved["config"]["stages"] == "product" and not (tmp_path / "out" / "sim_quick.json").exists()
     for key in ("pca", "iforest"):
         m = doc["results"][key]["metrics"]
         assert m["machine_months"] == pytest.approx(2 * 3.0 / 30, rel=0.02)
         assert isinstance(saved["results"][key]["per_failure"], list)
-    md = (tmp_path / "out" / "sim_quick_product.md").read_text()
+    md = (tmp_path / "out" / "sim_quick_product_t1.md").read_text()
     assert "(product)" in md and "operating envelope" in md
     with pytest.raises(ValueError, match="stages"):
         benchmark_sim(SimBenchConfig(stages="fancy"), tmp_path, progress=None)
+    with pytest.raises(ValueError, match="tag"):
+        benchmark_sim(cfg, tmp_path, progress=None, tag="../x")
 
 
 def test_sim_benchmark_rejects_bad_settings(tmp_path: Path) -> None:

@@ -353,14 +353,18 @@ def _window_errors(store: Store, bundle: Any, m: str, ends: np.ndarray, step_ns:
     grid = align_machine(store, m, pd.Timestamp(t0, tz="UTC"), pd.Timestamp(t1, tz="UTC"), feats_step(bundle),
                          channels=list(bundle.scalers[m].channels), speed_max=det.get("speed_max"))
     _fix_work_orders(grid, log, t0, t1)
-    ws = make_windows(grid, bundle.scalers[m], window, stride)
-    ws = ws.take(np.nonzero(ws.mask.any(axis=1).mean(axis=1) >= MIN_OBSERVED)[0])
+    ws = mostly_observed(make_windows(grid, bundle.scalers[m], window, stride))
     if len(ws) == 0:
         return None
     running = window_running(grid, ws, window)  # cut once: hiding, the gate and the operating point use it
     ws = hide_steps(ws, running)  # stopped steps hidden, as calibration saw them
     recon = reconstruct(bundle.model, ws)["reconstruction"]
     return ws, running, grid_windows_errors(grid, ws, recon, window, running=running)
+
+
+def mostly_observed(ws: Any) -> Any:
+    """The windows of ``ws`` with at least :data:`MIN_OBSERVED` of their steps observed (any sensor): those scored."""
+    return ws.take(np.nonzero(ws.mask.any(axis=1).mean(axis=1) >= MIN_OBSERVED)[0])
 
 
 def calibrated_to(bundle: Any, m: str) -> int:

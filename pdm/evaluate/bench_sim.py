@@ -166,11 +166,10 @@ class _Staged:
 
 def _hidden(grid: Any, ws: Any, window: int) -> tuple[Any, np.ndarray, np.ndarray]:
     """(windows with stopped steps hidden, their running values, their step gate), as pdm's scorer cuts them."""
-    from pdm.detect.errors import hide_steps, step_gate, window_running
+    from pdm.detect.errors import hide_steps, running_gate, window_running
 
     running = window_running(grid, ws, window)
-    step_h = (grid.index[1] - grid.index[0]).total_seconds() / 3600 if len(grid.index) > 1 else 0.0
-    return hide_steps(ws, running), running, step_gate(running, step_h)
+    return hide_steps(ws, running), running, running_gate(grid, ws, window, running=running)
 
 
 def _gated(det: Any, ws: Any, gate: np.ndarray) -> np.ndarray:
@@ -207,7 +206,7 @@ def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: 
 def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] | None = print) -> dict[str, Any]:
     from pdm.baselines import make_detector
     from pdm.detect.errors import operating_points, running_values
-    from pdm.detect.score import MIN_OBSERVED, work_orders
+    from pdm.detect.score import mostly_observed, work_orders
     from pdm.detect.stages import ChannelCalibrator, OperatingEnvelope, POTThreshold
     from pdm.features import RobustScaler, WindowSet, make_windows
     from pdm.features.windows import ambient_channel, excluded_steps, grid_running
@@ -250,8 +249,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         keep = t.start >= split.value
         t = WindowSet(t.values[keep], t.mask[keep], t.context[keep], t.events[keep], t.start[keep], t.machine[keep],
                       t.channels)
-        if product:  # mostly empty windows are not scored (pdm.detect.score.MIN_OBSERVED)
-            t = t.take(np.nonzero(t.mask.any(axis=1).mean(axis=1) >= MIN_OBSERVED)[0])
+        if product:  # mostly empty windows are not scored
+            t = mostly_observed(t)
         if len(w) >= 4 and len(t):
             fit_sets[m], test_sets[m], scalers[m] = w, t, scaler
     if not fit_sets:

@@ -7,7 +7,12 @@ began (an episode that rose earlier and never cleared warned the plant all
 along; counting it false and the failure missed would punish an alarm for
 being early). Its lead time is the failure time minus that first alarm's
 start; failures caught only by an alarm older than the horizon are counted
-apart (``caught_early``) so that a reader can discount them. An alarm that precedes no
+apart (``caught_early``) so that a reader can discount them. Where the failure log gives the fault's
+onset (the simulator's truth does), the same is counted again with only the
+alarms that started at or after it (``recall_72h_after_onset``,
+``alarm_before_onset``): an alarm raised before the fault existed, and still
+raised when it failed, warned of something else (a stuck alarm, an earlier
+fault never cleared) and its "lead time" is no lead. An alarm that precedes no
 failure within the horizon is a *false alarm*; it is attributed to the
 labelled nuisance (maintenance, sensor replaced, dropout, spike, stuck
 sensor, clock skew, duplicates, regime change) it overlaps, if any.
@@ -62,6 +67,11 @@ class EventMetrics:
     downtime_turned_planned_h: float
     downtime_saved_h: float
     per_failure: list[dict[str, Any]] = field(default_factory=list)
+    #: Counting only alarms that started at or after the fault's onset (None: the failures have no onsets).
+    recall_72h_after_onset: float | None = None
+    median_lead_after_onset_h: float | None = None
+    #: Caught failures whose first alarm in effect started before the fault's onset.
+    alarm_before_onset: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,12 +146,28 @@ def event_metrics(
     top1_raise: list[bool] = []
     unplanned = planned_h = saved = 0.0
     early = 0
+    onset_leads: list[float] = []
+    n_onsets = before_onset = 0
     for _, f in fails.sort_values("failure").iterrows():
         sel = pd.Series(in_effect(alarms, f["machine"], f["failure"], horizon), index=alarms.index, dtype=bool)
         repair_h = 0.0
         if "repair_end" in f and pd.notna(f.get("repair_end")):
             repair_h = (pd.Timestamp(f["repair_end"]) - f["failure"]) / pd.Timedelta("1h")
         row: dict[str, Any] = {"machine": f["machine"], "failure": f["failure"], "caught": bool(sel.any())}
+        onset = pd.Timestamp(f["onset"]) if "onset" in f and pd.notna(f.get("onset")) else None
+        if onset is not None:
+            if onset.tzinfo is None:
+                onset = onset.tz_localize("UTC")
+            n_onsets += 1
+            after = sel & (alarms["start"] >= onset)
+            row["onset"] = onset
+            if after.any():
+                lead_after = (f["failure"] - alarms.loc[after, "start"].min()) / pd.Timedelta("1h")
+                onset_leads.append(lead_after)
+                row["lead_after_onset_h"] = lead_after
+            if sel.any() and alarms.loc[sel, "start"].min() < onset:
+                row["alarm_before_onset"] = True
+                before_onset += 1
         if sel.any():
             first = alarms[sel].sort_values("start").iloc[0]
             alarms.loc[sel, "_used"] = True
@@ -211,6 +237,9 @@ def event_metrics(
         downtime_turned_planned_h=planned_h,
         downtime_saved_h=saved,
         per_failure=per_failure,
+        recall_72h_after_onset=sum(lead >= 72 for lead in onset_leads) / n_onsets if n_onsets else None,
+        median_lead_after_onset_h=float(np.median(onset_leads)) if onset_leads else None,
+        alarm_before_onset=before_onset,
     )
 
 

@@ -383,6 +383,9 @@ def metrics_rows(e: Evaluation) -> list[tuple[str, str]]:
         ("recall >= 24 h ahead", _fmt(m.recall_24h, True)),
         ("recall >= 72 h ahead", _fmt(m.recall_72h, True)),
         ("median lead time", "n/a" if m.median_lead_h is None else f"{m.median_lead_h:.1f} h"),
+        *([("recall >= 72 h, alarm after onset", _fmt(m.recall_72h_after_onset, True)),
+           ("  by an alarm older than the onset", str(m.alarm_before_onset))]
+          if m.recall_72h_after_onset is not None else []),
         ("alarms", str(m.alarms)),
         ("precision (alarms before a failure)", _fmt(m.precision, True)),
         ("false alarms", str(m.false_alarms)),

@@ -45,8 +45,12 @@ def test_sim_benchmark_with_the_products_stages(tmp_path: Path) -> None:
         m = doc["results"][key]["metrics"]
         assert m["machine_months"] == pytest.approx(2 * 3.0 / 30, rel=0.02)
         assert isinstance(saved["results"][key]["per_failure"], list)
+        # the default threshold's alarms are kept, and every sweep point counts alarms after the fault's onset too
+        assert isinstance(saved["results"][key]["alarms"], list)
+        assert all("recall_72h_after_onset" in pt for pt in saved["results"][key]["sweep"])
     md = (tmp_path / "out" / "sim_quick_product_t1.md").read_text()
     assert "(product)" in md and "operating envelope" in md
+    assert "alarm after onset" in md
     with pytest.raises(ValueError, match="stages"):
         benchmark_sim(SimBenchConfig(stages="fancy"), tmp_path, progress=None)
     with pytest.raises(ValueError, match="tag"):
@@ -76,6 +80,13 @@ def test_verdict_needs_more_recall_at_no_more_false_alarms() -> None:
     # More recall bought with more false alarms is not ahead.
     out = str(verdict(_doc(tshae=(0.9, 1.2), pca=(0.6, 0.5))))
     assert "**missed**" in out and "PCA" in out
+    # Judged on the recall that counts only alarms raised after the fault's onset, where the rows have it.
+    from pdm.evaluate.bench_sim import ONSET
+
+    assert verdict(_doc(tshae=(0.8, 0.5), pca=(0.6, 0.5)), ONSET) is None  # not measured
+    doc = _doc(tshae=(0.6, 0.5), pca=(0.8, 0.5))
+    doc["results"]["tshae"]["metrics"][ONSET], doc["results"]["pca"]["metrics"][ONSET] = 0.6, 0.5
+    assert "**missed**" in str(verdict(doc)) and "**met**" in str(verdict(doc, ONSET))
 
 
 def test_at_budget_takes_the_most_recall_within_the_budget() -> None:

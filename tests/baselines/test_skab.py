@@ -16,6 +16,7 @@ from pdm.evaluate.skab import (
     N_FIT,
     SkabConfig,
     binary_metrics,
+    cv_predictions,
     find_skab,
     leaderboard_with,
     load_skab,
@@ -23,6 +24,7 @@ from pdm.evaluate.skab import (
     point_scores,
     read_leaderboard,
     run_skab,
+    window_run_rows,
 )
 
 
@@ -49,6 +51,54 @@ def test_point_adjust_and_point_scores() -> None:
     assert point_scores(w, 6, 3, "min").tolist() == [1.0, 1.0, 1.0, 2.0, 3.0, 4.0]
     with pytest.raises(ValueError):
         point_scores(w, 7, 3)
+
+
+def _notebook_rows(anomalous: np.ndarray, n_rows: int, n_steps: int) -> np.ndarray:
+    """SKAB's Conv-AE / LSTM-AE notebooks' loop, as written there (window flags → row predictions)."""
+    anomalous_data_indices = []
+    for data_idx in range(n_steps - 1, len(anomalous) - n_steps + 1):
+        if np.all(anomalous[data_idx - n_steps + 1 : data_idx]):
+            anomalous_data_indices.append(data_idx)
+    prediction = pd.Series(data=0, index=range(n_rows))
+    prediction.iloc[anomalous_data_indices] = 1
+    return prediction.to_numpy()
+
+
+def test_run_rule_is_the_notebooks_loop() -> None:
+    rng = np.random.default_rng(3)
+    for n_rows, window in [(300, 10), (200, 64), (130, 64), (120, 64), (50, 2)]:
+        k = n_rows - window + 1
+        base = rng.random(k) < 0.8  # long runs of flags with holes
+        flags = base | (np.arange(k) // 25 % 2 == 0)
+        got = window_run_rows(flags, n_rows, window)
+        assert got.tolist() == _notebook_rows(flags, n_rows, window).tolist(), (n_rows, window)
+    # a run of exactly window - 1 flagged windows flags the one row they all cover
+    flags = np.zeros(100 - 10 + 1, dtype=bool)
+    flags[20:29] = True  # windows 20..28 (9 = window - 1)
+    assert np.flatnonzero(window_run_rows(flags, 100, 10)).tolist() == [29]
+    flags[20:30] = True
+    assert np.flatnonzero(window_run_rows(flags, 100, 10)).tolist() == [29, 30]
+    with pytest.raises(ValueError, match="tile"):
+        window_run_rows(flags, 99, 10)
+
+
+def test_cv_picks_the_factor_on_the_other_folders() -> None:
+    files = [skab.SkabFile(name, pd.DataFrame()) for name in ("other/1.csv", "valve1/0.csv", "valve2/0.csv")]
+    trues = [np.r_[np.zeros(50), np.ones(50)].astype(int)] * 3
+    # threshold = factor x 1. other: normal rows 1, anomalous 2.5; valve1/valve2: normal 3, anomalous 5
+    normal, high = {0: 1.0, 1: 3.0, 2: 3.0}, {0: 2.5, 1: 5.0, 2: 5.0}
+    scores = [np.r_[np.full(50, normal[i]), np.full(50, high[i])] for i in range(3)]
+
+    def predict(i: int, fac: float) -> np.ndarray:
+        return (scores[i] > fac).astype(int)
+
+    preds, chosen = cv_predictions(files, trues, predict)
+    # held-out 'other': chosen on the valves only, where 3 <= f < 5 is perfect → 3.0, which misses all of
+    # other's anomalies (its own labels would have said 1.0 ... 2.0)
+    assert chosen["other"] == 3.0 and preds[0].sum() == 0
+    # held-out valve1: other + valve2 allow no perfect factor (f >= 3 for valve2's FAR, f < 2.5 for other's
+    # anomalies); below 3 valve2's FAR is 100 % of its rows > 13.5 % pooled, so 3.0 (first of the best)
+    assert chosen["valve1"] == 3.0 and preds[1].tolist() == trues[1].tolist()
 
 
 def _write_file(path: Path, n: int, onset: int | None, seed: int) -> None:
@@ -126,6 +176,7 @@ def test_cli_benchmark_skab(tmp_path: Path, tiny_skab: Path, capsys: pytest.Capt
     assert main(["benchmark", "skab", "--data", str(tiny_skab), "--detectors", "pca,iforest", "--out", str(out)]) == 0
     doc = json.loads((out / "skab.json").read_text())
     assert set(doc["results"]) == {"pca", "iforest"}
+    assert {"ucl", "pot", "run", "cv", "run_cv"} <= set(doc["results"]["pca"])
     assert "Perfect detector" in capsys.readouterr().out
     assert "pdm PCA" in (out / "skab.md").read_text()
     assert skab.TARGET["f1"] == 0.80

@@ -119,3 +119,25 @@ def test_an_alarm_raised_before_the_horizon_and_still_raised_in_it_catches_the_f
     assert m.caught == 2 and m.caught_early == 0 and m.false_alarms == 2
     # With their ends, the hand-written alarms are judged as without them.
     assert event_metrics(FAILURES, alarms, OBSERVED).to_dict() == event_metrics(FAILURES, ALARMS, OBSERVED).to_dict()
+
+
+def test_alarms_older_than_the_fault_onset_are_counted_apart():
+    # m1's fault began 2024-02-07: its first alarm (02-06, 96 h ahead) is older than the fault, the second
+    # (02-09, 24 h ahead) is the fault's own. A stuck alarm raised 2024-01-30 on m2 and still raised when it
+    # failed (fault began 02-15) catches it by the horizon rule, but no alarm was raised after its onset.
+    fails = FAILURES.copy()
+    fails["onset"] = ["2024-02-07T00:00Z", "2024-02-15T00:00Z", None]
+    alarms = pd.DataFrame({"machine": ["m1", "m1", "m2"],
+                           "start": ["2024-02-06T00:00Z", "2024-02-09T00:00Z", "2024-01-30T00:00Z"],
+                           "end": ["2024-02-06T12:00Z", "2024-02-10T00:00Z", "2024-02-20T00:00Z"]})
+    m = event_metrics(fails, alarms, OBSERVED)
+    assert [f.get("lead_h") for f in m.per_failure] == [96.0, 504.0, None]
+    assert m.recall_72h == pytest.approx(2 / 3)  # by the horizon rule
+    assert [f.get("lead_after_onset_h") for f in m.per_failure] == [24.0, None, None]
+    assert m.recall_72h_after_onset == 0.0  # 0 of the 2 failures with an onset
+    assert m.median_lead_after_onset_h == 24.0
+    assert m.alarm_before_onset == 2
+    assert [bool(f.get("alarm_before_onset")) for f in m.per_failure] == [True, True, False]
+    # without onsets nothing of it is reported
+    plain = event_metrics(FAILURES, alarms, OBSERVED)
+    assert plain.recall_72h_after_onset is None and plain.alarm_before_onset == 0

@@ -460,6 +460,38 @@ def cause_table(doc: dict[str, Any]) -> str | None:
     return "\n".join(lines)
 
 
+def failure_table(doc: dict[str, Any]) -> str | None:
+    """Per failure (with its fault's onset): each detector's lead time at the default threshold.
+
+    A cell reads ``lead h`` when the first alarm in effect started after the onset, ``lead h
+    (older alarm; after onset: h or none)`` when it started before it.
+    """
+    res = {k: r for k, r in doc["results"].items() if r.get("per_failure")}
+    if not res:
+        return None
+    first = next(iter(res.values()))["per_failure"]
+    lines = ["| machine | failure | onset | onset to failure, h | " + " | ".join(r["name"] for r in res.values()) + " |",
+             "|---|---|---|---:|" + "---|" * len(res)]
+    for i, f in enumerate(first):
+        fail = pd.Timestamp(f["failure"])
+        onset = pd.Timestamp(f["onset"]) if f.get("onset") else None
+        cells = []
+        for r in res.values():
+            row = r["per_failure"][i]
+            if row.get("lead_h") is None:
+                cells.append("missed")
+                continue
+            cell = f"{row['lead_h']:.0f}"
+            if row.get("alarm_before_onset"):
+                after = row.get("lead_after_onset_h")
+                cell += f" (older alarm; after onset: {'none' if after is None else f'{after:.0f}'})"
+            cells.append(cell)
+        span = f"{(fail - onset) / pd.Timedelta('1h'):.0f}" if onset is not None else "-"
+        lines.append(f"| {f['machine']} | {fail:%Y-%m-%d %H:%M} | {'-' if onset is None else f'{onset:%Y-%m-%d %H:%M}'} "
+                     f"| {span} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown(doc: dict[str, Any], stem: str, plotted: bool) -> str:
     """The results file: default-threshold table and verdict, false alarms by cause, the same-budget comparison."""
     stages = doc["config"].get("stages", "plain")
@@ -485,6 +517,10 @@ def markdown(doc: dict[str, Any], stem: str, plotted: bool) -> str:
                          if (bto := budget_table(doc, ONSET)) else []),
                        *([f"![operating curves]({stem}_curves.png)", ""] if plotted else [])]
                       if (bt := budget_table(doc)) else []),
+                    *(["## Per failure", "",
+                       "Lead time in hours of each detector's first alarm in effect (default threshold); where that "
+                       "alarm is older than the fault's onset, the lead of the first alarm raised after the onset "
+                       "beside it.", "", ft, ""] if (ft := failure_table(doc)) else []),
                     "Root cause here is the raw ranking (calibrated channel scores, strongest first) for every detector "
                     "alike; pdm's scorer adds the rules of vibration analysis (pdm.detect.rootcause), see detection.md.", "",
                     f"Settings: {doc['config']}", "",

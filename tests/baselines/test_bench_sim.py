@@ -125,3 +125,18 @@ def test_cause_table_counts_each_detectors_false_alarms_by_nuisance() -> None:
     assert lines[0] == "| Detector | regime change | spike | unexplained | all |"  # unexplained last
     assert lines[2:] == ["| A | 0 | 2 | 1 | 3 |", "| B | 1 | 0 | 0 | 1 |"]
     assert cause_table({"results": {"a": {"name": "A", "metrics": {"false_alarms": 0}}}}) is None
+
+
+def test_failure_table_marks_alarms_older_than_the_onset() -> None:
+    from pdm.evaluate.bench_sim import failure_table
+
+    fail = {"machine": "m1", "failure": "2024-02-10T00:00:00+00:00", "onset": "2024-02-07T00:00:00+00:00"}
+    doc = {"results": {
+        "tshae": {"name": "TSHAE", "per_failure": [{**fail, "lead_h": 48.0, "lead_after_onset_h": 48.0}]},
+        "pca": {"name": "PCA", "per_failure": [{**fail, "lead_h": 500.0, "alarm_before_onset": True}]},
+        "lstm": {"name": "LSTM", "per_failure": [{**fail, "lead_h": None}]},
+    }}
+    row = str(failure_table(doc)).splitlines()[-1]
+    assert row == ("| m1 | 2024-02-10 00:00 | 2024-02-07 00:00 | 72 | 48 | 500 (older alarm; after onset: none) "
+                   "| missed |")
+    assert failure_table({"results": {"pca": {"name": "PCA", "per_failure": []}}}) is None

@@ -317,6 +317,7 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         return 0
     from pdm.evaluate.bench_sim import SimBenchConfig, benchmark_sim
+    from pdm.model.directory import ModelDirectoryError
 
     cfg_sim = SimBenchConfig.quick() if args.quick else SimBenchConfig()
     if args.machines:
@@ -332,9 +333,10 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
     cfg_sim.stages = args.stages
     if args.tshae_d_model:
         cfg_sim.tshae_d_model = args.tshae_d_model
+    cfg_sim.tshae_from = args.tshae_from
     try:
         benchmark_sim(cfg_sim, out, quick=args.quick, tag=args.tag or "")
-    except ValueError as exc:
+    except (ValueError, ModelDirectoryError) as exc:
         print(f"pdmctl benchmark sim: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -458,6 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "after work orders); results as sim[_quick]_product.*")
     p.add_argument("--tshae-d-model", dest="tshae_d_model", type=int,
                    help="sim: TSHAE's model width (default 32; pdm's own model has 64)")
+    p.add_argument("--tshae-from", dest="tshae_from", metavar="DIR",
+                   help="sim: score this model directory's TSHAE weights instead of training one (same windows, "
+                        "scaling, calibration and thresholds as the others)")
     p.add_argument("--tag", help="sim: appended to the results files' names (sim_TAG.json), so runs do not overwrite")
     p.set_defaults(func=_benchmark_cmd)
 

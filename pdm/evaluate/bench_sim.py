@@ -58,6 +58,9 @@ class SimBenchConfig:
     #: "product": every detector through pdm's scorer's stages as well (see :data:`STAGES`).
     stages: str = "plain"
     tshae_d_model: int = 32  # pdm's own model (TSHAEConfig) has 64: the benchmark's TSHAE is a smaller one by default
+    #: A model directory whose TSHAE weights are scored instead of training one here (the harness's own
+    #: windows, scaling, calibration and thresholds): tells a training's luck from the harness.
+    tshae_from: str | None = None
 
     @classmethod
     def quick(cls) -> SimBenchConfig:
@@ -184,6 +187,30 @@ def _gated(det: Any, ws: Any, gate: np.ndarray) -> np.ndarray:
     return gated_window_errors(det.errors(ws), ws, gate)
 
 
+def kept_tshae(path: str | Path, fit: Any) -> Any:
+    """A :class:`~pdm.baselines.TSHAEDetector` holding a model directory's weights (checked against the harness's windows).
+
+    Raises ValueError when the directory's channels, context or event channels or window differ
+    from the windows the harness cut (then its weights would read other inputs); the directory's
+    own loading errors (corrupt, truncated, mismatched) pass through as they are.
+    """
+    from pdm.baselines.neural import TSHAEDetector
+    from pdm.model.directory import load
+
+    bundle = load(path)
+    mc = bundle.config["model"]
+    want = {"channel_names": list(fit.channels), "context_channels": fit.context.shape[1],
+            "event_channels": fit.events.shape[1], "window": fit.values.shape[2]}
+    wrong = {k: (mc.get(k), v) for k, v in want.items() if mc.get(k) != v}
+    if wrong:
+        raise ValueError(f"{path}: the model does not fit the harness's windows: "
+                         + "; ".join(f"{k} {a!r} in the model, {b!r} here" for k, (a, b) in wrong.items()))
+    det = TSHAEDetector(d_model=mc["d_model"], layers=mc["layers"], patch=mc["patch"])
+    det.model_ = bundle.model
+    det.metrics_ = {"from": str(path), "version": bundle.version}
+    return det
+
+
 def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: int,
                    stride_ns: int) -> _Series | None:
     """One machine's series through the product's stages (None: no calibration window could be scored)."""
@@ -290,8 +317,12 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     results: dict[str, Any] = {}
     for key in cfg.detectors:
         began = time.perf_counter()
-        say(f"{key}: fitting on {len(fit_all)} windows")
-        det = make_detector(key, seed=cfg.seed, **_overrides(key, cfg)).fit(fit_all)
+        if key == "tshae" and cfg.tshae_from:
+            say(f"{key}: weights from {cfg.tshae_from} (not trained here)")
+            det = kept_tshae(cfg.tshae_from, fit_all)
+        else:
+            say(f"{key}: fitting on {len(fit_all)} windows")
+            det = make_detector(key, seed=cfg.seed, **_overrides(key, cfg)).fit(fit_all)
         fit_s = time.perf_counter() - began
         say(f"{key}: fitted in {fit_s:.0f}s; calibrating and scoring {len(test_sets)} machines")
         series = []
@@ -316,7 +347,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         mets = sweep(series, failures, observed, nuisances)
         met = mets[1.0]  # the default thresholds
         full = met.to_dict()
-        results[key] = {"name": det.name, "fit_seconds": round(fit_s, 1), "seconds": round(time.perf_counter() - began, 1),
+        results[key] = {"name": det.name + (" (kept weights)" if key == "tshae" and cfg.tshae_from else ""),
+                        "fit_seconds": round(fit_s, 1), "seconds": round(time.perf_counter() - began, 1),
                         "metrics": {k: v for k, v in full.items() if k != "per_failure"}, "sweep": curve(mets),
                         "per_failure": full.get("per_failure"),
                         # the default threshold's alarms, so that the events can be judged again without a rerun
@@ -492,6 +524,26 @@ def failure_table(doc: dict[str, Any]) -> str | None:
     return "\n".join(lines)
 
 
+def ceiling_note(doc: dict[str, Any]) -> str | None:
+    """The failures no detector can catch 72 h ahead with an alarm raised after the fault's onset in the scored period."""
+    res = [r for r in doc["results"].values() if r.get("per_failure")]
+    if not res:
+        return None
+    split = pd.Timestamp(doc["split"])
+    short = []
+    for f in res[0]["per_failure"]:
+        if not f.get("onset"):
+            return None
+        fail, onset = pd.Timestamp(f["failure"]), pd.Timestamp(f["onset"])
+        span = (fail - max(onset, split)) / pd.Timedelta("1h")
+        if span < 72:
+            short.append(f"{f['machine']} {fail:%Y-%m-%d} ({span:.0f} h)")
+    n = len(res[0]["per_failure"])
+    return (f"Ceiling: {len(short)} of {n} failures came less than 72 h after the later of their fault's onset and the "
+            f"start of scoring ({', '.join(short) or 'none'}), so at most {(n - len(short)) / max(n, 1):.2f} can be caught "
+            ">= 72 h ahead by an alarm raised after the onset.")
+
+
 def markdown(doc: dict[str, Any], stem: str, plotted: bool) -> str:
     """The results file: default-threshold table and verdict, false alarms by cause, the same-budget comparison."""
     stages = doc["config"].get("stages", "plain")
@@ -520,7 +572,8 @@ def markdown(doc: dict[str, Any], stem: str, plotted: bool) -> str:
                     *(["## Per failure", "",
                        "Lead time in hours of each detector's first alarm in effect (default threshold); where that "
                        "alarm is older than the fault's onset, the lead of the first alarm raised after the onset "
-                       "beside it.", "", ft, ""] if (ft := failure_table(doc)) else []),
+                       "beside it.", "", ft, "", *([cn, ""] if (cn := ceiling_note(doc)) else [])]
+                      if (ft := failure_table(doc)) else []),
                     "Root cause here is the raw ranking (calibrated channel scores, strongest first) for every detector "
                     "alike; pdm's scorer adds the rules of vibration analysis (pdm.detect.rootcause), see detection.md.", "",
                     f"Settings: {doc['config']}", "",

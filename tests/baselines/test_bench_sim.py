@@ -140,3 +140,44 @@ def test_failure_table_marks_alarms_older_than_the_onset() -> None:
     assert row == ("| m1 | 2024-02-10 00:00 | 2024-02-07 00:00 | 72 | 48 | 500 (older alarm; after onset: none) "
                    "| missed |")
     assert failure_table({"results": {"pca": {"name": "PCA", "per_failure": []}}}) is None
+
+
+def test_ceiling_counts_failures_too_soon_after_onset_or_scoring_start() -> None:
+    from pdm.evaluate.bench_sim import ceiling_note
+
+    rows = [{"machine": "a", "failure": "2024-02-03T00:00:00+00:00", "onset": "2024-01-20T00:00:00+00:00"},  # 48 h scored
+            {"machine": "b", "failure": "2024-02-20T00:00:00+00:00", "onset": "2024-02-18T00:00:00+00:00"},  # 48 h
+            {"machine": "c", "failure": "2024-02-20T00:00:00+00:00", "onset": "2024-02-10T00:00:00+00:00"}]
+    doc = {"split": "2024-02-01T00:00:00+00:00", "results": {"pca": {"name": "PCA", "per_failure": rows}}}
+    out = str(ceiling_note(doc))
+    assert "2 of 3" in out and "a 2024-02-03 (48 h)" in out and "b 2024-02-20 (48 h)" in out and "0.33" in out
+
+
+def test_kept_tshae_scores_a_model_directory_that_fits_the_windows() -> None:
+    """The harness can score kept weights (the held-back fleet's model) instead of training; a misfit is refused."""
+    import numpy as np
+
+    from pdm.evaluate.bench_sim import kept_tshae
+    from pdm.features import WindowSet
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "models" / "heldback-2027-rise"
+    mc = json.loads((path / "config.json").read_text())["model"]
+    n, c, t = 3, len(mc["channel_names"]), mc["window"]
+    rng = np.random.default_rng(0)
+
+    def windows(channels: list[str], window: int) -> WindowSet:
+        return WindowSet(values=rng.normal(size=(n, len(channels), window)).astype(np.float32),
+                         mask=np.ones((n, len(channels), window), np.float32),
+                         context=np.zeros((n, mc["context_channels"], window), np.float32),
+                         events=np.zeros((n, mc["event_channels"], window), np.float32),
+                         start=np.arange(n, dtype=np.int64), machine=np.full(n, "m", dtype=object),
+                         channels=list(channels))
+
+    ws = windows(mc["channel_names"], t)
+    det = kept_tshae(path, ws)
+    err = det.errors(ws)
+    assert err.shape == (n, c) and np.isfinite(err).all()
+    with pytest.raises(ValueError, match="window"):
+        kept_tshae(path, windows(mc["channel_names"], t // 2))
+    with pytest.raises(ValueError, match="channel_names"):
+        kept_tshae(path, windows(mc["channel_names"][::-1], t))

@@ -483,6 +483,9 @@ def markdown(res: dict[str, Any]) -> str:
         f"| recall (any lead) / >= 24 h / >= 72 h | {_v(e['recall'], True)} / {_v(e['recall_24h'], True)} / "
         f"{_v(e['recall_72h'], True)} |",
         f"| median lead time | {_v(e['median_lead_h'])} h |",
+        *([f"| >= 72 h counting only alarms raised after the fault's onset | {_v(e['recall_72h_after_onset'], True)}"
+           f" ({e.get('alarm_before_onset', 0)} catch(es) rested on an alarm older than the onset) |"]
+          if e.get("recall_72h_after_onset") is not None else []),
         f"| alarms / true / false | {e['alarms']} / {e['true_alarms']} / {e['false_alarms']} |",
         f"| precision | {_v(e['precision'], True)} |",
         f"| machine-months | {_v(e['machine_months'])} |",
@@ -505,6 +508,9 @@ def markdown(res: dict[str, Any]) -> str:
     for r in e["per_failure"]:
         lead = "missed" if r.get("lead_h") is None else f"{r['lead_h']:.0f} h" + (
             " (raised before the 14 days, still raised)" if r.get("alarm_before_horizon") else "") + (
+            "; raised before the fault's onset" + (f", first alarm after it {r['lead_after_onset_h']:.0f} h ahead"
+                                                   if r.get("lead_after_onset_h") is not None else ", none after it")
+            if r.get("alarm_before_onset") else "") + (
             f"; root cause of the alarm raised {str(r['rootcause_alarm_start'])[:16]}"
             if r.get("rootcause_alarm_start") is not None else "") + (
             f"; ranked {r['rootcause_ranked_h']:.0f} h ahead" if r.get("rootcause_ranked_h") is not None

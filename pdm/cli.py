@@ -334,6 +334,7 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
     if args.tshae_d_model:
         cfg_sim.tshae_d_model = args.tshae_d_model
     cfg_sim.tshae_from = args.tshae_from
+    cfg_sim.model_seed = args.model_seed
     try:
         benchmark_sim(cfg_sim, out, quick=args.quick, tag=args.tag or "")
     except (ValueError, ModelDirectoryError) as exc:
@@ -460,6 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "after work orders); results as sim[_quick]_product.*")
     p.add_argument("--tshae-d-model", dest="tshae_d_model", type=int,
                    help="sim: TSHAE's model width (default 32; pdm's own model has 64)")
+    p.add_argument("--model-seed", dest="model_seed", type=int,
+                   help="sim: the detectors' training seed (default: --seed, the fleet's), for other trainings on one fleet")
     p.add_argument("--tshae-from", dest="tshae_from", metavar="DIR",
                    help="sim: score this model directory's TSHAE weights instead of training one (same windows, "
                         "scaling, calibration and thresholds as the others)")

@@ -52,6 +52,8 @@ class SimBenchConfig:
     stride: int = 6
     epochs: int = 5
     seed: int = 3  # the simulator's failures are sparse; this seed has several after the fit period
+    #: The detectors' training seed (None: ``seed``, the fleet's): other trainings on the same fleet.
+    model_seed: int | None = None
     running_scaling: bool = False  # vibration and currents scaled on running steps (FeatureConfig.running_scaling)
     detectors: tuple[str, ...] = ("tshae", "pca", "iforest", "conv_ae", "lstm_ae", "tst_mvp")
     #: "plain": calibration + POT + alarm rule on every window (the detectors alone);
@@ -322,7 +324,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             det = kept_tshae(cfg.tshae_from, fit_all)
         else:
             say(f"{key}: fitting on {len(fit_all)} windows")
-            det = make_detector(key, seed=cfg.seed, **_overrides(key, cfg)).fit(fit_all)
+            det = make_detector(key, seed=cfg.seed if cfg.model_seed is None else cfg.model_seed,
+                                **_overrides(key, cfg)).fit(fit_all)
         fit_s = time.perf_counter() - began
         say(f"{key}: fitted in {fit_s:.0f}s; calibrating and scoring {len(test_sets)} machines")
         series = []

@@ -181,3 +181,24 @@ def test_kept_tshae_scores_a_model_directory_that_fits_the_windows() -> None:
         kept_tshae(path, windows(mc["channel_names"], t // 2))
     with pytest.raises(ValueError, match="channel_names"):
         kept_tshae(path, windows(mc["channel_names"][::-1], t))
+
+
+def test_model_seed_trains_the_detectors_apart_from_the_fleet_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pdm.baselines
+
+    seen: list[int] = []
+
+    class Stop(Exception):
+        pass
+
+    def spy(key: str, seed: int = 0, **kw: object) -> object:
+        seen.append(seed)
+        raise Stop
+
+    monkeypatch.setattr(pdm.baselines, "make_detector", spy)
+    cfg = SimBenchConfig(machines=2, days=8.0, train_days=5.0, window=72, stride=12, epochs=1, detectors=("pca",), seed=3)
+    for model_seed, want in ((None, 3), (11, 11)):
+        cfg.model_seed = model_seed
+        with pytest.raises(Stop):
+            benchmark_sim(cfg, tmp_path / "out", quick=True, progress=None)
+        assert seen[-1] == want

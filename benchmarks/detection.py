@@ -396,22 +396,13 @@ def analysis(res: dict[str, Any], m: Any, ev: Any = None) -> list[str]:
 
 
 def lead_ceiling(per_failure: list[dict[str, Any]], scored_from: Any) -> dict[str, Any]:
-    """Failures whose fault began (or whose scoring began) less than 72 h before them, and recall among the rest.
+    """Failures whose fault began (or whose scoring began) less than 72 h before them, and recall among the rest
+    (:func:`pdm.evaluate.events.lead_ceiling`)."""
+    from pdm.evaluate.events import lead_ceiling as ceiling
 
-    The simulator's severity starts from zero at onset, so failure - max(onset, scoring start) bounds any lead.
-    """
-    start = pd_ts(scored_from)
-    short, possible, caught = [], 0, 0
-    for r in per_failure:
-        if not r.get("onset"):
-            continue
-        begin = max(pd_ts(r["onset"]), start)
-        if (pd_ts(r["failure"]) - begin).total_seconds() < 72 * 3600:
-            short.append(f"{r['machine']} {r.get('mode') or ''} {(pd_ts(r['failure']) - begin).total_seconds() / 3600:.0f} h")
-        else:
-            possible += 1
-            caught += int((r.get("lead_h") or -1) >= 72)
-    return {"short": short, "possible": possible, "caught_72h": caught}
+    short, possible, caught = ceiling(per_failure, scored_from)
+    return {"short": [f"{r['machine']} {r.get('mode') or ''} {r['hours']:.0f} h" for r in short],
+            "possible": possible, "caught_72h": caught}
 
 
 def pd_ts(x: Any) -> Any:

@@ -529,21 +529,17 @@ def failure_table(doc: dict[str, Any]) -> str | None:
 
 def ceiling_note(doc: dict[str, Any]) -> str | None:
     """The failures no detector can catch 72 h ahead with an alarm raised after the fault's onset in the scored period."""
+    from pdm.evaluate.events import lead_ceiling
+
     res = [r for r in doc["results"].values() if r.get("per_failure")]
-    if not res:
+    if not res or not all(f.get("onset") for f in res[0]["per_failure"]):
         return None
-    split = pd.Timestamp(doc["split"])
-    short = []
-    for f in res[0]["per_failure"]:
-        if not f.get("onset"):
-            return None
-        fail, onset = pd.Timestamp(f["failure"]), pd.Timestamp(f["onset"])
-        span = (fail - max(onset, split)) / pd.Timedelta("1h")
-        if span < 72:
-            short.append(f"{f['machine']} {fail:%Y-%m-%d} ({span:.0f} h)")
-    n = len(res[0]["per_failure"])
+    rows = res[0]["per_failure"]
+    short, _, _ = lead_ceiling(rows, doc["split"])
+    named = [f"{f['machine']} {pd.Timestamp(f['failure']):%Y-%m-%d} ({f['hours']:.0f} h)" for f in short]
+    n = len(rows)
     return (f"Ceiling: {len(short)} of {n} failures came less than 72 h after the later of their fault's onset and the "
-            f"start of scoring ({', '.join(short) or 'none'}), so at most {(n - len(short)) / max(n, 1):.2f} can be caught "
+            f"start of scoring ({', '.join(named) or 'none'}), so at most {(n - len(short)) / max(n, 1):.2f} can be caught "
             ">= 72 h ahead by an alarm raised after the onset.")
 
 

@@ -278,3 +278,27 @@ def _channels(value: Any) -> list[str]:
     if isinstance(value, str):
         return [c for c in value.split(";") if c]
     return list(value)
+
+
+def lead_ceiling(per_failure: list[dict[str, Any]], scored_from: Any,
+                 lead: pd.Timedelta = RANKING_LEAD) -> tuple[list[dict[str, Any]], int, int]:
+    """(too soon, possible, caught): the failures with an onset that came less than ``lead`` after the later
+    of their fault's onset and ``scored_from`` (each row with its ``hours``), how many others there were, and
+    how many of those were caught at least ``lead`` ahead.
+
+    The simulator's severity starts from zero at onset, so failure − max(onset, scoring start) bounds any lead.
+    Failures without an onset are left out of all three.
+    """
+    start = pd.Timestamp(scored_from)
+    short: list[dict[str, Any]] = []
+    possible = caught = 0
+    for r in per_failure:
+        if not r.get("onset"):
+            continue
+        span = pd.Timestamp(r["failure"]) - max(pd.Timestamp(r["onset"]), start)
+        if span < lead:
+            short.append({**r, "hours": span / pd.Timedelta("1h")})
+        else:
+            possible += 1
+            caught += int((r.get("lead_h") or -1) >= lead / pd.Timedelta("1h"))
+    return short, possible, caught

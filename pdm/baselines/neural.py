@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from pdm.baselines.base import check_fit_windows, seed_all
 from pdm.detect.errors import masked_mean
 from pdm.features import WindowSet
+from pdm.model import allocator
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ def fit_reconstruction(net: nn.Module, x: np.ndarray, target: np.ndarray, mask: 
 
 @torch.no_grad()
 def _predict(net: nn.Module, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    allocator.tune()  # as TSHAE's scoring does (pdm.model.train.reconstruct)
     net.eval()
     return np.concatenate([net(torch.from_numpy(x[lo : lo + batch])).numpy() for lo in range(0, len(x), batch)]) if len(x) else np.zeros((0,))
 
@@ -260,6 +262,7 @@ class TSTMVP:
         """(n, C, T) errors at the hidden values (every observed value is hidden once), NaN where unobserved."""
         if self.net_ is None:
             raise RuntimeError(f"{self.name}: fit() first")
+        allocator.tune()
         v = np.nan_to_num(windows.values).astype(np.float32)
         m = windows.mask > 0
         n, c, t = v.shape

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from pdm.features import WindowSet
+from pdm.model import allocator
 from pdm.model.tshae import TSHAE, TSHAEConfig, group_members, masked_huber
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,8 @@ def packed_loss(delta: float, channels: int):
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch; also keeps large buffers in the heap (:func:`pdm.model.allocator.tune`)."""
+    allocator.tune()
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -294,6 +297,7 @@ def reconstruct(model: TSHAE, windows: WindowSet, batch_size: int = 64, need_map
     Returns ``reconstruction`` (n, C, T) and, with ``need_maps``, ``temporal``,
     ``spatial``, ``cross``.
     """
+    allocator.tune()
     model.eval()
     groups = model.cfg.groups
     out: dict[str, list[np.ndarray]] = {}

@@ -5,12 +5,14 @@ glibc's ``malloc`` serves an allocation above its mmap threshold (at most
 ``free``. A TSHAE training step or a batch-64 scoring pass allocates many
 buffers of tens of MiB (the gathered LSH queries and keys, the window blocks,
 their gradients): each one comes back as new pages that the kernel faults in
-and zeroes on first touch, every step. ``benchmarks/allocator.py`` measures
-both settings side by side (fresh processes, alternating); on this 2-core
-machine (2026-12-05) a training step of batch 64 x 33 channels x 144 steps
-took 3.33 s with glibc's defaults and 2.42 s with large buffers kept in the
-heap (1.37x), the batch-64 scoring pass 0.83 s and 0.64 s (1.31x), a fleet
-scoring request 44 ms and 33 ms (1.33x), at the same peak resident memory.
+and zeroes on first touch, every step (the heap's top is also trimmed back to
+the system after a large free and grown again on the next). ``benchmarks/allocator.py``
+measures both settings side by side (fresh processes, alternating). On this
+2-core machine, 2026-12-05, two runs: a batch-64 scoring pass (33 channels x
+144 steps) 1.16x and 1.31x faster, a fleet-scoring request (16 channels x
+1,440 steps) 1.12x and 1.33x, a batch-64 training step 1.17x and 1.37x; the
+product's training batch of 32 gains little (1.04x: its buffers mostly stay
+below glibc's own threshold). Peak resident memory the same.
 
 :func:`tune` raises the mmap threshold to 1 GiB and the heap's trim threshold
 to 512 MiB with ``mallopt`` (process-wide; later calls do nothing). It is

@@ -150,6 +150,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--small", action="store_true", help="tiny shapes (a smoke test, not a measurement)")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS), help=f"comma-separated, of {', '.join(WORKLOADS)}")
+    ap.add_argument("--tag", help="appended to the results files' names (allocator_TAG.json)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.child:
@@ -157,11 +159,14 @@ def main() -> None:
         return
     import torch
 
-    res = run(args.rounds, args.steps, args.threads, args.small)
+    chosen = tuple(w for w in args.workloads.split(",") if w)
+    if bad := [w for w in chosen if w not in WORKLOADS]:
+        ap.error(f"unknown workload(s) {', '.join(bad)}; choose from {', '.join(WORKLOADS)}")
+    res = run(args.rounds, args.steps, args.threads, args.small, chosen)
     res.update(date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), torch=torch.__version__,
                machine=f"this machine ({os.cpu_count()} cores, {platform.machine()})")
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "allocator_small" if args.small else "allocator"
+    stem = ("allocator_small" if args.small else "allocator") + (f"_{args.tag}" if args.tag else "")
     (args.out / f"{stem}.json").write_text(json.dumps(res, indent=2) + "\n")
     (args.out / f"{stem}.md").write_text(markdown(res))
     print(markdown(res))

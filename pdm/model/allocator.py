@@ -17,8 +17,13 @@ below glibc's own threshold). Peak resident memory the same.
 :func:`tune` raises the mmap threshold to 1 GiB and the heap's trim threshold
 to 512 MiB with ``mallopt`` (process-wide; later calls do nothing). It is
 called by training and scoring; ``PDM_MALLOC=default`` leaves glibc's
-behaviour alone. On a C library without ``mallopt`` (musl, macOS) it does
-nothing.
+behaviour alone. On a C library without ``mallopt`` (musl, macOS), or a
+glibc that refuses the values, it does nothing and returns False.
+
+The cost: a long-lived process (an Airflow worker) keeps up to the trim
+threshold of freed heap after its largest job instead of handing it back at
+once; with glibc's defaults a process that had trained kept its resident
+memory too (4.2 GiB after a batch-64 training step, either way).
 """
 
 from __future__ import annotations

@@ -335,6 +335,7 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
         cfg_sim.tshae_d_model = args.tshae_d_model
     cfg_sim.tshae_from = args.tshae_from
     cfg_sim.model_seed = args.model_seed
+    cfg_sim.series = args.series
     try:
         benchmark_sim(cfg_sim, out, quick=args.quick, tag=args.tag or "")
     except (ValueError, ModelDirectoryError) as exc:
@@ -466,6 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tshae-from", dest="tshae_from", metavar="DIR",
                    help="sim: score this model directory's TSHAE weights instead of training one (same windows, "
                         "scaling, calibration and thresholds as the others)")
+    p.add_argument("--series", action="store_true",
+                   help="sim: also write each detector's per-window scores, thresholds and channel scores "
+                        "(STEM_series/DETECTOR.parquet beside the results), to study misses without a rerun")
     p.add_argument("--tag", help="sim: appended to the results files' names (sim_TAG.json), so runs do not overwrite")
     p.set_defaults(func=_benchmark_cmd)
 

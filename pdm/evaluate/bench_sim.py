@@ -63,6 +63,9 @@ class SimBenchConfig:
     #: A model directory whose TSHAE weights are scored instead of training one here (the harness's own
     #: windows, scaling, calibration and thresholds): tells a training's luck from the harness.
     tshae_from: str | None = None
+    #: Also write every detector's per-window machine score, threshold and calibrated channel scores
+    #: (``benchmark_sim``: ``<stem>_series/<detector>.parquet``), to study a detector's misses without a rerun.
+    series: bool = False
 
     @classmethod
     def quick(cls) -> SimBenchConfig:
@@ -121,6 +124,22 @@ def _alarms(series: list[_Series], factor: float, rule: Any) -> pd.DataFrame:
                          "end": pd.Timestamp(end, unit="ns", tz="UTC"),
                          "channels": [s.channels[j] for j in order[:3]], "severity": a.severity})
     return pd.DataFrame(rows, columns=["machine", "start", "end", "channels", "severity"])
+
+
+def write_series(series: list[_Series], path: Path) -> Path:
+    """One row per scored window: machine, time (window end, UTC), score, threshold, ``z:<channel>`` per channel."""
+    frames = []
+    for s in series:
+        f = pd.DataFrame(np.asarray(s.z, dtype="float32"), columns=[f"z:{c}" for c in s.channels])
+        f.insert(0, "threshold", float(s.threshold))
+        f.insert(0, "score", np.asarray(s.scores, dtype="float64"))  # exact: the alarm rule can be rerun
+        f.insert(0, "time", pd.to_datetime(np.asarray(s.times, dtype="int64"), unit="ns", utc=True))
+        f.insert(0, "machine", s.machine)
+        frames.append(f)
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["machine", "time", "score", "threshold"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_parquet(path, index=False)
+    return path
 
 
 def sweep(series: list[_Series], failures: pd.DataFrame, observed: pd.DataFrame,
@@ -235,7 +254,9 @@ def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: 
     return _Series(m, times, scores, rb.z, pot.threshold, list(st.test.channels))
 
 
-def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] | None = print) -> dict[str, Any]:
+def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] | None = print,
+            series_dir: Path | None = None) -> dict[str, Any]:
+    """The benchmark's run (see :func:`benchmark_sim`); with ``series_dir``, each detector's series go there."""
     from pdm.baselines import make_detector
     from pdm.detect.errors import operating_points, running_values
     from pdm.detect.score import mostly_observed, work_orders
@@ -347,6 +368,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             pot = POTThreshold().fit(cal.apply(healthy))
             err = det.errors(t)
             series.append(_Series(m, times, cal.apply(err), cal.channel_scores(err), pot.threshold, list(t.channels)))
+        if series_dir is not None:
+            say(f"{key}: series written to {write_series(series, series_dir / f'{key}.parquet')}")
         mets = sweep(series, failures, observed, nuisances)
         met = mets[1.0]  # the default thresholds
         full = met.to_dict()
@@ -589,13 +612,13 @@ def benchmark_sim(cfg: SimBenchConfig, out_dir: Path, quick: bool = False,
     from pdm.evaluate.skab import _json_default, machine_info
 
     started = pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+    stem = ("sim_quick" if quick else "sim") + ("_product" if cfg.stages == "product" else "") + (f"_{tag}" if tag else "")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pdm-bench-sim-") as tmp:
-        doc = run_sim(cfg, Path(tmp), progress)
+        doc = run_sim(cfg, Path(tmp), progress, out_dir / f"{stem}_series" if cfg.series else None)
     doc.update({"benchmark": "sim", "date": started, "seconds": round(time.perf_counter() - t0, 1),
                 "machine": machine_info()})
     text = table(doc)
-    stem = ("sim_quick" if quick else "sim") + ("_product" if cfg.stages == "product" else "") + (f"_{tag}" if tag else "")
     out_dir.mkdir(parents=True, exist_ok=True)
     plotted = plot_sweeps(doc, out_dir / f"{stem}_curves.png")
     md = markdown(doc, stem, plotted)

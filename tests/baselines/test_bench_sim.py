@@ -202,3 +202,27 @@ def test_model_seed_trains_the_detectors_apart_from_the_fleet_seed(tmp_path: Pat
         with pytest.raises(Stop):
             benchmark_sim(cfg, tmp_path / "out", quick=True, progress=None)
         assert seen[-1] == want
+
+
+def test_series_are_written_and_reproduce_the_default_alarms(tmp_path: Path) -> None:
+    """--series: per-window scores and thresholds from which the AlarmRule gives back the run's own alarms."""
+    import pandas as pd
+
+    from pdm.detect.stages import AlarmRule
+
+    cfg = SimBenchConfig(machines=2, days=6.0, train_days=3.0, window=72, stride=12, epochs=1, detectors=("pca",),
+                         series=True)
+    doc = benchmark_sim(cfg, tmp_path / "out", quick=True, progress=None, tag="s")
+    frame = pd.read_parquet(tmp_path / "out" / "sim_quick_s_series" / "pca.parquet")
+    assert list(frame.columns[:4]) == ["machine", "time", "score", "threshold"]
+    assert frame["machine"].nunique() == 2 and any(c.startswith("z:vibration.") for c in frame.columns)
+    assert frame["time"].dt.tz is not None and frame.groupby("machine")["time"].is_monotonic_increasing.all()
+    again = 0
+    for _, g in frame.groupby("machine"):
+        times = g["time"].astype("int64").to_numpy()
+        again += len(AlarmRule().apply(times, g["score"].to_numpy("float64"), float(g["threshold"].iloc[0])))
+    assert again == len(doc["results"]["pca"]["alarms"])
+    # without the flag nothing is written
+    benchmark_sim(SimBenchConfig(machines=2, days=6.0, train_days=3.0, window=72, stride=12, epochs=1,
+                                 detectors=("pca",)), tmp_path / "plain", quick=True, progress=None)
+    assert not list((tmp_path / "plain").glob("*_series"))

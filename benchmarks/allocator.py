@@ -57,11 +57,9 @@ def child(workload: str, steps: int, threads: int, small: bool) -> dict[str, Any
     torch.manual_seed(0)
     if workload == "request":
         b, c, t = 1, 16, 1440 if not small else 256
-        cfg = TSHAEConfig(channels=c, context_channels=3, event_channels=6, window=t)
     else:
         b, c, t = (32 if workload == "train" else 64, 33, 144) if not small else (4, 8, 64)
-        cfg = TSHAEConfig(channels=c, context_channels=3, event_channels=6, window=t)
-    model = TSHAE(cfg)
+    model = TSHAE(TSHAEConfig(channels=c, context_channels=3, event_channels=6, window=t))
     values, mask = torch.randn(b, c, t), torch.ones(b, c, t)
     mask[:, 0, : t // 4] = 0  # some missing values, as real windows have
     ctx, ev = torch.randn(b, 3, t), torch.zeros(b, 6, t)

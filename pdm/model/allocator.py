@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 
@@ -40,28 +41,17 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 1 << 30
 TRIM_THRESHOLD = 512 << 20
 
-_state: dict[str, bool] = {}
-
-
+@functools.cache
 def tune() -> bool:
     """Apply the thresholds once per process; True when they are in effect."""
-    if "applied" in _state:
-        return _state["applied"]
-    applied = False
-    if os.environ.get("PDM_MALLOC", "").lower() != "default":
-        applied = _mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and _mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-        if applied:
-            log.debug("malloc: mmap threshold %d MiB, trim threshold %d MiB", MMAP_THRESHOLD >> 20, TRIM_THRESHOLD >> 20)
-    _state["applied"] = applied
-    return applied
-
-
-def _mallopt(param: int, value: int) -> bool:
-    name = ctypes.util.find_library("c")
+    if os.environ.get("PDM_MALLOC", "").lower() == "default":
+        return False
     try:
-        libc = ctypes.CDLL(name)
-        fn = libc.mallopt
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
     except (OSError, AttributeError, TypeError):
         return False
-    fn.argtypes, fn.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(fn(param, value))
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    applied = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    if applied:
+        log.debug("malloc: mmap threshold %d MiB, trim threshold %d MiB", MMAP_THRESHOLD >> 20, TRIM_THRESHOLD >> 20)
+    return applied

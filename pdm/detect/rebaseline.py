@@ -26,10 +26,19 @@ So, as a vibration analyst takes a new baseline after maintenance:
   With fewer than ``min_windows`` scored baseline windows (the machine hardly
   ran) the earlier levels stay.
 
-Only work orders after the machine's calibration data count: a recalibration
-or fine-tune that saw the new normal already has it. Work orders are operator
-log entries of type ``work_order`` (breakdowns, repairs, planned maintenance,
-sensor replacements), whatever their text.
+Work orders from ``hours`` before the end of the machine's calibration data
+on count (:meth:`Rebaseline.counted_from`): a recalibration or fine-tune that
+saw a baseline's worth of the new normal already has it, but one whose data
+ended sooner after the work order calibrated the machine as it was before
+(dev seed 5: comp-015's planned maintenance 16 h before the end of its
+training data lifted its 2x bands by 8 %, the axial one to z 40 from the first
+scored window on, one alarm for four weeks that hid the bearing fault under
+it; with the order counted, TSHAE, Conv-AE and PCA each caught that fault
+over 72 h after its onset, with one false alarm more for TSHAE and none for
+the others). Its baseline is then taken from the windows after it, as for a
+later one, including those still in the calibration's range. Work orders are
+operator log entries of type ``work_order`` (breakdowns, repairs, planned
+maintenance, sensor replacements), whatever their text.
 """
 
 from __future__ import annotations
@@ -77,6 +86,11 @@ class Rebaseline:
     @property
     def span_ns(self) -> int:
         return int(self.max_hours * 3.6e12)
+
+    def counted_from(self, calibrated_to: int) -> int:
+        """The time (ns) from which work orders take a new baseline: ``hours`` before ``calibrated_to``,
+        the end of the data the machine's calibration saw (0: unknown, every work order counts)."""
+        return max(0, int(calibrated_to) - int(self.hours * 3.6e12)) if calibrated_to else 0
 
     def need(self, stride_ns: int) -> int:
         """Windows a baseline takes at this stride."""
@@ -133,7 +147,7 @@ class Rebaseline:
               known: dict[int, tuple[np.ndarray, bool]] | None = None) -> Rebased:
         """Channel z-scores of windows (ascending ``starts``, errors (n, C)) against each segment's levels.
 
-        ``orders``: the work orders (ns, ascending) after the calibration;
+        ``orders``: the work orders (ns, ascending) from :meth:`counted_from` on;
         ``median``/``iqr``: the calibration's per-channel error level and
         spread; ``known``: segment index → (levels, taken) of baselines
         finished before these windows (their levels are used as they are).

@@ -411,7 +411,7 @@ def _rebaselined_z(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, 
 
     rb = Rebaseline.from_dict(bundle.detect.get("rebaseline"))
     window_ns, stride_ns = window * step_ns, stride * step_ns
-    orders = work_orders(log, calibrated_to(bundle, m), int(ends[-1]), rb.event_type) if rb.enabled \
+    orders = work_orders(log, rb.counted_from(calibrated_to(bundle, m)), int(ends[-1]), rb.event_type) if rb.enabled \
         else np.zeros(0, np.int64)
     if not len(orders):
         return calib.channel_scores(err), {}
@@ -437,7 +437,8 @@ def _rebaselined_z(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, 
         write_baselines(store, m, bundle.version, rebased.finished)
     unscored = rebased.unscored[-n:]
     last = pd.Timestamp(int(orders[-1]), tz="UTC")
-    note = (f"{len(orders)} work order(s) since the calibration, the last {last:%Y-%m-%d %H:%M}: "
+    note = (f"{len(orders)} work order(s) since the calibration (or in its last {rb.hours:g} h), "
+            f"the last {last:%Y-%m-%d %H:%M}: "
             f"{int(unscored.sum())} window(s) not scored while a new baseline was taken ({rebased.taken} taken)")
     return rebased.z[-n:], {"unscored": unscored, "note": note}
 

@@ -188,7 +188,7 @@ class _Staged:
     test: Any  # WindowSet: scored windows (mostly observed), stopped steps hidden
     gate: np.ndarray
     inside: np.ndarray  # (n,) operating point inside the training range's envelope
-    orders: np.ndarray  # work orders (ns) after the training range
+    orders: np.ndarray  # work orders (ns) from Rebaseline.counted_from(split) on
 
 
 def _hidden(grid: Any, ws: Any, window: int) -> tuple[Any, np.ndarray, np.ndarray]:
@@ -259,6 +259,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     """The benchmark's run (see :func:`benchmark_sim`); with ``series_dir``, each detector's series go there."""
     from pdm.baselines import make_detector
     from pdm.detect.errors import operating_points, running_values
+    from pdm.detect.rebaseline import Rebaseline
     from pdm.detect.score import mostly_observed, work_orders
     from pdm.detect.stages import AlarmRule, ChannelCalibrator, OperatingEnvelope, POTThreshold
     from pdm.features import RobustScaler, WindowSet, make_windows
@@ -286,7 +287,9 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         machines = store.machines(["vibration", "temperature"])
         grids, channels = build_grids(store, machines, res.start, res.end, cfg.step)
         split = res.start + pd.Timedelta(days=cfg.train_days)
-        orders = {m: work_orders(store.read("operator_log", m, split, res.end), split.value, res.end.value)
+        # Work orders the calibration did not see enough of (pdm.detect.rebaseline): from shortly before the split.
+        counted = Rebaseline().counted_from(split.value)
+        orders = {m: work_orders(store.read("operator_log", m, counted, res.end), counted, res.end.value)
                   for m in grids} if product else {}
     step_ns = pd.Timedelta(cfg.step).value
     fit_sets, test_sets, scalers = {}, {}, {}

@@ -119,6 +119,34 @@ def test_after_a_work_order_the_machine_is_scored_against_its_new_baseline(repai
     assert "1 work order(s) since the calibration" in r.message and "30 window(s) not scored" in r.message
 
 
+def test_a_work_order_shortly_before_the_end_of_the_calibration_data_still_takes_a_new_baseline(repaired, trained):
+    """Calibration data that ended 10 h after the work order held the machine as it was before it (dev seed 5's
+    comp-015: an alarm for four weeks): the order is re-baselined as one after the calibration; one 60 h
+    before the end (more than ``hours``, 48) is taken as in the calibration."""
+    store, bundle, _ = repaired
+    rb = Rebaseline.from_dict(bundle.detect.get("rebaseline"))
+    assert rb.counted_from(WORK_ORDER.value + 10 * H) < WORK_ORDER.value < rb.counted_from(WORK_ORDER.value + 60 * H)
+    assert rb.counted_from(0) == 0  # unknown calibration: every work order counts
+    after = score_machines(store, bundle, [HEALTHY], start=trained.start, stop=trained.stop, progress=False,
+                           write=False).machines[HEALTHY]
+    stop = bundle.metadata["data"]["stop"]
+    try:
+        bundle.metadata["data"]["stop"] = str(WORK_ORDER + pd.Timedelta("10h"))
+        late = score_machines(store, bundle, [HEALTHY], start=trained.start, stop=trained.stop, progress=False,
+                              write=False).machines[HEALTHY]
+        bundle.metadata["data"]["stop"] = str(WORK_ORDER + pd.Timedelta("60h"))
+        seen = score_machines(store, bundle, [HEALTHY], start=trained.start, stop=trained.stop, progress=False,
+                              write=False).machines[HEALTHY]
+    finally:
+        bundle.metadata["data"]["stop"] = stop
+    assert late.scores["ratio"].equals(after.scores["ratio"]) and "1 work order(s)" in late.message
+    assert late.scores["ratio"].isna().sum() >= 30  # the windows spanning it and the new baseline's
+    # Taken as in the calibration: no window left unscored for it, and the new normal alarms.
+    s = seen.scores["ratio"]
+    assert "work order(s) since" not in seen.message and s.isna().sum() <= late.scores["ratio"].isna().sum() - 30
+    assert s[s.index >= WORK_ORDER + pd.Timedelta("3D")].median() > 2 * s[s.index < WORK_ORDER].median() and seen.alarms
+
+
 def test_scoring_across_a_new_baseline_in_two_runs_equals_scoring_at_once(repaired, trained):
     store, bundle, _ = repaired
     whole = score_machines(store, bundle, [HEALTHY], start=trained.start, stop=trained.stop, progress=False)

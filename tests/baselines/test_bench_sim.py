@@ -116,6 +116,28 @@ def test_budget_verdict_compares_each_detector_at_its_best_within_the_budget() -
     assert "at <= 0.25: TSHAE 0.70, ahead" in out
 
 
+def test_own_rate_verdict_compares_tshaes_default_with_each_baselines_best_at_no_more_false_alarms() -> None:
+    from pdm.evaluate.bench_sim import own_rate_verdict
+
+    def pts(*p: tuple[float, float]) -> list:
+        return [{"factor": 1.0 + i, "recall_72h": r, "caught_72h": round(r * 10), "false_alarms_per_machine_month": fa}
+                for i, (r, fa) in enumerate(p)]
+
+    def doc(tshae: tuple[float, float], **others: list) -> dict:
+        rows = {"tshae": {"name": "TSHAE", "sweep": pts(tshae),
+                          "metrics": {"recall_72h": tshae[0], "false_alarms_per_machine_month": tshae[1], "failures": 10}}}
+        rows.update({k: {"name": k.upper(), "sweep": v, "metrics": {"failures": 10}} for k, v in others.items()})
+        return {"results": rows}
+
+    # Conv-AE's default (0.9 at 0.45) catches more, but within TSHAE's 0.05 its best is 0.7.
+    out = str(own_rate_verdict(doc((0.8, 0.05), conv=pts((0.9, 0.45), (0.7, 0.05), (0.5, 0.0)))))
+    assert "CONV 0.70 (7/10 at 0.05, 2x)" in out and out.endswith("TSHAE ahead of every baseline.")
+    # As much recall within the rate is not ahead; a baseline that never gets down to the rate is behind.
+    out = str(own_rate_verdict(doc((0.8, 0.05), conv=pts((0.9, 0.45), (0.8, 0.02)), pca=pts((0.9, 0.3), (0.6, 0.1)))))
+    assert "PCA: no threshold of the sweep gets down to it" in out and out.endswith("TSHAE not ahead of CONV.")
+    assert own_rate_verdict({"results": {"pca": {"name": "PCA", "sweep": pts((0.5, 0.1))}}}) is None
+
+
 def test_cause_table_counts_each_detectors_false_alarms_by_nuisance() -> None:
     from pdm.evaluate.bench_sim import cause_table
 

@@ -27,7 +27,10 @@ So, as a vibration analyst takes a new baseline after maintenance:
   ran) the earlier levels stay.
 
 Work orders from ``hours`` before the end of the machine's calibration data
-on count (:meth:`Rebaseline.counted_from`): a recalibration or fine-tune that
+on count (:meth:`Rebaseline.counted_from`; the end of its last calibration
+window, ``calibration_to`` in detect.json: a fault, repair or maintenance
+near the end of the training range is kept out of the calibration, which
+then ends days before the range does): a recalibration or fine-tune that
 saw a baseline's worth of the new normal already has it, but one whose data
 ended sooner after the work order calibrated the machine as it was before
 (dev seed 5: comp-015's planned maintenance 16 h before the end of its

@@ -368,11 +368,19 @@ def mostly_observed(ws: Any) -> Any:
 
 
 def calibrated_to(bundle: Any, m: str) -> int:
-    """End (ns) of the data machine ``m``'s calibration saw: its recalibration's, else the model's data range's."""
+    """End (ns) of the data machine ``m``'s calibration saw (0: unknown).
+
+    The end of its last calibration window where detect.json records it (a fault, repair or
+    maintenance just before the end of the training range is kept out of the calibration, which
+    then ends days earlier), within the range its calibration was taken from: its recalibration's,
+    else the model's training data's.
+    """
     meta = bundle.metadata or {}
     rec = meta.get("recalibrated") or {}
     stop = rec.get("stop") if m in (rec.get("machines") or ()) else (meta.get("data") or {}).get("stop")
-    return _ns(stop) if stop else 0
+    last = ((getattr(bundle, "detect", None) or {}).get("machines") or {}).get(m, {}).get("calibration_to")
+    ends = [v for v in (_ns(stop) if stop else None, last) if v]
+    return int(min(ends)) if ends else 0
 
 
 def _between(log: pd.DataFrame, after: int, until: int) -> pd.DataFrame:

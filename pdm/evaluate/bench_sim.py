@@ -190,7 +190,11 @@ class _Staged:
     test: Any  # WindowSet: scored windows (mostly observed), stopped steps hidden
     gate: np.ndarray
     inside: np.ndarray  # (n,) operating point inside the training range's envelope
-    orders: np.ndarray  # work orders (ns) from Rebaseline.counted_from(split) on
+    orders: np.ndarray  # work orders (ns) from Rebaseline.counted_from(end of the calibration's data) on
+    #: Windows between the last of ``orders`` before the scored windows and them (stopped steps hidden), and
+    #: their gate: that order's new baseline starts there, as pdm's scorer scores them again (None: no such order).
+    pre: Any = None
+    pre_gate: np.ndarray | None = None
 
 
 def _hidden(grid: Any, ws: Any, window: int) -> tuple[Any, np.ndarray, np.ndarray]:
@@ -250,10 +254,14 @@ def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: 
         return None
     pot = POTThreshold(min_scores=100, floor=THRESHOLD_FLOOR).fit(h_scores)
     err = _gated(det, st.test, st.gate)
-    rb = Rebaseline().apply(err, st.test.start, st.test.start + window_ns, st.orders, cal.median, cal.iqr, stride_ns)
-    scores = cal.score_z(rb.z, exclude=env)
-    scores = np.where(rb.unscored | ~st.inside, np.nan, scores)
-    return _Series(m, times, scores, rb.z, pot.threshold, list(st.test.channels))
+    starts, n = st.test.start, len(st.test)
+    if st.pre is not None and st.pre_gate is not None:
+        starts, err = np.concatenate([st.pre.start, starts]), np.concatenate([_gated(det, st.pre, st.pre_gate), err])
+    rb = Rebaseline().apply(err, starts, starts + window_ns, st.orders, cal.median, cal.iqr, stride_ns)
+    z, unscored = rb.z[-n:], rb.unscored[-n:]
+    scores = cal.score_z(z, exclude=env)
+    scores = np.where(unscored | ~st.inside, np.nan, scores)
+    return _Series(m, times, scores, z, pot.threshold, list(st.test.channels))
 
 
 def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] | None = print,
@@ -289,9 +297,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         machines = store.machines(["vibration", "temperature"])
         grids, channels = build_grids(store, machines, res.start, res.end, cfg.step)
         split = res.start + pd.Timedelta(days=cfg.train_days)
-        # Work orders the calibration did not see enough of (pdm.detect.rebaseline): from shortly before the split.
-        counted = Rebaseline().counted_from(split.value)
-        orders = {m: work_orders(store.read("operator_log", m, counted, res.end), counted, res.end.value)
+        # Work orders; those the calibration did not see enough of are picked below (pdm.detect.rebaseline).
+        orders = {m: work_orders(store.read("operator_log", m, res.start, res.end), res.start.value, res.end.value)
                   for m in grids} if product else {}
     step_ns = pd.Timedelta(cfg.step).value
     fit_sets, test_sets, scalers = {}, {}, {}
@@ -317,6 +324,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     if product:  # the training part of each machine's healthy windows, and held-out calibration windows
         feats = FeatureConfig(step=cfg.step, window=cfg.window, stride=cfg.stride, running_scaling=cfg.running_scaling)
         fit_sets, cal_sets, notes = split_sets(grids, fit_sets, feats, scalers, labels)
+        rb_rule = Rebaseline()
         for note in notes:
             log.warning("%s", note)
         for m, t in test_sets.items():
@@ -324,7 +332,17 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             cal, _, cal_gate = _hidden(g, cal_sets[m], cfg.window)
             test, running, gate = _hidden(g, t, cfg.window)
             env = OperatingEnvelope().fit(running_values(g.rows(0, int(np.searchsorted(g.index.asi8, split.value)))))
-            staged[m] = _Staged(cal, cal_gate, test, gate, env.apply(operating_points(test, running)), orders[m])
+            # As pdm's scorer (calibrated_to): the calibration's data end with its last window.
+            seen = min(split.value, int(cal_sets[m].start.max()) + cfg.window * step_ns) if len(cal_sets[m]) else split.value
+            o = orders[m][orders[m] >= rb_rule.counted_from(seen)]
+            pre = pre_gate = None
+            if len(o) and o[o < split.value].size:  # the last one's baseline may start before the scored windows
+                k = int(o[o < split.value][-1])
+                every = make_windows(g, scalers[m], cfg.window, cfg.stride)
+                near = (every.start >= k) & (every.start < split.value) & (every.start < k + rb_rule.span_ns)
+                if len(got := mostly_observed(every.take(np.flatnonzero(near)))):
+                    pre, _, pre_gate = _hidden(g, got, cfg.window)
+            staged[m] = _Staged(cal, cal_gate, test, gate, env.apply(operating_points(test, running)), o, pre, pre_gate)
     fit_all = WindowSet.concat(list(fit_sets.values()))
     fails = truth[truth["is_failure"].fillna(False).astype(bool)] if not truth.empty else truth
     failures = pd.DataFrame({

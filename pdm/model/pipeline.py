@@ -363,7 +363,11 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
             "speed_max": _finite_or_none(grids[m].speed_max),
             "envelope": OperatingEnvelope().fit(running_values(grids[m])).to_dict(),
             "calibration_windows": len(w),
-            "calibration_from": int(w.start.min()), "calibration_scores": {
+            # The data the calibration saw ends with its last window (the fault, repair or maintenance before
+            # the end of the training range kept out of it): work orders near or after it get a new baseline.
+            "calibration_from": int(w.start.min()),
+            "calibration_to": int(w.start.max()) + features.window * pd.Timedelta(features.step).value,
+            "calibration_scores": {
                 "median": float(np.median(scored)), "max": float(np.max(scored))},
         }
     return {"calibration": {"frac": features.calibration_frac, "min": features.min_calibration,

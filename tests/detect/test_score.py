@@ -11,7 +11,7 @@ import pytest
 
 from pdm.cli import main
 from pdm.detect.rootcause import BAND_EXPLAINS
-from pdm.detect.score import _ranking_windows, score_machines
+from pdm.detect.score import _ranking_windows, calibrated_to, score_machines
 from pdm.detect.stages import Alarm
 from pdm.model.directory import ModelDirectoryError, load
 from pdm.store.schema import ALARM, FIELD_TYPES, ROOTCAUSE, SCORE, SCORE_STATES
@@ -36,6 +36,14 @@ def test_the_model_directory_holds_calibration_thresholds_and_attention_baseline
         # machine's training windows, before its fault onset
         assert pd.Timestamp(d["calibration_from"], tz="UTC") > trained.start + pd.Timedelta("2D")
     assert bundle.detect["machines"][FAULTY]["calibration_from"] < (FAILURE - pd.Timedelta(days=ONSET_DAYS)).value
+    # The data the faulty machine's calibration saw end with its last window, before the fault (kept out), not at
+    # the end of the training range: work orders from 48 h before that take a new baseline (pdm.detect.rebaseline).
+    d = bundle.detect["machines"][FAULTY]
+    onset = (FAILURE - pd.Timedelta(days=ONSET_DAYS)).value
+    assert d["calibration_from"] < d["calibration_to"] <= onset + pd.Timedelta("10min").value
+    assert calibrated_to(bundle, FAULTY) == d["calibration_to"] < pd.Timestamp(bundle.metadata["data"]["stop"]).value
+    del bundle.detect["machines"][FAULTY]["calibration_to"]  # a model directory saved before it: the data range's end
+    assert calibrated_to(bundle, FAULTY) == pd.Timestamp(bundle.metadata["data"]["stop"]).value
 
 
 def test_every_machine_gets_a_score_per_window_tagged_with_the_model_version(scored, trained):
@@ -51,7 +59,13 @@ def test_every_machine_gets_a_score_per_window_tagged_with_the_model_version(sco
         assert (mine.index.asi8 % step.value == 0).all()
         assert np.allclose(mine["ratio"], mine["score"] / mine["threshold"], equal_nan=True)
         # a window in which the machine never ran has no score (not a healthy 0), and those are few here
-        assert mine["threshold"].notna().all() and mine["score"].notna().mean() > 0.9
+        before = mine[mine.index <= FAILURE]
+        assert mine["threshold"].notna().all() and before["score"].notna().mean() > 0.9
+        # The faulty machine's calibration saw it before its fault only: after its breakdown and repair (work
+        # orders) it is down, then a new baseline is taken, to the end of the range (pdm.detect.rebaseline).
+        after = mine[mine.index > FAILURE]
+        assert (m == HEALTHY) == (after["state"] == "scored").all()
+        assert m == HEALTHY or set(after["state"]) == {"rebaseline", "not_running"}
         # every window says whether it was scored, and why not
         assert ((mine["state"] == "scored") == mine["score"].notna()).all()
         assert set(mine["state"]) <= set(SCORE_STATES)

@@ -274,7 +274,13 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     from pdm.detect.stages import AlarmRule, ChannelCalibrator, OperatingEnvelope, POTThreshold
     from pdm.features import RobustScaler, WindowSet, make_windows
     from pdm.features.windows import ambient_channel, excluded_steps, grid_running
-    from pdm.model.pipeline import FeatureConfig, build_grids, read_labels, split_sets
+    from pdm.model.pipeline import (
+        FeatureConfig,
+        build_grids,
+        calibration_end,
+        read_labels,
+        split_sets,
+    )
     from pdm.settings import StoreSettings
     from pdm.store import open_store
     from sensors_sim.config import fleet_config
@@ -333,14 +339,18 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             test, running, gate = _hidden(g, t, cfg.window)
             env = OperatingEnvelope().fit(running_values(g.rows(0, int(np.searchsorted(g.index.asi8, split.value)))))
             # As pdm's scorer (calibrated_to): the calibration's data end with its last window.
-            seen = min(split.value, int(cal_sets[m].start.max()) + cfg.window * step_ns) if len(cal_sets[m]) else split.value
+            seen = min(split.value, calibration_end(cal_sets[m], feats)) if len(cal_sets[m]) else split.value
             o = orders[m][orders[m] >= rb_rule.counted_from(seen)]
             pre = pre_gate = None
             if len(o) and o[o < split.value].size:  # the last one's baseline may start before the scored windows
                 k = int(o[o < split.value][-1])
-                every = make_windows(g, scalers[m], cfg.window, cfg.stride)
-                near = (every.start >= k) & (every.start < split.value) & (every.start < k + rb_rule.span_ns)
-                if len(got := mostly_observed(every.take(np.flatnonzero(near)))):
+                until = min(split.value, k + rb_rule.span_ns)
+                # Only the rows those windows cover, from a stride boundary (the same windows as cut from g).
+                lo = int(np.searchsorted(g.index.asi8, k)) // cfg.stride * cfg.stride
+                hi = int(np.searchsorted(g.index.asi8, until)) + cfg.window
+                near = make_windows(g.rows(lo, hi), scalers[m], cfg.window, cfg.stride)
+                near = near.take(np.flatnonzero((near.start >= k) & (near.start < until)))
+                if len(got := mostly_observed(near)):
                     pre, _, pre_gate = _hidden(g, got, cfg.window)
             staged[m] = _Staged(cal, cal_gate, test, gate, env.apply(operating_points(test, running)), o, pre, pre_gate)
     fit_all = WindowSet.concat(list(fit_sets.values()))

@@ -363,16 +363,23 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
             "speed_max": _finite_or_none(grids[m].speed_max),
             "envelope": OperatingEnvelope().fit(running_values(grids[m])).to_dict(),
             "calibration_windows": len(w),
-            # The data the calibration saw ends with its last window (the fault, repair or maintenance before
-            # the end of the training range kept out of it): work orders near or after it get a new baseline.
-            "calibration_from": int(w.start.min()),
-            "calibration_to": int(w.start.max()) + features.window * pd.Timedelta(features.step).value,
+            "calibration_from": int(w.start.min()), "calibration_to": calibration_end(w, features),
             "calibration_scores": {
                 "median": float(np.median(scored)), "max": float(np.max(scored))},
         }
     return {"calibration": {"frac": features.calibration_frac, "min": features.min_calibration,
                             "stride": features.cal_stride()},
             "rule": AlarmRule().to_dict(), "machines": machines, "skipped": skipped}
+
+
+def calibration_end(w: WindowSet, features: FeatureConfig) -> int:
+    """End (ns) of the data calibration windows ``w`` saw: their last window's end.
+
+    A fault, repair or maintenance near the end of the training range is kept out of the calibration,
+    which then ends before the range does: work orders near or after it get a new baseline
+    (:func:`pdm.detect.score.calibrated_to`, :mod:`pdm.detect.rebaseline`).
+    """
+    return int(w.start.max()) + features.window * pd.Timedelta(features.step).value
 
 
 def _finite_or_none(v: Any) -> float | None:

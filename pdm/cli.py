@@ -334,6 +334,7 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
     if args.tshae_d_model:
         cfg_sim.tshae_d_model = args.tshae_d_model
     cfg_sim.tshae_from = args.tshae_from
+    cfg_sim.tshae_save = args.tshae_save
     cfg_sim.model_seed = args.model_seed
     cfg_sim.series = args.series
     try:
@@ -467,6 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tshae-from", dest="tshae_from", metavar="DIR",
                    help="sim: score this model directory's TSHAE weights instead of training one (same windows, "
                         "scaling, calibration and thresholds as the others)")
+    p.add_argument("--tshae-save", dest="tshae_save", metavar="DIR",
+                   help="sim: write the TSHAE trained here as a model directory under DIR (read back with --tshae-from)")
     p.add_argument("--series", action="store_true",
                    help="sim: also write each detector's per-window scores, thresholds and channel scores "
                         "(STEM_series/DETECTOR.parquet beside the results), to study misses without a rerun")

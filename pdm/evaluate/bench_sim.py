@@ -63,6 +63,9 @@ class SimBenchConfig:
     #: A model directory whose TSHAE weights are scored instead of training one here (the harness's own
     #: windows, scaling, calibration and thresholds): tells a training's luck from the harness.
     tshae_from: str | None = None
+    #: Write the TSHAE trained here as a model directory under this folder (its scalers are the harness's),
+    #: so that a later run can score it again with ``tshae_from`` instead of training it again.
+    tshae_save: str | None = None
     #: Also write every detector's per-window machine score, threshold and calibrated channel scores
     #: (``benchmark_sim``: ``<stem>_series/<detector>.parquet``), to study a detector's misses without a rerun.
     series: bool = False
@@ -238,6 +241,20 @@ def kept_tshae(path: str | Path, fit: Any) -> Any:
     return det
 
 
+def save_tshae(det: Any, scalers: dict[str, Any], cfg: SimBenchConfig) -> Path:
+    """Write the harness's trained TSHAE and its scalers as a model directory that :func:`kept_tshae` reads back.
+
+    The directory has no calibration (``detect.json`` is empty) nor healthy error statistics: the harness
+    calibrates again whenever it scores it.
+    """
+    from pdm.model.directory import ModelBundle, save
+
+    bundle = ModelBundle(det.model_, dict(scalers), {}, {"model": det.model_.cfg.to_dict()},
+                         metadata={"source": "pdmctl benchmark sim", "settings": asdict(cfg),
+                                   "training": getattr(det, "metrics_", {})})
+    return save(bundle, cfg.tshae_save or ".", f"sim-seed{cfg.seed}-{time.strftime('%Y%m%dT%H%M%S')}")
+
+
 def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: int,
                    stride_ns: int) -> _Series | None:
     """One machine's series through the product's stages (None: no calibration window could be scored)."""
@@ -381,6 +398,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             det = make_detector(key, seed=cfg.seed if cfg.model_seed is None else cfg.model_seed,
                                 **_overrides(key, cfg)).fit(fit_all)
         fit_s = time.perf_counter() - began
+        if key == "tshae" and cfg.tshae_save and not cfg.tshae_from:
+            say(f"{key}: model directory written to {save_tshae(det, scalers, cfg)}")
         say(f"{key}: fitted in {fit_s:.0f}s; calibrating and scoring {len(test_sets)} machines")
         series = []
         last = time.perf_counter()

@@ -248,3 +248,22 @@ def test_series_are_written_and_reproduce_the_default_alarms(tmp_path: Path) -> 
     benchmark_sim(SimBenchConfig(machines=2, days=6.0, train_days=3.0, window=72, stride=12, epochs=1,
                                  detectors=("pca",)), tmp_path / "plain", quick=True, progress=None)
     assert not list((tmp_path / "plain").glob("*_series"))
+
+
+def test_a_tshae_saved_by_one_run_scores_the_same_when_read_back(tmp_path: Path) -> None:
+    """--tshae-save then --tshae-from: the second run scores the first run's weights (no training) identically."""
+    import pandas as pd
+
+    cfg = SimBenchConfig(machines=2, days=6.0, train_days=3.0, window=72, stride=12, epochs=1, detectors=("tshae",),
+                         series=True, tshae_save=str(tmp_path / "models"))
+    benchmark_sim(cfg, tmp_path / "out", quick=True, progress=None, tag="a")
+    (saved,) = list((tmp_path / "models").iterdir())
+    assert (saved / "weights.safetensors").exists()
+    again = SimBenchConfig(machines=2, days=6.0, train_days=3.0, window=72, stride=12, epochs=1, detectors=("tshae",),
+                           series=True, tshae_from=str(saved), tshae_save=str(tmp_path / "models"))
+    doc = benchmark_sim(again, tmp_path / "out", quick=True, progress=None, tag="b")
+    assert doc["results"]["tshae"]["name"].endswith("(kept weights)")
+    assert len(list((tmp_path / "models").iterdir())) == 1  # kept weights are not written again
+    a = pd.read_parquet(tmp_path / "out" / "sim_quick_a_series" / "tshae.parquet")
+    b = pd.read_parquet(tmp_path / "out" / "sim_quick_b_series" / "tshae.parquet")
+    pd.testing.assert_frame_equal(a, b)

@@ -26,19 +26,23 @@ So, as a vibration analyst takes a new baseline after maintenance:
   With fewer than ``min_windows`` scored baseline windows (the machine hardly
   ran) the earlier levels stay.
 
-Work orders from ``hours`` before the end of the machine's calibration data
-on count (:meth:`Rebaseline.counted_from`; the end of its last calibration
-window, ``calibration_to`` in detect.json: a fault, repair or maintenance
-near the end of the training range is kept out of the calibration, which
-then ends days before the range does): a recalibration or fine-tune that
-saw a baseline's worth of the new normal already has it, but one whose data
-ended sooner after the work order calibrated the machine as it was before
+Work orders after which the machine's calibration windows hold less than a
+baseline's worth (``hours`` of windows in which it ran;
+:meth:`Rebaseline.seen_until`, ``work_orders_seen_to`` in detect.json) count:
+a recalibration or fine-tune that saw a baseline's worth of the new normal
+already has it, but one whose data ended sooner after the work order (or in
+which the machine hardly ran after it) calibrated the machine as it was before
 (dev seed 5: comp-015's planned maintenance 16 h before the end of its
 training data lifted its 2x bands by 8 %, the axial one to z 40 from the first
 scored window on, one alarm for four weeks that hid the bearing fault under
 it; with the order counted, TSHAE, Conv-AE and PCA each caught that fault
 over 72 h after its onset, with one false alarm more for TSHAE and none for
-the others). Its baseline is then taken from the windows after it, as for a
+the others). Model directories without ``work_orders_seen_to`` count orders
+from ``hours`` of wall-clock time before the end of the machine's last
+calibration window (:meth:`Rebaseline.counted_from`; ``calibration_to``: a
+fault, repair or maintenance near the end of the training range is kept out
+of the calibration, which then ends days before the range does). Its
+baseline is then taken from the windows after it, as for a
 later one, including those still in the calibration's range. Work orders are
 operator log entries of type ``work_order`` (breakdowns, repairs, planned
 maintenance, sensor replacements), whatever their text.
@@ -94,6 +98,22 @@ class Rebaseline:
         """The time (ns) from which work orders take a new baseline: ``hours`` before ``calibrated_to``,
         the end of the data the machine's calibration saw (0: unknown, every work order counts)."""
         return max(0, int(calibrated_to) - int(self.hours * 3.6e12)) if calibrated_to else 0
+
+    def seen_until(self, calibration_starts: np.ndarray, stride_ns: int) -> int:
+        """The last time (ns) at which a machine's calibration windows (their starts, at ``stride_ns``) after
+        it hold a baseline's worth (``hours``, at least ``min_windows``): work orders from then on were not seen
+        enough and take a new baseline; an earlier one's new normal is in the calibration already.
+
+        Exact where :meth:`counted_from` (``hours`` of wall-clock time before the calibration's end) is not:
+        a machine that hardly ran in its last days saw less of a work order than the clock says. With fewer
+        windows than a baseline's worth in all, the first window's start (orders before it still count,
+        as with :meth:`counted_from`, only those before the calibration began are taken as seen).
+        """
+        s = np.sort(np.asarray(calibration_starts, np.int64))
+        if not len(s):
+            return 0
+        k = self.need(stride_ns)
+        return int(s[-k]) if len(s) >= k else int(s[0])
 
     def need(self, stride_ns: int) -> int:
         """Windows a baseline takes at this stride."""

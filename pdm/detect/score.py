@@ -383,6 +383,17 @@ def calibrated_to(bundle: Any, m: str) -> int:
     return int(min(ends)) if ends else 0
 
 
+def orders_from(bundle: Any, m: str, rb: Any) -> int:
+    """The time (ns) from which machine ``m``'s work orders take a new baseline (:mod:`pdm.detect.rebaseline`).
+
+    Just after ``work_orders_seen_to`` where detect.json records it (its calibration windows after an
+    earlier order hold a baseline's worth, :meth:`Rebaseline.seen_until`), else ``rb.hours`` of wall-clock
+    time before :func:`calibrated_to` (model directories saved before it).
+    """
+    seen = ((getattr(bundle, "detect", None) or {}).get("machines") or {}).get(m, {}).get("work_orders_seen_to")
+    return int(seen) + 1 if seen else int(rb.counted_from(calibrated_to(bundle, m)))
+
+
 def _between(log: pd.DataFrame, after: int, until: int) -> pd.DataFrame:
     """The entries of ``log`` (time index) in ``[after, until)``, as ``Store.read`` would return them."""
     if log.empty:
@@ -419,7 +430,7 @@ def _rebaselined_z(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, 
 
     rb = Rebaseline.from_dict(bundle.detect.get("rebaseline"))
     window_ns, stride_ns = window * step_ns, stride * step_ns
-    orders = work_orders(log, rb.counted_from(calibrated_to(bundle, m)), int(ends[-1]), rb.event_type) if rb.enabled \
+    orders = work_orders(log, orders_from(bundle, m, rb), int(ends[-1]), rb.event_type) if rb.enabled \
         else np.zeros(0, np.int64)
     if not len(orders):
         return calib.channel_scores(err), {}

@@ -193,7 +193,7 @@ class _Staged:
     test: Any  # WindowSet: scored windows (mostly observed), stopped steps hidden
     gate: np.ndarray
     inside: np.ndarray  # (n,) operating point inside the training range's envelope
-    orders: np.ndarray  # work orders (ns) from Rebaseline.counted_from(end of the calibration's data) on
+    orders: np.ndarray  # work orders (ns) after Rebaseline.seen_until(the calibration windows)
     #: Windows between the last of ``orders`` before the scored windows and them (stopped steps hidden), and
     #: their gate: that order's new baseline starts there, as pdm's scorer scores them again (None: no such order).
     pre: Any = None
@@ -294,7 +294,6 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     from pdm.model.pipeline import (
         FeatureConfig,
         build_grids,
-        calibration_end,
         read_labels,
         split_sets,
     )
@@ -355,9 +354,9 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             cal, _, cal_gate = _hidden(g, cal_sets[m], cfg.window)
             test, running, gate = _hidden(g, t, cfg.window)
             env = OperatingEnvelope().fit(running_values(g.rows(0, int(np.searchsorted(g.index.asi8, split.value)))))
-            # As pdm's scorer (calibrated_to): the calibration's data end with its last window.
-            seen = min(split.value, calibration_end(cal_sets[m], feats)) if len(cal_sets[m]) else split.value
-            o = orders[m][orders[m] >= rb_rule.counted_from(seen)]
+            # As pdm's scorer (orders_from): orders after which the calibration held less than a baseline.
+            seen = rb_rule.seen_until(cal_sets[m].start, feats.cal_stride() * step_ns) if len(cal_sets[m]) else 0
+            o = orders[m][orders[m] > seen] if seen else orders[m][orders[m] >= rb_rule.counted_from(split.value)]
             pre = pre_gate = None
             if len(o) and o[o < split.value].size:  # the last one's baseline may start before the scored windows
                 k = int(o[o < split.value][-1])

@@ -338,11 +338,13 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
     Errors are those scoring computes (:func:`pdm.detect.errors.grid_windows_errors`: running steps only).
     """
     from pdm.detect.errors import grid_windows_errors, hide_steps, running_values, window_running
+    from pdm.detect.rebaseline import Rebaseline
     from pdm.detect.rootcause import environment_mask
     from pdm.detect.stages import AlarmRule, ChannelCalibrator, OperatingEnvelope, POTThreshold
 
     machines: dict[str, Any] = {}
     skipped: dict[str, str] = {}
+    step_ns = pd.Timedelta(features.step).value
     for m, w in cal_sets.items():
         running = window_running(grids[m], w, features.window)  # cut once: hiding and the gate use it
         w = hide_steps(w, running)
@@ -364,6 +366,8 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
             "envelope": OperatingEnvelope().fit(running_values(grids[m])).to_dict(),
             "calibration_windows": len(w),
             "calibration_from": int(w.start.min()), "calibration_to": calibration_end(w, features),
+            # work orders after this time were seen for less than a baseline's worth: they take a new one
+            "work_orders_seen_to": Rebaseline().seen_until(w.start, features.cal_stride() * step_ns),
             "calibration_scores": {
                 "median": float(np.median(scored)), "max": float(np.max(scored))},
         }

@@ -88,7 +88,9 @@ def repaired(trained, tmp_path_factory):
     vib[SCALED_FEATURES] = vib[SCALED_FEATURES] * GAIN
     store.write(vib, "vibration", tags, SCALED_FEATURES)
     bundle = load(trained.model)
-    bundle.metadata["data"]["stop"] = str(trained.start)  # as if calibrated on data before the work order
+    # as if calibrated on data before the work order (the exact rule; and the wall-clock one of older directories)
+    bundle.detect["machines"][HEALTHY]["work_orders_seen_to"] = trained.start.value
+    bundle.metadata["data"]["stop"] = str(trained.start)
     # Scored before the work order is logged, then with it.
     without = score_machines(store, bundle, [HEALTHY], start=trained.start, stop=trained.stop, progress=False,
                              write=False).machines[HEALTHY]
@@ -119,32 +121,69 @@ def test_after_a_work_order_the_machine_is_scored_against_its_new_baseline(repai
     assert "1 work order(s) since the calibration" in r.message and "30 window(s) not scored" in r.message
 
 
+def test_seen_until_is_where_the_calibration_windows_after_a_time_hold_a_baselines_worth():
+    """Counted in calibration windows, not on the clock: a machine stopped over its calibration's last days
+    saw less of a work order than the wall-clock rule (``counted_from``) says."""
+    rb = Rebaseline(hours=6, min_windows=2)
+    step = H // 2  # calibration windows every 30 min: a baseline's worth is 12 of them
+    starts = np.arange(0, 100 * H, step, dtype=np.int64)
+    assert rb.seen_until(starts, step) == starts[-12]
+    # the machine stood still for the last 20 h: the 12 windows before that
+    ran = starts[starts < 80 * H]
+    assert rb.seen_until(ran, step) == ran[-12] < rb.counted_from(int(starts[-1]) + step)
+    assert rb.seen_until(starts[:5], step) == 0  # fewer than a baseline's worth: their first start
+    assert rb.seen_until(np.zeros(0, np.int64), step) == 0
+    assert rb.seen_until(starts[::-1], step) == starts[-12]  # order of the windows does not matter
+
+
 def test_a_work_order_shortly_before_the_end_of_the_calibration_data_still_takes_a_new_baseline(repaired, trained):
-    """Calibration data that ended 10 h after the work order held the machine as it was before it (dev seed 5's
-    comp-015: an alarm for four weeks): the order is re-baselined as one after the calibration; one 60 h
-    before the end (more than ``hours``, 48) is taken as in the calibration."""
+    """Calibration data that held only 10 h of the machine after the work order held it as it was before
+    (dev seed 5's comp-015: an alarm for four weeks): the order is re-baselined as one after the
+    calibration; one whose calibration windows after it hold a baseline's worth is taken as in it.
+    The same with model directories from before ``work_orders_seen_to`` (60 h of wall-clock time)."""
+    from pdm.detect.score import orders_from
+
     store, bundle, _ = repaired
     rb = Rebaseline.from_dict(bundle.detect.get("rebaseline"))
+    d = bundle.detect["machines"][HEALTHY]
+    # as trained: a baseline's worth before its last window, or its first when it holds less (this short fleet)
+    cal = load(trained.model).detect["machines"][HEALTHY]
+    assert cal["calibration_from"] <= cal["work_orders_seen_to"] <= max(cal["calibration_from"],
+                                                                       cal["calibration_to"] - rb.hours * H)
+    assert orders_from(bundle, HEALTHY, rb) == d["work_orders_seen_to"] + 1
     assert rb.counted_from(WORK_ORDER.value + 10 * H) < WORK_ORDER.value < rb.counted_from(WORK_ORDER.value + 60 * H)
     assert rb.counted_from(0) == 0  # unknown calibration: every work order counts
     after = score_machines(store, bundle, [HEALTHY], start=trained.start, stop=trained.stop, progress=False,
                            write=False).machines[HEALTHY]
-    stop = bundle.metadata["data"]["stop"]
-    try:
-        bundle.metadata["data"]["stop"] = str(WORK_ORDER + pd.Timedelta("10h"))
-        late = score_machines(store, bundle, [HEALTHY], start=trained.start, stop=trained.stop, progress=False,
-                              write=False).machines[HEALTHY]
-        bundle.metadata["data"]["stop"] = str(WORK_ORDER + pd.Timedelta("60h"))
-        seen = score_machines(store, bundle, [HEALTHY], start=trained.start, stop=trained.stop, progress=False,
-                              write=False).machines[HEALTHY]
-    finally:
-        bundle.metadata["data"]["stop"] = stop
-    assert late.scores["ratio"].equals(after.scores["ratio"]) and "1 work order(s)" in late.message
-    assert late.scores["ratio"].isna().sum() >= 30  # the windows spanning it and the new baseline's
-    # Taken as in the calibration: no window left unscored for it, and the new normal alarms.
-    s = seen.scores["ratio"]
-    assert "work order(s) since" not in seen.message and s.isna().sum() <= late.scores["ratio"].isna().sum() - 30
-    assert s[s.index >= WORK_ORDER + pd.Timedelta("3D")].median() > 2 * s[s.index < WORK_ORDER].median() and seen.alarms
+    stop, seen_to = bundle.metadata["data"]["stop"], d["work_orders_seen_to"]
+
+    def score(**changes: object) -> object:
+        try:
+            for k, v in changes.items():
+                if k == "stop":
+                    bundle.metadata["data"]["stop"] = v
+                elif v is None:
+                    del d[k]
+                else:
+                    d[k] = v
+            return score_machines(store, bundle, [HEALTHY], start=trained.start, stop=trained.stop, progress=False,
+                                  write=False).machines[HEALTHY]
+        finally:
+            bundle.metadata["data"]["stop"] = stop
+            d["work_orders_seen_to"] = seen_to
+
+    runs = {"late": score(work_orders_seen_to=WORK_ORDER.value - 1),
+            "seen": score(work_orders_seen_to=WORK_ORDER.value),
+            "late_clock": score(work_orders_seen_to=None, stop=str(WORK_ORDER + pd.Timedelta("10h"))),
+            "seen_clock": score(work_orders_seen_to=None, stop=str(WORK_ORDER + pd.Timedelta("60h")))}
+    for late, seen in (("late", "seen"), ("late_clock", "seen_clock")):
+        lr, sr = runs[late], runs[seen]
+        assert lr.scores["ratio"].equals(after.scores["ratio"]) and "1 work order(s)" in lr.message
+        assert lr.scores["ratio"].isna().sum() >= 30  # the windows spanning it and the new baseline's
+        # Taken as in the calibration: no window left unscored for it, and the new normal alarms.
+        s = sr.scores["ratio"]
+        assert "work order(s) since" not in sr.message and s.isna().sum() <= lr.scores["ratio"].isna().sum() - 30
+        assert s[s.index >= WORK_ORDER + pd.Timedelta("3D")].median() > 2 * s[s.index < WORK_ORDER].median() and sr.alarms
 
 
 def test_scoring_across_a_new_baseline_in_two_runs_equals_scoring_at_once(repaired, trained):

@@ -344,7 +344,7 @@ def _window_errors(store: Store, bundle: Any, m: str, ends: np.ndarray, step_ns:
     ``log``: the machine's operator log from at least :data:`WORK_ORDER_LOOKBACK` before the first
     window. Windows mostly without data are dropped; None when none is left.
     """
-    from pdm.detect.errors import grid_windows_errors, hide_steps, window_running
+    from pdm.detect.errors import grid_windows_errors, hide_environment, hide_steps, window_running
     from pdm.features import align_machine, make_windows
     from pdm.model.train import reconstruct
 
@@ -357,7 +357,7 @@ def _window_errors(store: Store, bundle: Any, m: str, ends: np.ndarray, step_ns:
     if len(ws) == 0:
         return None
     running = window_running(grid, ws, window)  # cut once: hiding, the gate and the operating point use it
-    ws = hide_steps(ws, running)  # stopped steps hidden, as calibration saw them
+    ws = hide_environment(hide_steps(ws, running), bundle.scalers[m].rise_over)  # as calibration saw them
     recon = reconstruct(bundle.model, ws)["reconstruction"]
     return ws, running, grid_windows_errors(grid, ws, recon, window, running=running)
 

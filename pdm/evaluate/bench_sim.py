@@ -200,12 +200,14 @@ class _Staged:
     pre_gate: np.ndarray | None = None
 
 
-def _hidden(grid: Any, ws: Any, window: int) -> tuple[Any, np.ndarray, np.ndarray]:
-    """(windows with stopped steps hidden, their running values, their step gate), as pdm's scorer cuts them."""
-    from pdm.detect.errors import hide_steps, running_gate, window_running
+def _hidden(grid: Any, ws: Any, window: int, rise_over: str | None = None) -> tuple[Any, np.ndarray, np.ndarray]:
+    """(windows with stopped steps hidden, their running values, their step gate), as pdm's scorer cuts them
+    (the ambient channel hidden too where temperatures are read as rises over it, ``rise_over``)."""
+    from pdm.detect.errors import hide_environment, hide_steps, running_gate, window_running
 
     running = window_running(grid, ws, window)
-    return hide_steps(ws, running), running, running_gate(grid, ws, window, running=running)
+    return (hide_environment(hide_steps(ws, running), rise_over), running,
+            running_gate(grid, ws, window, running=running))
 
 
 def _gated(det: Any, ws: Any, gate: np.ndarray) -> np.ndarray:
@@ -351,8 +353,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             log.warning("%s", note)
         for m, t in test_sets.items():
             g = grids[m]
-            cal, _, cal_gate = _hidden(g, cal_sets[m], cfg.window)
-            test, running, gate = _hidden(g, t, cfg.window)
+            cal, _, cal_gate = _hidden(g, cal_sets[m], cfg.window, scalers[m].rise_over)
+            test, running, gate = _hidden(g, t, cfg.window, scalers[m].rise_over)
             env = OperatingEnvelope().fit(running_values(g.rows(0, int(np.searchsorted(g.index.asi8, split.value)))))
             # As pdm's scorer (orders_from): orders after which the calibration held less than a baseline.
             seen = rb_rule.seen_until(cal_sets[m].start, feats.cal_stride() * step_ns) if len(cal_sets[m]) else 0
@@ -367,7 +369,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
                 near = make_windows(g.rows(lo, hi), scalers[m], cfg.window, cfg.stride)
                 near = near.take(np.flatnonzero((near.start >= k) & (near.start < until)))
                 if len(got := mostly_observed(near)):
-                    pre, _, pre_gate = _hidden(g, got, cfg.window)
+                    pre, _, pre_gate = _hidden(g, got, cfg.window, scalers[m].rise_over)
             staged[m] = _Staged(cal, cal_gate, test, gate, env.apply(operating_points(test, running)), o, pre, pre_gate)
     fit_all = WindowSet.concat(list(fit_sets.values()))
     fails = truth[truth["is_failure"].fillna(False).astype(bool)] if not truth.empty else truth

@@ -124,7 +124,7 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     errors = {}
     for m, w in sets.items():
         errors[m] = error_stats(channel_errors(w, reconstruct(model, w)["reconstruction"]))
-    detect = calibrate(model, cal_sets, {m: grids[m] for m in cal_sets}, features)
+    detect = calibrate(model, cal_sets, {m: grids[m] for m in cal_sets}, features, scalers)
     for m, d in detect["machines"].items():
         if d["threshold"].get("note"):
             report.problems.append(f"{m}: {d['threshold']['note']}")
@@ -261,7 +261,7 @@ def recalibrate(store: Store, bundle: ModelBundle, models_dir: str | Path, *, st
     _, cal_sets, notes = split_sets(grids, sets, features, bundle.scalers, read_labels(store))
     for note in notes:
         log.warning("%s", note)
-    detect = calibrate(bundle.model, cal_sets, grids, features)
+    detect = calibrate(bundle.model, cal_sets, grids, features, bundle.scalers)
     machines = merge_calibration(bundle.detect.get("machines", {}), detect["machines"])
     meta = {**bundle.metadata, "recalibrated": {"from_version": bundle.version, "start": str(start),
                                                  "stop": str(stop), "machines": sorted(cal_sets)}}
@@ -331,13 +331,21 @@ MIN_REL_SPREAD = 0.1
 
 
 def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, MachineGrid],
-              features: FeatureConfig) -> dict[str, Any]:
+              features: FeatureConfig, scalers: dict[str, RobustScaler] | None = None) -> dict[str, Any]:
     """detect.json: per machine the error calibrator, POT threshold, healthy spatial-attention baseline
     and the operating envelope of ``grids`` (the training range).
 
-    Errors are those scoring computes (:func:`pdm.detect.errors.grid_windows_errors`: running steps only).
+    Errors are those scoring computes (:func:`pdm.detect.errors.grid_windows_errors`: running steps only;
+    with the machines' ``scalers``, the ambient channel hidden where temperatures are read as rises,
+    :func:`pdm.detect.errors.hide_environment`).
     """
-    from pdm.detect.errors import grid_windows_errors, hide_steps, running_values, window_running
+    from pdm.detect.errors import (
+        grid_windows_errors,
+        hide_environment,
+        hide_steps,
+        running_values,
+        window_running,
+    )
     from pdm.detect.rebaseline import Rebaseline
     from pdm.detect.rootcause import environment_mask
     from pdm.detect.stages import AlarmRule, ChannelCalibrator, OperatingEnvelope, POTThreshold
@@ -347,7 +355,7 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
     step_ns = pd.Timedelta(features.step).value
     for m, w in cal_sets.items():
         running = window_running(grids[m], w, features.window)  # cut once: hiding and the gate use it
-        w = hide_steps(w, running)
+        w = hide_environment(hide_steps(w, running), scalers[m].rise_over if scalers and m in scalers else None)
         out = reconstruct(model, w)
         err = grid_windows_errors(grids[m], w, out["reconstruction"], features.window, running=running)
         calib = ChannelCalibrator().fit(err, min_rel_spread=MIN_REL_SPREAD)

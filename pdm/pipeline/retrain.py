@@ -150,7 +150,7 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
     errors = dict(bundle.errors)  # machines without recent windows keep their healthy statistics
     for m, w in sets.items():
         errors[m] = error_stats(channel_errors(w, reconstruct(model, w)["reconstruction"]))
-    detect = calibrate(model, cal_sets, grids, features)
+    detect = calibrate(model, cal_sets, grids, features, bundle.scalers)
     notes += [f"{m}: {why}" for m, why in detect["skipped"].items()]
     detect["machines"] = merge_calibration(bundle.detect.get("machines", {}), detect["machines"])
     tuned = ModelBundle(model, bundle.scalers, errors, {**bundle.config, "train": tcfg.to_dict()},

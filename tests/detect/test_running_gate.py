@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from pdm.detect.errors import gated_errors, hide_steps, running_gate, step_gate, window_errors
+from pdm.detect.errors import gated_errors, hide_environment, hide_steps, running_gate, step_gate, window_errors
 
 
 def _grid(running: list[float], step: str = "1h") -> SimpleNamespace:
@@ -101,6 +101,19 @@ def test_stopped_steps_are_hidden_from_the_model_except_temperatures_and_unrecor
     assert hidden.mask[0, 1].all() and np.array_equal(hidden.values[0, 1], values[0, 1])  # the temperature stays
     assert w.mask.all() and np.isfinite(w.values).all()  # the input is not modified
     assert hide_steps(w, np.ones((1, 12))) is w
+
+
+def test_the_ambient_temperature_is_hidden_from_the_model_where_temperatures_are_read_as_rises_over_it():
+    values = np.arange(36, dtype=np.float32).reshape(1, 3, 12)
+    channels = ["temperature.ambient.celsius", "temperature.bearing.celsius", "vibration.de.rms"]
+    w = _W(values.copy(), np.ones_like(values), channels)
+    hidden = hide_environment(w, "temperature.ambient.celsius")
+    assert (hidden.mask[0, 0] == 0).all() and np.isnan(hidden.values[0, 0]).all()
+    assert hidden.mask[0, 1:].all() and np.array_equal(hidden.values[0, 1:], values[0, 1:])  # the machine's stay
+    assert w.mask.all() and np.isfinite(w.values).all()  # the input is not modified
+    # Temperatures read as measured: the model needs the ambient one; and nothing to hide without it.
+    assert hide_environment(w, None) is w
+    assert hide_environment(_W(values[:, 1:].copy(), np.ones_like(values[:, 1:]), channels[1:]), channels[0]).mask.all()
 
 
 def test_any_detectors_errors_are_gated_as_a_reconstructions_are():

@@ -28,6 +28,13 @@ def scored(trained, tmp_path_factory):
 def test_the_model_directory_holds_calibration_thresholds_and_attention_baselines(trained):
     bundle = load(trained.model)
     c = bundle.model.cfg.channels
+    # Temperatures read as rises over the ambient one, which the model is not shown when calibrated (nor
+    # scored): its channel has no calibrated scale (pdm.detect.errors.hide_environment).
+    amb = bundle.model.cfg.channel_names.index("temperature.ambient.celsius")
+    for m in (FAULTY, HEALTHY):
+        assert bundle.scalers[m].rise_over == "temperature.ambient.celsius"
+        iqr = bundle.detect["machines"][m]["calibrator"]["iqr"]
+        assert iqr[amb] is None and None not in iqr[:amb] + iqr[amb + 1:]  # None: uncalibrated
     for m in (FAULTY, HEALTHY):
         d = bundle.detect["machines"][m]
         assert d["calibration_windows"] >= 4 and np.isfinite(d["threshold"]["threshold"])

@@ -357,7 +357,10 @@ def _window_errors(store: Store, bundle: Any, m: str, ends: np.ndarray, step_ns:
     if len(ws) == 0:
         return None
     running = window_running(grid, ws, window)  # cut once: hiding, the gate and the operating point use it
-    ws = hide_environment(hide_steps(ws, running), bundle.scalers[m].rise_over)  # as calibration saw them
+    # As calibration saw them: stopped steps hidden, and the ambient channel where it was (directories
+    # calibrated before hide_environment showed it to the model, and are scored so until recalibrated).
+    hidden_env = bundle.scalers[m].rise_over if det.get("environment_hidden") else None
+    ws = hide_environment(hide_steps(ws, running), hidden_env)
     recon = reconstruct(bundle.model, ws)["reconstruction"]
     return ws, running, grid_windows_errors(grid, ws, recon, window, running=running)
 

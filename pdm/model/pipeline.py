@@ -355,7 +355,8 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
     step_ns = pd.Timedelta(features.step).value
     for m, w in cal_sets.items():
         running = window_running(grids[m], w, features.window)  # cut once: hiding and the gate use it
-        w = hide_environment(hide_steps(w, running), scalers[m].rise_over if scalers and m in scalers else None)
+        rise_over = scalers[m].rise_over if scalers and m in scalers else None
+        w = hide_environment(hide_steps(w, running), rise_over)
         out = reconstruct(model, w)
         err = grid_windows_errors(grids[m], w, out["reconstruction"], features.window, running=running)
         calib = ChannelCalibrator().fit(err, min_rel_spread=MIN_REL_SPREAD)
@@ -373,6 +374,8 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
             "speed_max": _finite_or_none(grids[m].speed_max),
             "envelope": OperatingEnvelope().fit(running_values(grids[m])).to_dict(),
             "calibration_windows": len(w),
+            # the ambient channel hidden from the model (hide_environment): scoring hides it as well
+            "environment_hidden": bool(rise_over),
             "calibration_from": int(w.start.min()), "calibration_to": calibration_end(w, features),
             # work orders after this time were seen for less than a baseline's worth: they take a new one
             "work_orders_seen_to": Rebaseline().seen_until(w.start, features.cal_stride() * step_ns),

@@ -8,7 +8,14 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from pdm.detect.errors import gated_errors, hide_environment, hide_steps, running_gate, step_gate, window_errors
+from pdm.detect.errors import (
+    gated_errors,
+    hide_environment,
+    hide_steps,
+    running_gate,
+    step_gate,
+    window_errors,
+)
 
 
 def _grid(running: list[float], step: str = "1h") -> SimpleNamespace:

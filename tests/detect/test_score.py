@@ -35,6 +35,7 @@ def test_the_model_directory_holds_calibration_thresholds_and_attention_baseline
         assert bundle.scalers[m].rise_over == "temperature.ambient.celsius"
         iqr = bundle.detect["machines"][m]["calibrator"]["iqr"]
         assert iqr[amb] is None and None not in iqr[:amb] + iqr[amb + 1:]  # None: uncalibrated
+        assert bundle.detect["machines"][m]["environment_hidden"] is True  # so the scorer hides it too
     for m in (FAULTY, HEALTHY):
         d = bundle.detect["machines"][m]
         assert d["calibration_windows"] >= 4 and np.isfinite(d["threshold"]["threshold"])
@@ -247,3 +248,26 @@ def test_windows_at_a_load_the_model_never_saw_are_not_scored_and_say_why(traine
     assert (written["state"].to_numpy()[ran] == "outside_envelope").all()
     assert (r.scores["state"].to_numpy()[~ran] == "not_running").all()
     assert not r.alarms
+
+
+def test_the_ambient_channel_is_hidden_when_scoring_only_where_the_calibration_hid_it(trained, monkeypatch, tmp_path):
+    """A model directory calibrated before the ambient channel was hidden is scored as it was calibrated."""
+    import pdm.detect.errors
+
+    seen: list[object] = []
+    real = pdm.detect.errors.hide_environment
+
+    def spy(windows, rise_over):
+        seen.append(rise_over)
+        return real(windows, rise_over)
+
+    monkeypatch.setattr(pdm.detect.errors, "hide_environment", spy)
+    store = trained.fresh_store(tmp_path / "s.duckdb")
+    bundle = load(trained.model)
+    stop = trained.start + pd.Timedelta("2D")
+    score_machines(store, bundle, [HEALTHY], start=trained.start, stop=stop, progress=False, write=False)
+    assert seen and set(seen) == {"temperature.ambient.celsius"}
+    seen.clear()
+    del bundle.detect["machines"][HEALTHY]["environment_hidden"]  # calibrated before: the model saw it
+    score_machines(store, bundle, [HEALTHY], start=trained.start, stop=stop, progress=False, write=False)
+    assert seen and set(seen) == {None}

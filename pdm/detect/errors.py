@@ -120,8 +120,6 @@ def hide_environment(windows: WindowSet, rise_over: str | None) -> WindowSet:
     ambient channel unobserved they scored as in January (the January windows did not change).
     The model fills the channel as it fills any missing sensor (training hides channels at random).
     """
-    import dataclasses
-
     from pdm.detect.rootcause import environment_mask
 
     if not rise_over:
@@ -129,24 +127,25 @@ def hide_environment(windows: WindowSet, rise_over: str | None) -> WindowSet:
     env = environment_mask(list(windows.channels))
     if not env.any():
         return windows
-    values, mask = windows.values.copy(), windows.mask.copy()
-    values[:, env] = np.nan
-    mask[:, env] = 0.0
+    return _unobserved(windows, env[None, :, None])
+
+
+def _unobserved(windows: WindowSet, where: np.ndarray) -> WindowSet:
+    """A copy of ``windows`` whose values are NaN and unobserved (mask 0) where ``where`` (broadcast to (n, C, T))."""
+    import dataclasses
+
+    values = np.where(where, np.nan, windows.values).astype(np.float32)
+    mask = np.where(where, 0.0, windows.mask).astype(np.float32)
     return dataclasses.replace(windows, values=values, mask=mask)
 
 
 def hide_steps(windows: WindowSet, running: np.ndarray) -> WindowSet:
     """:func:`hide_stopped` from the windows' own ``running`` values (n, T) (NaN = not recorded)."""
-    import dataclasses
-
     stopped = ~ran(running)
     hide = np.array([stops_with_machine(c) for c in windows.channels], bool)
     if not stopped.any() or not hide.any():
         return windows
-    where = stopped[:, None, :] & hide[None, :, None]
-    values = np.where(where, np.nan, windows.values).astype(np.float32)
-    mask = np.where(where, 0.0, windows.mask).astype(np.float32)
-    return dataclasses.replace(windows, values=values, mask=mask)
+    return _unobserved(windows, stopped[:, None, :] & hide[None, :, None])
 
 
 def masked_mean(per_step: np.ndarray, mask: np.ndarray, min_count: int = 1) -> np.ndarray:

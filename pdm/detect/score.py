@@ -381,7 +381,7 @@ def calibrated_to(bundle: Any, m: str) -> int:
     meta = bundle.metadata or {}
     rec = meta.get("recalibrated") or {}
     stop = rec.get("stop") if m in (rec.get("machines") or ()) else (meta.get("data") or {}).get("stop")
-    last = ((getattr(bundle, "detect", None) or {}).get("machines") or {}).get(m, {}).get("calibration_to")
+    last = _calibration(bundle, m).get("calibration_to")
     ends = [v for v in (_ns(stop) if stop else None, last) if v]
     return int(min(ends)) if ends else 0
 
@@ -393,8 +393,13 @@ def orders_from(bundle: Any, m: str, rb: Any) -> int:
     earlier order hold a baseline's worth, :meth:`Rebaseline.seen_until`), else ``rb.hours`` of wall-clock
     time before :func:`calibrated_to` (model directories saved before it).
     """
-    seen = ((getattr(bundle, "detect", None) or {}).get("machines") or {}).get(m, {}).get("work_orders_seen_to")
+    seen = _calibration(bundle, m).get("work_orders_seen_to")
     return int(seen) + 1 if seen else int(rb.counted_from(calibrated_to(bundle, m)))
+
+
+def _calibration(bundle: Any, m: str) -> dict[str, Any]:
+    """Machine ``m``'s entry in the bundle's detect.json (empty: none)."""
+    return ((getattr(bundle, "detect", None) or {}).get("machines") or {}).get(m, {})
 
 
 def _between(log: pd.DataFrame, after: int, until: int) -> pd.DataFrame:

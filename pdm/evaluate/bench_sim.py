@@ -293,12 +293,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     from pdm.detect.stages import AlarmRule, ChannelCalibrator, OperatingEnvelope, POTThreshold
     from pdm.features import RobustScaler, WindowSet, make_windows
     from pdm.features.windows import ambient_channel, excluded_steps, grid_running
-    from pdm.model.pipeline import (
-        FeatureConfig,
-        build_grids,
-        read_labels,
-        split_sets,
-    )
+    from pdm.model.pipeline import FeatureConfig, build_grids, read_labels, split_sets
     from pdm.settings import StoreSettings
     from pdm.store import open_store
     from sensors_sim.config import fleet_config
@@ -357,7 +352,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             test, running, gate = _hidden(g, t, cfg.window, scalers[m].rise_over)
             env = OperatingEnvelope().fit(running_values(g.rows(0, int(np.searchsorted(g.index.asi8, split.value)))))
             # As pdm's scorer (orders_from): orders after which the calibration held less than a baseline.
-            seen = rb_rule.seen_until(cal_sets[m].start, feats.cal_stride() * step_ns) if len(cal_sets[m]) else 0
+            seen = rb_rule.seen_until(cal_sets[m].start, feats.cal_stride() * step_ns)  # 0: no calibration windows
             o = orders[m][orders[m] > seen] if seen else orders[m][orders[m] >= rb_rule.counted_from(split.value)]
             pre = pre_gate = None
             if len(o) and o[o < split.value].size:  # the last one's baseline may start before the scored windows

@@ -243,6 +243,16 @@ def kept_tshae(path: str | Path, fit: Any) -> Any:
     return det
 
 
+def kept_run_in(path: str | Path) -> float:
+    """The work-order run-in (days) a kept model directory's windows were cut with (its scalers'; 30 if older)."""
+    from pdm.model.directory import load
+
+    days = {float(sc.work_order_days) for sc in load(path).scalers.values()}
+    if len(days) != 1:
+        raise ValueError(f"{path}: its scalers disagree on the work-order run-in: {sorted(days)}")
+    return days.pop()
+
+
 def save_tshae(det: Any, scalers: dict[str, Any], cfg: SimBenchConfig) -> Path:
     """Write the harness's trained TSHAE and its scalers as a model directory that :func:`kept_tshae` reads back.
 
@@ -292,8 +302,19 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     from pdm.detect.score import mostly_observed, work_orders
     from pdm.detect.stages import AlarmRule, ChannelCalibrator, OperatingEnvelope, POTThreshold
     from pdm.features import RobustScaler, WindowSet, make_windows
-    from pdm.features.windows import ambient_channel, excluded_steps, grid_running
-    from pdm.model.pipeline import FeatureConfig, build_grids, read_labels, split_sets
+    from pdm.features.windows import (
+        WORK_ORDER_RUN_IN_DAYS,
+        ambient_channel,
+        excluded_steps,
+        grid_running,
+    )
+    from pdm.model.pipeline import (
+        FeatureConfig,
+        build_grids,
+        read_labels,
+        split_sets,
+        training_windows,
+    )
     from pdm.settings import StoreSettings
     from pdm.store import open_store
     from sensors_sim.config import fleet_config
@@ -322,11 +343,14 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     step_ns = pd.Timedelta(cfg.step).value
     fit_sets, test_sets, scalers = {}, {}, {}
     rise_over = ambient_channel(channels)
+    # Kept weights read the context as they were trained on it; a TSHAE trained here, the product's run-in.
+    run_in = kept_run_in(cfg.tshae_from) if cfg.tshae_from and "tshae" in cfg.detectors else WORK_ORDER_RUN_IN_DAYS
     for m, g in grids.items():
         in_train = g.index < split
         healthy = ~excluded_steps(g.index, labels, m)
         fit_rows = healthy & in_train
-        scaler = RobustScaler(channels).fit(g.sensors[fit_rows], rise_over=rise_over,  # as FeatureConfig.running_scaling
+        scaler = RobustScaler(channels, work_order_days=run_in).fit(  # rise, running: as FeatureConfig's
+            g.sensors[fit_rows], rise_over=rise_over,
                                             running=grid_running(g, fit_rows) if cfg.running_scaling else None)
         w = make_windows(g, scaler, cfg.window, cfg.stride, exclude=~fit_rows)
         t = make_windows(g, scaler, cfg.window, cfg.stride)
@@ -366,7 +390,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
                 if len(got := mostly_observed(near)):
                     pre, _, pre_gate = _hidden(g, got, cfg.window, scalers[m].rise_over)
             staged[m] = _Staged(cal, cal_gate, test, gate, env.apply(operating_points(test, running)), o, pre, pre_gate)
-    fit_all = WindowSet.concat(list(fit_sets.values()))
+    # The product's training windows (the ambient hidden as its scorer hides it) for every detector alike.
+    fit_all = training_windows(fit_sets, scalers, feats) if product else WindowSet.concat(list(fit_sets.values()))
     fails = truth[truth["is_failure"].fillna(False).astype(bool)] if not truth.empty else truth
     failures = pd.DataFrame({
         "machine": fails["machine"].to_numpy() if len(fails) else [],

@@ -57,6 +57,14 @@ MIN_RUNNING_STEPS = 50
 #: (remounted sensor, rebalanced rotor) would read as 2-3 ranges for good; vibration practice alarms at
 #: +6 dB over baseline and shrugs at 1-2 dB. A fault's rise of a doubling (0.7) still reads 3 ranges and more.
 LOG_IQR_FLOOR = 0.223
+#: Days after a work order over which the "days since work order" context runs from 0 to 1 (then stays at 1):
+#: a run-in, as long as the new baseline a work order takes (:class:`pdm.detect.rebaseline.Rebaseline`, 48 h).
+#: Run over 30 days, the channel was a clock the model read its errors against: on development seed 11,
+#: comp-010's calibration week came right after a work order (0.13), its errors doubled as the channel rose
+#: to 1 four weeks later, and with the channel held at one value its errors were flat.
+WORK_ORDER_RUN_IN_DAYS = 2.0
+#: The run-in of models saved before :data:`WORK_ORDER_RUN_IN_DAYS` (their scalers lack the key).
+WORK_ORDER_DAYS_BEFORE = 30.0
 
 
 def ran(running: np.ndarray) -> np.ndarray:
@@ -100,6 +108,8 @@ class RobustScaler:
     rise_over: str | None = None
     #: Channels that stop with the machine fitted on its running steps, and hidden where it did not run.
     running_only: bool = False
+    #: The "days since work order" context runs from 0 to 1 over these days (:data:`WORK_ORDER_RUN_IN_DAYS`).
+    work_order_days: float = WORK_ORDER_RUN_IN_DAYS
 
     def _pre(self, values: np.ndarray) -> np.ndarray:
         out = values.astype(np.float64, copy=True)
@@ -178,7 +188,8 @@ class RobustScaler:
         return out
 
     def to_dict(self) -> dict:
-        out: dict = {"channels": self.channels, "median": self.median.tolist(), "iqr": self.iqr.tolist()}
+        out: dict = {"channels": self.channels, "median": self.median.tolist(), "iqr": self.iqr.tolist(),
+                     "work_order_days": float(self.work_order_days)}
         if self.rise_over is not None:
             out["rise_over"] = self.rise_over
         if self.running_only:
@@ -187,9 +198,11 @@ class RobustScaler:
 
     @classmethod
     def from_dict(cls, d: dict) -> RobustScaler:
-        # Keys absent in models saved before them: temperatures as measured, every step scaled and shown.
+        # Keys absent in models saved before them: temperatures as measured, every step scaled and shown,
+        # the work-order context over 30 days.
         return cls(list(d["channels"]), np.asarray(d["median"], dtype=np.float64), np.asarray(d["iqr"], dtype=np.float64),
-                   rise_over=d.get("rise_over"), running_only=bool(d.get("running_only", False)))
+                   rise_over=d.get("rise_over"), running_only=bool(d.get("running_only", False)),
+                   work_order_days=float(d.get("work_order_days", WORK_ORDER_DAYS_BEFORE)))
 
 
 @dataclass
@@ -260,7 +273,8 @@ def make_windows(grid: MachineGrid, scaler: RobustScaler, window: int, stride: i
     values = scaler.transform(grid.sensors, grid_running(grid))  # (steps, C)
     mask = np.isfinite(values)
     ctx = np.nan_to_num(grid.context[list(CONTEXT_CHANNELS)].to_numpy(np.float32))
-    ctx[:, 3] = ctx[:, 3] / 30.0  # days since work order → 0..1
+    days = max(float(scaler.work_order_days), 1e-6)
+    ctx[:, 3] = np.minimum(ctx[:, 3], days) / days  # days since work order → 0..1 over the run-in
     ev = grid.events[list(EVENT_TYPES)].to_numpy(np.float32) / 4.0
     n = len(values)
     starts = np.arange(0, n - window + 1, stride) if n >= window else np.array([], dtype=np.int64)

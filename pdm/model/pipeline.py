@@ -41,6 +41,10 @@ class FeatureConfig:
     #: (:class:`pdm.features.windows.RobustScaler`); False (the default until its root cause is
     #: settled, see README): scaled over every step, stops included.
     running_scaling: bool = False
+    #: The ambient channel hidden from the model in training as well, where temperatures are read as rises
+    #: over it (:func:`training_windows`); scoring and calibration always hide it there
+    #: (:func:`pdm.detect.errors.hide_environment`). False: training shows it, as it did before this setting.
+    train_hides_environment: bool = True
 
     def cal_stride(self) -> int:
         """The calibration windows' stride in steps (at least 1, at most ``stride``)."""
@@ -116,7 +120,7 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
         raise ValueError("no machine has enough healthy windows: " + "; ".join(f"{k}: {v}" for k, v in report.skipped.items()))
     for p in report.problems:
         log.warning("%s", p)
-    windows = WindowSet.concat(list(fit_sets.values()))
+    windows = training_windows(fit_sets, scalers, features)
     model_cfg = TSHAEConfig(channels=len(channels), context_channels=len(CONTEXT_CHANNELS),
                             event_channels=len(EVENT_TYPES), window=features.window,
                             channel_names=channels, **(model_overrides or {}))
@@ -139,6 +143,22 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     report.path = save(bundle, models_dir)
     report.machines, report.metrics = sorted(sets), metrics
     return report
+
+
+def training_windows(fit_sets: dict[str, WindowSet], scalers: dict[str, RobustScaler],
+                     features: FeatureConfig) -> WindowSet:
+    """The machines' training windows as one set, the ambient channel hidden where the scorer hides it.
+
+    With :attr:`FeatureConfig.train_hides_environment`, a machine whose scaler reads temperatures as rises
+    over the ambient (``rise_over``) has that channel unobserved in training too, so the model never
+    learns to lean on the weather it will not be shown when scoring.
+    """
+    from pdm.detect.errors import hide_environment
+
+    if not features.train_hides_environment:
+        return WindowSet.concat(list(fit_sets.values()))
+    return WindowSet.concat([hide_environment(w, scalers[m].rise_over if m in scalers else None)
+                             for m, w in fit_sets.items()])
 
 
 def error_stats(err: np.ndarray) -> dict[str, list[float]]:

@@ -113,6 +113,7 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
         merge_calibration,
         read_labels,
         split_sets,
+        training_windows,
     )
     from pdm.model.train import TrainConfig, channel_errors, reconstruct, train
 
@@ -141,7 +142,7 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
             cal_sets[m] = WindowSet.concat([earlier, cal_sets[m]])
     if not sets:
         raise ValueError(f"no healthy windows in {start} .. {stop} to fine-tune on")
-    windows = WindowSet.concat(list(fit_sets.values()))
+    windows = training_windows(fit_sets, bundle.scalers, features)
     saved = bundle.config.get("train", {})
     base = TrainConfig(**{k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__})
     freeze = tuple(freeze or DEFAULT_FREEZE)

@@ -259,6 +259,9 @@ def test_a_tshae_saved_by_one_run_scores_the_same_when_read_back(tmp_path: Path)
     benchmark_sim(cfg, tmp_path / "out", quick=True, progress=None, tag="a")
     (saved,) = list((tmp_path / "models").iterdir())
     assert (saved / "weights.safetensors").exists()
+    from pdm.evaluate.bench_sim import kept_run_in
+
+    assert kept_run_in(saved) == 2.0  # the run-in its windows were cut with, which a rescore cuts them with again
     again = SimBenchConfig(machines=2, days=6.0, train_days=3.0, window=72, stride=12, epochs=1, detectors=("tshae",),
                            series=True, tshae_from=str(saved), tshae_save=str(tmp_path / "models"))
     doc = benchmark_sim(again, tmp_path / "out", quick=True, progress=None, tag="b")

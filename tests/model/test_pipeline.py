@@ -26,3 +26,27 @@ def test_train_reads_the_store_and_writes_a_loadable_model_directory(tmp_path, m
     assert bundle.metadata["metrics"]["valid_loss"][-1] < bundle.metadata["metrics"]["train_loss"][0]
     errs = bundle.errors["pump-001"]
     assert len(errs["median"]) == bundle.model.cfg.channels and np.all(np.isfinite(errs["median"]))
+
+
+def test_training_hides_the_ambient_channel_where_the_scorer_hides_it():
+    """Machines whose temperatures are rises over ambient train without it; others, and the off switch, show it."""
+    from pdm.features import RobustScaler, WindowSet
+    from pdm.model.pipeline import FeatureConfig, training_windows
+
+    channels = ["temperature.ambient.celsius", "temperature.bearing.celsius", "vibration.de.rms"]
+
+    def windows(machine: str) -> WindowSet:
+        values = np.ones((3, 3, 8), np.float32)
+        return WindowSet(values, np.ones_like(values), np.zeros((3, 4, 8), np.float32), np.zeros((3, 5, 8), np.float32),
+                         np.arange(3, dtype=np.int64), np.full(3, machine, dtype=object), channels)
+
+    rises = RobustScaler(channels, rise_over=channels[0])
+    measured = RobustScaler(channels)
+    sets = {"a": windows("a"), "b": windows("b")}
+    got = training_windows(sets, {"a": rises, "b": measured}, FeatureConfig())
+    a, b = got.machine == "a", got.machine == "b"
+    assert not got.mask[a][:, 0].any() and np.isnan(got.values[a][:, 0]).all()  # hidden: unobserved and NaN
+    assert got.mask[a][:, 1:].all() and got.mask[b].all()  # the rest, and a machine read as measured, shown
+    assert sets["a"].mask.all()  # the input is not modified
+    shown = training_windows(sets, {"a": rises, "b": measured}, FeatureConfig(train_hides_environment=False))
+    assert shown.mask.all()

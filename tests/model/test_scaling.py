@@ -133,3 +133,26 @@ def test_running_scaling_travels_with_the_scaler_and_older_scalers_show_every_st
     np.testing.assert_array_equal(back.transform(frame, running), s.transform(frame, running))
     old = RobustScaler(CHANNELS).fit(frame).to_dict()
     assert "running_only" not in old and not RobustScaler.from_dict(old).running_only
+
+
+def test_days_since_a_work_order_run_from_0_to_1_over_the_run_in_and_older_scalers_over_30_days():
+    """The context is a run-in after maintenance, not a clock: 1 from the run-in's end on (30 days for old models)."""
+    from pdm.features.grid import CONTEXT_CHANNELS, EVENT_TYPES, MachineGrid
+    from pdm.features.windows import WORK_ORDER_RUN_IN_DAYS, make_windows
+
+    n = 24 * 40  # hourly steps, 40 days
+    index = pd.date_range("2026-01-01", periods=n, freq="1h", tz="UTC")
+    frame = plant(n).set_index(index)
+    days = np.minimum(np.arange(n) / 24.0, 30.0)  # a work order at the first step
+    context = pd.DataFrame({"speed": 1.0, "load": 0.5, "running": 1.0, "days_since_work_order": days}, index=index)
+    grid = MachineGrid("m", frame, context[list(CONTEXT_CHANNELS)], pd.DataFrame(0.0, index=index, columns=list(EVENT_TYPES)),
+                       pd.DataFrame())
+    new = RobustScaler(CHANNELS).fit(frame)
+    assert new.work_order_days == WORK_ORDER_RUN_IN_DAYS == 2.0
+    old = RobustScaler.from_dict({k: v for k, v in new.to_dict().items() if k != "work_order_days"})
+    assert old.work_order_days == 30.0 and RobustScaler.from_dict(new.to_dict()).work_order_days == 2.0
+    for scaler, want in ((new, np.minimum(days / 2.0, 1.0)), (old, days / 30.0)):
+        w = make_windows(grid, scaler, window=n, stride=n)
+        np.testing.assert_allclose(w.context[0, 3], want, atol=1e-6)
+    ctx = make_windows(grid, new, window=n, stride=n).context[0, 3]
+    assert ctx[24] == pytest.approx(0.5) and (ctx[48:] == 1.0).all()  # a day in: half; after two days: done

@@ -350,8 +350,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         healthy = ~excluded_steps(g.index, labels, m)
         fit_rows = healthy & in_train
         scaler = RobustScaler(channels, work_order_days=run_in).fit(  # rise, running: as FeatureConfig's
-            g.sensors[fit_rows], rise_over=rise_over,
-                                            running=grid_running(g, fit_rows) if cfg.running_scaling else None)
+            g.sensors[fit_rows], rise_over=rise_over, running=grid_running(g, fit_rows) if cfg.running_scaling else None)
         w = make_windows(g, scaler, cfg.window, cfg.stride, exclude=~fit_rows)
         t = make_windows(g, scaler, cfg.window, cfg.stride)
         keep = t.start >= split.value

@@ -14,6 +14,10 @@ more ahead, at most 1 false alarm per machine-month, root cause top-1 at
 least 80 %. Recall and top-1 come with 95 % Wilson intervals: with a handful
 of failures a single miss moves them a lot.
 
+Each false alarm is listed with the nuisance it overlapped, its top channels
+and the machine's load during it against its training period's (a ratio far
+from 1: an operating point the model never saw).
+
 Writes ``benchmarks/results/detection.json`` and ``.md`` (``--quick``:
 ``detection_quick.*``; a few machines and weeks, a few minutes on 2 cores).
 """
@@ -216,6 +220,8 @@ def rescore(args: argparse.Namespace, tmp: Path, store: Any, res: dict[str, Any]
 def finish(args: argparse.Namespace, tmp: Path, store: Any, res: dict[str, Any], ev: Any, split: Any,
            end: Any) -> dict[str, Any]:
     """Targets, intervals and analysis of an evaluation."""
+    import pandas as pd
+
     from pdm.evaluate.run import format_table
 
     print(format_table(ev), flush=True)
@@ -240,6 +246,7 @@ def finish(args: argparse.Namespace, tmp: Path, store: Any, res: dict[str, Any],
         checks.append({"metric": key, "text": text, "target": f"{op} {target:g}", "value": value, "met": ok})
     res["targets"] = checks
     res["lead_ceiling"] = lead_ceiling(m.per_failure, split)
+    res["false_alarm_list"] = false_alarm_list(ev, store, split - pd.Timedelta(days=args.train_days), split)
     res["analysis"] = analysis(res, m, ev)
     if args.report:
         from pdm.evaluate.report import write_report
@@ -282,6 +289,54 @@ def false_alarm_kinds(ev: Any) -> dict[str, int]:
         if any(pd.Timedelta(0) <= row["start"] - t < pd.Timedelta("14D") for t in rep_end):
             after += 1
     return {"split": split, "after_repair": after}
+
+
+def false_alarm_list(ev: Any, store: Any, train_start: Any, split: Any) -> list[dict[str, Any]]:
+    """Each false alarm: machine, start, hours, peak score / threshold, the nuisance it overlapped (as
+    :func:`pdm.evaluate.events.event_metrics` counts it: a day either side), its top channels, and the
+    machine's load during it against its training period (median load_pct over running steps; a ratio far
+    from 1 is an operating point the model did not see in training)."""
+    import pandas as pd
+
+    from pdm.evaluate.events import catching
+
+    a, f, nz = ev.alarms, ev.failures, ev.nuisances
+    if a is None or not len(a):
+        return []
+    out = []
+    train_load: dict[str, float | None] = {}
+    for _, row in a[~catching(a, f)].iterrows():
+        m = str(row["machine"])
+        cause, near = "unexplained", None
+        if nz is not None and len(nz):
+            n = nz[nz["machine"] == m]
+            hit = n[(pd.to_datetime(n["start"], utc=True) - pd.Timedelta("1D") <= row["start"])
+                    & (pd.to_datetime(n["end"], utc=True) + pd.Timedelta("1D") >= row["start"])]
+            if len(hit):
+                cause, near = str(hit.iloc[0]["kind"]), hit.iloc[0]
+        if m not in train_load:
+            train_load[m] = _running_load(store, m, train_start, split)
+        during = _running_load(store, m, row["start"], row["end"])
+        base = train_load[m]
+        out.append({
+            "machine": m, "start": str(row["start"])[:16], "hours": round((row["end"] - row["start"]).total_seconds() / 3600, 1),
+            "peak_ratio": None if pd.isna(row["peak_ratio"]) else round(float(row["peak_ratio"]), 2),
+            "cause": cause,
+            "nuisance_span": None if near is None else f"{str(near['start'])[:16]} .. {str(near['end'])[:16]}",
+            "channels": list(row["channels"])[:3],
+            "load_vs_training": None if base is None or during is None or not base else round(during / base, 2),
+        })
+    return out
+
+
+def _running_load(store: Any, machine: str, start: Any, stop: Any) -> float | None:
+    """Median load_pct of a machine's running steps in [start, stop), or None without any."""
+    p = store.read("process", machine, start, stop, fields=["load_pct", "running"])
+    if p.empty or "load_pct" not in p:
+        return None
+    run = p["running"].fillna(0).astype(float) > 0 if "running" in p else p["load_pct"].notna()
+    v = p.loc[run, "load_pct"].dropna()
+    return float(v.median()) if len(v) else None
 
 
 def by_month(ev: Any) -> list[dict[str, Any]]:
@@ -509,6 +564,15 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(f"| {r['machine']} | {r.get('mode') or ''} | {str(r.get('onset') or '')[:16]} | {str(r['failure'])[:16]} | "
                      f"{str(r.get('alarm_start') or '')[:16]} | {lead} | {(r.get('true_root_cause') or '').replace(';', ', ')} | "
                      f"{', '.join(r.get('ranked_channels') or [])} | {r.get('rootcause_rank') or ''} |")
+    fa = res.get("false_alarm_list") or []
+    if fa:
+        lines += ["", "False alarms (the nuisance each started within a day of; load: the machine's median load_pct "
+                  "while running during the alarm over its training period's):", "",
+                  "| machine | start | hours | peak score / threshold | overlapped | its span | top channels | load vs training |",
+                  "|---|---|---:|---:|---|---|---|---:|"]
+        for r in fa:
+            lines.append(f"| {r['machine']} | {r['start']} | {r['hours']:.0f} | {_v(r['peak_ratio'])} | {r['cause']} | "
+                         f"{r['nuisance_span'] or ''} | {', '.join(r['channels'])} | {_v(r['load_vs_training'])} |")
     if res.get("analysis"):
         lines += ["", "## What limits it", "", *res["analysis"]]
     for n in ev.get("notes", []):

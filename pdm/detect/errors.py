@@ -27,6 +27,7 @@ import warnings
 
 import numpy as np
 
+from pdm.detect.stages import OperatingEnvelope
 from pdm.features.grid import MachineGrid
 from pdm.features.windows import KEPT_WHEN_STOPPED, RUNNING_MIN, WindowSet, ran, stops_with_machine
 
@@ -84,6 +85,48 @@ def operating_points(windows: WindowSet, running: np.ndarray, fields: tuple[str,
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: a window in which it never ran
             out[f] = np.nanmedian(np.where(counted, v, np.nan), axis=1) if len(v) else np.zeros(0)
     return out
+
+
+def operating_ranges(windows: WindowSet, running: np.ndarray, fields: tuple[str, ...] | list[str] = ("speed", "load"),
+                     spread: float = 0.1) -> dict[str, np.ndarray]:
+    """Per window (n, 2), each context field's [``spread``, 1 − ``spread``] quantiles over the steps where the
+    machine ran (NaN: it never ran): the window's operating range (:class:`OperatingEnvelope` of kind "window")."""
+    from pdm.features.grid import CONTEXT_CHANNELS
+
+    counted = ran(running)
+    return {f: _ranges(np.where(counted, windows.context[:, CONTEXT_CHANNELS.index(f)].astype(float), np.nan), spread)
+            for f in fields}
+
+
+def grid_operating_ranges(grid: MachineGrid, window: int, fields: tuple[str, ...] | list[str] = ("speed", "load"),
+                          spread: float = 0.1, stride: int = 1) -> dict[str, np.ndarray]:
+    """:func:`operating_ranges` of every ``window``-step window of ``grid`` (every ``stride`` steps): what an
+    envelope of the training range is fitted on."""
+    counted = ran(grid.context["running"].to_numpy(dtype=float))
+    out = {}
+    for f in fields:
+        v = np.where(counted, grid.context[f].to_numpy(dtype=float), np.nan)
+        if len(v) < window:
+            out[f] = np.zeros((0, 2))
+            continue
+        out[f] = _ranges(np.lib.stride_tricks.sliding_window_view(v, window)[::stride], spread)
+    return out
+
+
+def _ranges(v: np.ndarray, spread: float) -> np.ndarray:
+    if not len(v):
+        return np.zeros((0, 2))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: a window in which it never ran
+        return np.stack([np.nanquantile(v, spread, axis=1), np.nanquantile(v, 1 - spread, axis=1)], axis=1)
+
+
+def inside_envelope(envelope: OperatingEnvelope, windows: WindowSet, running: np.ndarray) -> np.ndarray:
+    """Per window (n,): True where it ran inside ``envelope``, judged by the statistic the envelope was fitted on
+    (each window's operating range for kind "window", its median for kind "step")."""
+    if envelope.by == "window":
+        return envelope.apply(operating_ranges(windows, running, envelope.fields, envelope.spread))
+    return envelope.apply(operating_points(windows, running, tuple(envelope.fields)))
 
 
 def running_values(grid: MachineGrid, fields: tuple[str, ...] = ("speed", "load")) -> dict[str, np.ndarray]:
@@ -212,5 +255,6 @@ def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: n
 
 
 __all__ = ["KEPT_WHEN_STOPPED", "MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "gated_step_errors", "gated_window_errors", "grid_windows_errors",
-           "hide_environment", "hide_steps", "hide_stopped", "masked_mean", "operating_points", "ran", "running_gate", "running_values", "step_gate", "window_errors", "window_residuals",
+           "grid_operating_ranges", "hide_environment", "hide_steps", "hide_stopped", "inside_envelope", "masked_mean",
+           "operating_points", "operating_ranges", "ran", "running_gate", "running_values", "step_gate", "window_errors", "window_residuals",
            "window_running"]

@@ -215,7 +215,7 @@ def score_machines(store: Store, bundle_or_path: Any = None, machines: list[str]
 
 def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None, step_ns: int,
                window: int, stride: int, write: bool) -> tuple[MachineScore, int]:
-    from pdm.detect.errors import operating_points, step_gate, window_residuals
+    from pdm.detect.errors import inside_envelope, step_gate, window_residuals
     from pdm.model.train import reconstruct
 
     det = bundle.detect["machines"].get(m)
@@ -257,7 +257,7 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         state[rebased["unscored"] & np.isfinite(scores)] = REBASELINE
         scores = np.where(rebased["unscored"], np.nan, scores)
     if det.get("envelope"):  # an operating point the model never saw: no score (neither raises nor clears)
-        inside = OperatingEnvelope.from_dict(det["envelope"]).apply(operating_points(ws, running))
+        inside = inside_envelope(OperatingEnvelope.from_dict(det["envelope"]), ws, running)
         outside = ~inside & np.isfinite(scores)
         res.outside = int(outside.sum())
         state[outside] = OUTSIDE_ENVELOPE

@@ -190,11 +190,27 @@ class OperatingEnvelope:
     the machine never ran, it neither raises nor clears an alarm (its score is
     NaN) until the model is retrained on the new regime.
 
-    ``fit`` takes each field's values at running steps of the training range;
-    the envelope is their [``q``, 1 − ``q``] quantile range widened by
-    ``margin`` of its width on each side. A window's operating point is the
-    median of each field over its running steps; a field without data
-    (not recorded) constrains nothing.
+    Two kinds (``by``):
+
+    - ``"window"`` (:meth:`fit_ranges`, what calibration fits): a window's
+      operating range is the [``spread``, 1 − ``spread``] quantile range of
+      each field over its running steps
+      (:func:`pdm.detect.errors.operating_ranges`), the statistic the
+      envelope is fitted on and applied to alike. The envelope runs from the
+      ``q`` quantile of the training windows' low ends to the 1 − ``q``
+      quantile of their high ends, widened on each side by the larger of
+      ``margin`` of its width and ``rel_margin`` of its level. A window is
+      inside when its whole range is: a window holding a day at 0.75× the
+      trained load, or straddling the step back from it, is not scored.
+    - ``"step"`` (envelopes saved before the kind existed; :meth:`fit`): the
+      [``q``, 1 − ``q``] quantile range of the running steps' values widened by
+      ``margin`` of its width, applied to each window's median. Fitted on
+      single steps (a start's ramp, the load's ripple) but applied to a
+      median, it was wider than any window the model saw: on the held-back
+      fleet windows at 0.7× load were scored, and raised most of its false
+      alarms.
+
+    A field without data (not recorded) constrains nothing.
     """
 
     fields: list[str] = field(default_factory=lambda: ["speed", "load"])
@@ -202,6 +218,31 @@ class OperatingEnvelope:
     margin: float = 0.1
     lo: list[float | None] = field(default_factory=list)
     hi: list[float | None] = field(default_factory=list)
+    by: str = "step"
+    spread: float = 0.1
+    rel_margin: float = 0.0
+
+    @classmethod
+    def of_windows(cls, ranges: dict[str, np.ndarray], **kw: Any) -> OperatingEnvelope:
+        """An envelope of kind ``"window"`` fitted on training windows' operating ranges (:meth:`fit_ranges`)."""
+        kw = {"q": 0.005, "margin": 0.1, "rel_margin": 0.05, **kw}
+        return cls(by="window", **kw).fit_ranges(ranges)
+
+    def fit_ranges(self, ranges: dict[str, np.ndarray]) -> OperatingEnvelope:
+        """Fit on windows' operating ranges: per field an (n, 2) array of each window's (low, high) end."""
+        self.by, self.lo, self.hi = "window", [], []
+        for f in self.fields:
+            r = np.asarray(ranges.get(f, np.zeros((0, 2))), float).reshape(-1, 2)
+            r = r[np.isfinite(r).all(axis=1)]
+            if len(r) == 0:
+                self.lo.append(None)
+                self.hi.append(None)
+                continue
+            a, b = float(np.quantile(r[:, 0], self.q)), float(np.quantile(r[:, 1], 1 - self.q))
+            pad = max(self.margin * max(b - a, 0.0), self.rel_margin * max(abs(a), abs(b)), 1e-6)
+            self.lo.append(a - pad)
+            self.hi.append(b + pad)
+        return self
 
     def fit(self, values: dict[str, np.ndarray]) -> OperatingEnvelope:
         self.lo, self.hi = [], []
@@ -219,7 +260,10 @@ class OperatingEnvelope:
         return self
 
     def apply(self, points: dict[str, np.ndarray]) -> np.ndarray:
-        """Per window (n,): True where every field's operating point lies inside (or is unknown)."""
+        """Per window (n,): True where every field's operating point lies inside (or is unknown).
+
+        A point per window is (n,) (a median) or (n, 2) (a range, low and high end: both must lie inside).
+        """
         inside: np.ndarray | None = None
         for f, a, b in zip(self.fields, self.lo, self.hi, strict=True):
             if f not in points:
@@ -227,7 +271,10 @@ class OperatingEnvelope:
             p = np.asarray(points[f], float)
             lo = -np.inf if a is None else a
             hi = np.inf if b is None else b
-            ok = ~np.isfinite(p) | ((p >= lo) & (p <= hi))
+            if p.ndim == 2:
+                ok = ~np.isfinite(p).all(axis=1) | ((p[:, 0] >= lo) & (p[:, 1] <= hi))
+            else:
+                ok = ~np.isfinite(p) | ((p >= lo) & (p <= hi))
             inside = ok if inside is None else inside & ok
         if inside is None:  # none of the fields given: nothing known to lie outside
             n = len(np.asarray(next(iter(points.values())))) if points else 0
@@ -235,7 +282,12 @@ class OperatingEnvelope:
         return inside
 
     def union(self, other: OperatingEnvelope) -> OperatingEnvelope:
-        """Both ranges together (a fine-tuned model knows its base model's range and the new one's)."""
+        """Both ranges together (a fine-tuned model knows its base model's range and the new one's).
+
+        Envelopes of different kinds (``by``) do not add up: the result is this one.
+        """
+        if other.by != self.by:
+            return OperatingEnvelope.from_dict(self.to_dict())
         def pick(a: float | None, b: float | None, f: Any) -> float | None:
             return a if b is None else b if a is None else f(a, b)
 
@@ -245,7 +297,7 @@ class OperatingEnvelope:
             oa, ob = theirs.get(f, (None, None))
             lo.append(pick(a, oa, min))
             hi.append(pick(b, ob, max))
-        return OperatingEnvelope(list(self.fields), self.q, self.margin, lo, hi)
+        return OperatingEnvelope(list(self.fields), self.q, self.margin, lo, hi, self.by, self.spread, self.rel_margin)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

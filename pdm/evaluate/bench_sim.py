@@ -297,7 +297,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             series_dir: Path | None = None) -> dict[str, Any]:
     """The benchmark's run (see :func:`benchmark_sim`); with ``series_dir``, each detector's series go there."""
     from pdm.baselines import make_detector
-    from pdm.detect.errors import operating_points, running_values
+    from pdm.detect.errors import grid_operating_ranges, inside_envelope
     from pdm.detect.rebaseline import Rebaseline
     from pdm.detect.score import mostly_observed, work_orders
     from pdm.detect.stages import AlarmRule, ChannelCalibrator, OperatingEnvelope, POTThreshold
@@ -373,7 +373,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             g = grids[m]
             cal, _, cal_gate = _hidden(g, cal_sets[m], cfg.window, scalers[m].rise_over)
             test, running, gate = _hidden(g, t, cfg.window, scalers[m].rise_over)
-            env = OperatingEnvelope().fit(running_values(g.rows(0, int(np.searchsorted(g.index.asi8, split.value)))))
+            env = OperatingEnvelope.of_windows(grid_operating_ranges(
+                g.rows(0, int(np.searchsorted(g.index.asi8, split.value))), cfg.window, stride=max(1, cfg.window // 48)))
             # As pdm's scorer (orders_from): orders after which the calibration held less than a baseline.
             seen = rb_rule.seen_until(cal_sets[m].start, feats.cal_stride() * step_ns)  # 0: no calibration windows
             o = orders[m][orders[m] > seen] if seen else orders[m][orders[m] >= rb_rule.counted_from(split.value)]
@@ -388,7 +389,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
                 near = near.take(np.flatnonzero((near.start >= k) & (near.start < until)))
                 if len(got := mostly_observed(near)):
                     pre, _, pre_gate = _hidden(g, got, cfg.window, scalers[m].rise_over)
-            staged[m] = _Staged(cal, cal_gate, test, gate, env.apply(operating_points(test, running)), o, pre, pre_gate)
+            staged[m] = _Staged(cal, cal_gate, test, gate, inside_envelope(env, test, running), o, pre, pre_gate)
     # The product's training windows (the ambient hidden as its scorer hides it) for every detector alike.
     fit_all = training_windows(fit_sets, scalers, feats) if product else WindowSet.concat(list(fit_sets.values()))
     fails = truth[truth["is_failure"].fillna(False).astype(bool)] if not truth.empty else truth

@@ -360,10 +360,10 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
     :func:`pdm.detect.errors.hide_environment`).
     """
     from pdm.detect.errors import (
+        grid_operating_ranges,
         grid_windows_errors,
         hide_environment,
         hide_steps,
-        running_values,
         window_running,
     )
     from pdm.detect.rebaseline import Rebaseline
@@ -392,7 +392,8 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
             "calibrator": calib.to_dict(), "threshold": threshold.to_dict(),
             "baseline_spatial": mean_spatial(model, w).round(6).tolist(),
             "speed_max": _finite_or_none(grids[m].speed_max),
-            "envelope": OperatingEnvelope().fit(running_values(grids[m])).to_dict(),
+            "envelope": OperatingEnvelope.of_windows(grid_operating_ranges(
+                grids[m], features.window, stride=max(1, features.window // 48))).to_dict(),
             "calibration_windows": len(w),
             # the ambient channel hidden from the model (hide_environment): scoring hides it as well
             "environment_hidden": bool(rise_over),

@@ -139,11 +139,15 @@ def _events(logs: pd.DataFrame, grid: pd.DatetimeIndex, step: str) -> tuple[pd.D
     return events, entries
 
 
+#: Days since a work order are capped here (and this when there was none): a run-in longer cannot be told.
+DAYS_SINCE_CAP = 30.0
+
+
 def _days_since(grid: pd.DatetimeIndex, marks: pd.DatetimeIndex) -> np.ndarray:
-    """Days since the latest mark at or before each grid time (30 when none; capped at 30)."""
+    """Days since the latest mark at or before each grid time (:data:`DAYS_SINCE_CAP` when none; capped at it)."""
     if len(marks) == 0:
-        return np.full(len(grid), 30.0)
+        return np.full(len(grid), DAYS_SINCE_CAP)
     marks = np.sort(marks.asi8)
     pos = np.searchsorted(marks, grid.asi8, side="right") - 1
-    days = np.where(pos >= 0, (grid.asi8 - marks[np.maximum(pos, 0)]) / 86_400e9, 30.0)
-    return np.minimum(days, 30.0)
+    days = np.where(pos >= 0, (grid.asi8 - marks[np.maximum(pos, 0)]) / 86_400e9, DAYS_SINCE_CAP)
+    return np.minimum(days, DAYS_SINCE_CAP)

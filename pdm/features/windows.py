@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pdm.features.grid import CONTEXT_CHANNELS, EVENT_TYPES, MachineGrid
+from pdm.features.grid import CONTEXT_CHANNELS, DAYS_SINCE_CAP, EVENT_TYPES, MachineGrid
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,12 @@ class RobustScaler:
     running_only: bool = False
     #: The "days since work order" context runs from 0 to 1 over these days (:data:`WORK_ORDER_RUN_IN_DAYS`).
     work_order_days: float = WORK_ORDER_RUN_IN_DAYS
+
+    def __post_init__(self) -> None:
+        if not 0 < self.work_order_days <= DAYS_SINCE_CAP:
+            raise ValueError(f"work_order_days {self.work_order_days:g}: the work-order run-in must lie in "
+                             f"(0, {DAYS_SINCE_CAP:g}] days (the grid caps days since a work order at "
+                             f"{DAYS_SINCE_CAP:g})")
 
     def _pre(self, values: np.ndarray) -> np.ndarray:
         out = values.astype(np.float64, copy=True)

@@ -156,3 +156,12 @@ def test_days_since_a_work_order_run_from_0_to_1_over_the_run_in_and_older_scale
         np.testing.assert_allclose(w.context[0, 3], want, atol=1e-6)
     ctx = make_windows(grid, new, window=n, stride=n).context[0, 3]
     assert ctx[24] == pytest.approx(0.5) and (ctx[48:] == 1.0).all()  # a day in: half; after two days: done
+
+
+def test_a_run_in_the_grid_cannot_tell_is_refused():
+    from pdm.features.grid import DAYS_SINCE_CAP
+
+    assert RobustScaler(["c"], work_order_days=DAYS_SINCE_CAP).work_order_days == DAYS_SINCE_CAP
+    for bad in (DAYS_SINCE_CAP + 1, 0.0):
+        with pytest.raises(ValueError, match="run-in must lie in"):
+            RobustScaler(["c"], work_order_days=bad)

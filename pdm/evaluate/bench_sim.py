@@ -219,9 +219,10 @@ def _gated(det: Any, ws: Any, gate: np.ndarray) -> np.ndarray:
     return gated_window_errors(det.errors(ws), ws, gate)
 
 
-def kept_tshae(path: str | Path, fit: Any) -> Any:
+def kept_tshae(path: str | Path, fit: Any, bundle: Any = None) -> Any:
     """A :class:`~pdm.baselines.TSHAEDetector` holding a model directory's weights (checked against the harness's windows).
 
+    ``bundle``: the directory already loaded (else it is loaded from ``path``).
     Raises ValueError when the directory's channels, context or event channels or window differ
     from the windows the harness cut (then its weights would read other inputs); the directory's
     own loading errors (corrupt, truncated, mismatched) pass through as they are.
@@ -229,7 +230,7 @@ def kept_tshae(path: str | Path, fit: Any) -> Any:
     from pdm.baselines.neural import TSHAEDetector
     from pdm.model.directory import load
 
-    bundle = load(path)
+    bundle = bundle if bundle is not None else load(path)
     mc = bundle.config["model"]
     want = {"channel_names": list(fit.channels), "context_channels": fit.context.shape[1],
             "event_channels": fit.events.shape[1], "window": fit.values.shape[2]}
@@ -243,11 +244,13 @@ def kept_tshae(path: str | Path, fit: Any) -> Any:
     return det
 
 
-def kept_run_in(path: str | Path) -> float:
-    """The work-order run-in (days) a kept model directory's windows were cut with (its scalers'; 30 if older)."""
+def kept_run_in(path: str | Path, bundle: Any = None) -> float:
+    """The work-order run-in (days) a kept model directory's windows were cut with (its scalers'; 30 if older).
+
+    ``bundle``: the directory already loaded (else it is loaded from ``path``)."""
     from pdm.model.directory import load
 
-    days = {float(sc.work_order_days) for sc in load(path).scalers.values()}
+    days = {float(sc.work_order_days) for sc in (bundle if bundle is not None else load(path)).scalers.values()}
     if len(days) != 1:
         raise ValueError(f"{path}: its scalers disagree on the work-order run-in: {sorted(days)}")
     return days.pop()
@@ -308,6 +311,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         excluded_steps,
         grid_running,
     )
+    from pdm.model.directory import load
     from pdm.model.pipeline import (
         FeatureConfig,
         build_grids,
@@ -344,7 +348,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     fit_sets, test_sets, scalers = {}, {}, {}
     rise_over = ambient_channel(channels)
     # Kept weights read the context as they were trained on it; a TSHAE trained here, the product's run-in.
-    run_in = kept_run_in(cfg.tshae_from) if cfg.tshae_from and "tshae" in cfg.detectors else WORK_ORDER_RUN_IN_DAYS
+    kept = load(cfg.tshae_from) if cfg.tshae_from and "tshae" in cfg.detectors else None  # loaded once
+    run_in = kept_run_in(str(cfg.tshae_from), kept) if kept is not None else WORK_ORDER_RUN_IN_DAYS
     for m, g in grids.items():
         in_train = g.index < split
         healthy = ~excluded_steps(g.index, labels, m)
@@ -413,7 +418,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         began = time.perf_counter()
         if key == "tshae" and cfg.tshae_from:
             say(f"{key}: weights from {cfg.tshae_from} (not trained here)")
-            det = kept_tshae(cfg.tshae_from, fit_all)
+            det = kept_tshae(cfg.tshae_from, fit_all, kept)
         else:
             say(f"{key}: fitting on {len(fit_all)} windows")
             det = make_detector(key, seed=cfg.seed if cfg.model_seed is None else cfg.model_seed,

@@ -5,7 +5,8 @@ Layout (``<models>/<version>/``)::
     config.json      TSHAE hyperparameters, training settings, window step/stride
     weights.safetensors
     scalers.json     per-machine robust scaling (median / IQR per channel)
-    errors.json      per-machine healthy reconstruction-error statistics per channel
+    errors.json      per-machine healthy reconstruction-error statistics per channel (median / IQR of the
+                     errors as scoring computes them: running steps, hidden channels without any)
     detect.json      per-machine calibration, threshold and healthy attention baseline, alarm rule
     metadata.json    data range, machines, metrics, library versions, created
     manifest.json    format version, version id, SHA-256 and size of every file above

@@ -15,7 +15,7 @@ from pdm.features import RobustScaler, WindowSet, align_machine, make_windows
 from pdm.features.grid import CONTEXT_CHANNELS, EVENT_TYPES, SENSOR_MEASUREMENTS, MachineGrid
 from pdm.features.windows import ambient_channel, excluded_steps, grid_running
 from pdm.model.directory import ModelBundle, save
-from pdm.model.train import TrainConfig, channel_errors, mean_spatial, reconstruct, train
+from pdm.model.train import TrainConfig, mean_spatial, reconstruct, train
 from pdm.model.tshae import TSHAEConfig
 from pdm.store import Store
 
@@ -125,9 +125,9 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
                             event_channels=len(EVENT_TYPES), window=features.window,
                             channel_names=channels, **(model_overrides or {}))
     model, metrics = train(windows, model_cfg, train_cfg)
-    errors = {}
-    for m, w in sets.items():
-        errors[m] = error_stats(channel_errors(w, reconstruct(model, w)["reconstruction"]))
+    # Healthy error statistics as scoring computes errors (what is hidden from the model, hidden here too).
+    errors = {m: error_stats(scored_errors(model, grids[m], w, features, scalers[m].rise_over)[1])
+              for m, w in sets.items()}
     detect = calibrate(model, cal_sets, {m: grids[m] for m in cal_sets}, features, scalers)
     for m, d in detect["machines"].items():
         if d["threshold"].get("note"):
@@ -159,6 +159,19 @@ def training_windows(fit_sets: dict[str, WindowSet], scalers: dict[str, RobustSc
         return WindowSet.concat(list(fit_sets.values()))
     return WindowSet.concat([hide_environment(w, scalers[m].rise_over if m in scalers else None)
                              for m, w in fit_sets.items()])
+
+
+def scored_errors(model: Any, grid: MachineGrid, w: WindowSet, features: FeatureConfig,
+                  rise_over: str | None) -> tuple[WindowSet, np.ndarray]:
+    """The windows as scoring shows them to the model (stopped steps and, where temperatures are read as
+    rises, the ambient channel hidden) and their per-channel errors as scoring computes them (running steps
+    only, :func:`pdm.detect.errors.grid_windows_errors`): (shown windows, (n, C) errors)."""
+    from pdm.detect.errors import grid_windows_errors, hide_environment, hide_steps, window_running
+
+    running = window_running(grid, w, features.window)  # cut once: hiding and the gate use it
+    w = hide_environment(hide_steps(w, running), rise_over)
+    out = reconstruct(model, w)
+    return w, grid_windows_errors(grid, w, out["reconstruction"], features.window, running=running)
 
 
 def error_stats(err: np.ndarray) -> dict[str, list[float]]:
@@ -361,10 +374,6 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
     """
     from pdm.detect.errors import (
         grid_operating_ranges,
-        grid_windows_errors,
-        hide_environment,
-        hide_steps,
-        window_running,
     )
     from pdm.detect.rebaseline import Rebaseline
     from pdm.detect.rootcause import environment_mask
@@ -374,11 +383,8 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
     skipped: dict[str, str] = {}
     step_ns = pd.Timedelta(features.step).value
     for m, w in cal_sets.items():
-        running = window_running(grids[m], w, features.window)  # cut once: hiding and the gate use it
         rise_over = scalers[m].rise_over if scalers and m in scalers else None
-        w = hide_environment(hide_steps(w, running), rise_over)
-        out = reconstruct(model, w)
-        err = grid_windows_errors(grids[m], w, out["reconstruction"], features.window, running=running)
+        w, err = scored_errors(model, grids[m], w, features, rise_over)
         calib = ChannelCalibrator().fit(err, min_rel_spread=MIN_REL_SPREAD)
         scores = calib.apply(err, exclude=environment_mask(list(w.channels)))
         scored = scores[np.isfinite(scores)]

@@ -112,10 +112,11 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
         error_stats,
         merge_calibration,
         read_labels,
+        scored_errors,
         split_sets,
         training_windows,
     )
-    from pdm.model.train import TrainConfig, channel_errors, reconstruct, train
+    from pdm.model.train import TrainConfig, train
 
     version = candidate_version(stop, "finetune")
     found = _existing(Path(models_dir), version)
@@ -149,8 +150,8 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
     tcfg = replace(base, epochs=epochs, freeze=list(freeze), mvp_epochs=0, lr_max=base.lr_max / 2, progress=False)
     model, metrics = train(windows, cfg, tcfg, model=copy.deepcopy(bundle.model))
     errors = dict(bundle.errors)  # machines without recent windows keep their healthy statistics
-    for m, w in sets.items():
-        errors[m] = error_stats(channel_errors(w, reconstruct(model, w)["reconstruction"]))
+    for m, w in sets.items():  # as scoring computes errors (pdm.model.pipeline.scored_errors)
+        errors[m] = error_stats(scored_errors(model, grids[m], w, features, bundle.scalers[m].rise_over)[1])
     detect = calibrate(model, cal_sets, grids, features, bundle.scalers)
     notes += [f"{m}: {why}" for m, why in detect["skipped"].items()]
     detect["machines"] = merge_calibration(bundle.detect.get("machines", {}), detect["machines"])

@@ -26,6 +26,12 @@ def test_train_reads_the_store_and_writes_a_loadable_model_directory(tmp_path, m
     assert bundle.metadata["metrics"]["valid_loss"][-1] < bundle.metadata["metrics"]["train_loss"][0]
     errs = bundle.errors["pump-001"]
     assert len(errs["median"]) == bundle.model.cfg.channels and np.all(np.isfinite(errs["median"]))
+    # The healthy error statistics are those of the errors scoring computes: the ambient channel, hidden from
+    # the model, has none (0 and the 1e-3 floor); the machine's own channels have.
+    amb = bundle.model.cfg.channel_names.index("temperature.ambient.celsius")
+    assert errs["median"][amb] == 0.0 and errs["iqr"][amb] == 1e-3
+    own = [j for j, c in enumerate(bundle.model.cfg.channel_names) if c.startswith("vibration.")]
+    assert own and all(errs["median"][j] > 0 for j in own)
 
 
 def test_training_hides_the_ambient_channel_where_the_scorer_hides_it():

@@ -247,6 +247,7 @@ def finish(args: argparse.Namespace, tmp: Path, store: Any, res: dict[str, Any],
     res["targets"] = checks
     res["lead_ceiling"] = lead_ceiling(m.per_failure, split)
     res["false_alarm_list"] = false_alarm_list(ev, store, split - pd.Timedelta(days=args.train_days), split)
+    res["window_states"] = window_states(store, ev.model_versions)
     res["analysis"] = analysis(res, m, ev)
     if args.report:
         from pdm.evaluate.report import write_report
@@ -327,6 +328,16 @@ def false_alarm_list(ev: Any, store: Any, train_start: Any, split: Any) -> list[
             "load_vs_training": None if base is None or during is None or not base else round(during / base, 2),
         })
     return out
+
+
+def window_states(store: Any, versions: list[str]) -> dict[str, int]:
+    """The scored period's windows by ``pdm_score`` state (scored, not_running, rebaseline, outside_envelope):
+    what share of the windows in which machines ran got a score at all."""
+    sc = store.read("pdm_score")
+    if sc.empty or "state" not in sc:
+        return {}
+    sc = sc[sc["model_version"].isin(list(versions))]
+    return {str(k): int(v) for k, v in sc["state"].value_counts().sort_index().items()}
 
 
 def _running_load(store: Any, machine: str, start: Any, stop: Any) -> float | None:
@@ -472,6 +483,12 @@ def _v(x: Any, pct: bool = False) -> str:
     return f"{100 * x:.1f} %" if pct else (f"{x:.2f}" if isinstance(x, float) else str(x))
 
 
+def _states(st: dict[str, int]) -> str:
+    ran = sum(v for k, v in st.items() if k != "not_running") or 1
+    return " / ".join(f"{st.get(k, 0)} ({100 * st.get(k, 0) / ran:.1f} %)"
+                      for k in ("scored", "outside_envelope", "rebaseline"))
+
+
 def markdown(res: dict[str, Any]) -> str:
     c, ev = res["config"], res["evaluation"]
     e = ev["events"]
@@ -535,6 +552,8 @@ def markdown(res: dict[str, Any]) -> str:
         f"| alarms / true / false | {e['alarms']} / {e['true_alarms']} / {e['false_alarms']} |",
         f"| precision | {_v(e['precision'], True)} |",
         f"| machine-months | {_v(e['machine_months'])} |",
+        *(["| windows in which a machine ran: scored / outside the operating envelope / re-baselining | "
+           + _states(res["window_states"]) + " |"] if res.get("window_states") else []),
         f"| false alarms by cause | {', '.join(f'{k} {v}' for k, v in sorted(e['false_alarms_by_cause'].items())) or 'none'} |",
         f"| root cause top-1 / top-3 (ranking 72 h before the failure, or as raised if later) | "
         f"{_v(e['rootcause_top1'], True)} / {_v(e['rootcause_top3'], True)} |",

@@ -204,11 +204,12 @@ class OperatingEnvelope:
       trained load, or straddling the step back from it, is not scored.
     - ``"step"`` (envelopes saved before the kind existed; :meth:`fit`): the
       [``q``, 1 − ``q``] quantile range of the running steps' values widened by
-      ``margin`` of its width, applied to each window's median. Fitted on
-      single steps (a start's ramp, the load's ripple) but applied to a
-      median, it was wider than any window the model saw: on the held-back
-      fleet windows at 0.7× load were scored, and raised most of its false
-      alarms.
+      ``margin`` of its width, applied to each window's median. A window
+      straddling the start or the end of a product run (up to half of it at
+      the new load) has an ordinary median, so it was scored: on the
+      held-back fleet such windows raised most of the false alarms, and an
+      alarm raised at a run's start stayed open through the run, whose
+      windows were outside (they neither raise nor clear).
 
     A field without data (not recorded) constrains nothing.
     """

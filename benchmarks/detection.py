@@ -299,7 +299,7 @@ def false_alarm_list(ev: Any, store: Any, train_start: Any, split: Any) -> list[
     from 1 is an operating point the model did not see in training)."""
     import pandas as pd
 
-    from pdm.evaluate.events import catching
+    from pdm.evaluate.events import catching, overlapped_nuisance
 
     a, f, nz = ev.alarms, ev.failures, ev.nuisances
     if a is None or not len(a):
@@ -308,13 +308,8 @@ def false_alarm_list(ev: Any, store: Any, train_start: Any, split: Any) -> list[
     train_load: dict[str, float | None] = {}
     for _, row in a[~catching(a, f)].iterrows():
         m = str(row["machine"])
-        cause, near = "unexplained", None
-        if nz is not None and len(nz):
-            n = nz[nz["machine"] == m]
-            hit = n[(pd.to_datetime(n["start"], utc=True) - pd.Timedelta("1D") <= row["start"])
-                    & (pd.to_datetime(n["end"], utc=True) + pd.Timedelta("1D") >= row["start"])]
-            if len(hit):
-                cause, near = str(hit.iloc[0]["kind"]), hit.iloc[0]
+        near = overlapped_nuisance(nz, m, row["start"])
+        cause = "unexplained" if near is None else str(near["kind"])
         if m not in train_load:
             train_load[m] = _running_load(store, m, train_start, split)
         during = _running_load(store, m, row["start"], row["end"])

@@ -20,7 +20,6 @@ import argparse
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ def coverage(store_path: str, train_days: float, window: int, stride: int, step:
     import numpy as np
     import pandas as pd
 
-    from pdm.detect.errors import grid_operating_ranges, ran, running_values
+    from pdm.detect.errors import grid_operating_ranges, running_values, training_envelope
     from pdm.detect.stages import OperatingEnvelope
     from pdm.evaluate.replay import data_range
     from pdm.model.pipeline import build_grids
@@ -48,19 +47,10 @@ def coverage(store_path: str, train_days: float, window: int, stride: int, step:
     for m, g in sorted(grids.items()):
         k = int(np.searchsorted(g.index.asi8, split.value))
         train = g.rows(0, k)
-        kinds = {"step": OperatingEnvelope().fit(running_values(train)),
-                 "window": OperatingEnvelope.of_windows(grid_operating_ranges(train, window, stride=max(1, window // 48)))}
-        n = len(g.index)
-        starts = np.arange(max(k - window, 0), n - window + 1, stride)  # windows ending after the split
-        counted = ran(g.context["running"].to_numpy(float))
-        med, rng = {}, {}
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)  # windows in which it never ran
-            for f in ("speed", "load"):
-                v = np.where(counted, g.context[f].to_numpy(float), np.nan)
-                sw = np.lib.stride_tricks.sliding_window_view(v, window)[starts]
-                med[f] = np.nanmedian(sw, axis=1)
-                rng[f] = np.stack([np.nanquantile(sw, 0.1, axis=1), np.nanquantile(sw, 0.9, axis=1)], axis=1)
+        kinds = {"step": OperatingEnvelope().fit(running_values(train)), "window": training_envelope(train, window)}
+        scored = g.rows(max(k - window, 0), len(g.index))  # windows ending after the split
+        rng = grid_operating_ranges(scored, window, spread=kinds["window"].spread, stride=stride)
+        med = {f: r[:, 0] for f, r in grid_operating_ranges(scored, window, spread=0.5, stride=stride).items()}
         running = np.isfinite(med["load"])
         rows.append({"machine": m, "running_windows": int(running.sum()),
                      "outside_step": int((~kinds["step"].apply(med) & running).sum()),

@@ -113,6 +113,11 @@ def grid_operating_ranges(grid: MachineGrid, window: int, fields: tuple[str, ...
     return out
 
 
+def training_envelope(grid: MachineGrid, window: int) -> OperatingEnvelope:
+    """The operating envelope (kind "window") of a training range's grid, for ``window``-step windows."""
+    return OperatingEnvelope.of_windows(grid_operating_ranges(grid, window, stride=max(1, window // 48)))
+
+
 def _ranges(v: np.ndarray, spread: float) -> np.ndarray:
     if not len(v):
         return np.zeros((0, 2))
@@ -256,5 +261,5 @@ def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: n
 
 __all__ = ["KEPT_WHEN_STOPPED", "MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "gated_step_errors", "gated_window_errors", "grid_windows_errors",
            "grid_operating_ranges", "hide_environment", "hide_steps", "hide_stopped", "inside_envelope", "masked_mean",
-           "operating_points", "operating_ranges", "ran", "running_gate", "running_values", "step_gate", "window_errors", "window_residuals",
+           "operating_points", "operating_ranges", "ran", "running_gate", "running_values", "step_gate", "training_envelope", "window_errors", "window_residuals",
            "window_running"]

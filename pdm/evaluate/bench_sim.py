@@ -300,10 +300,10 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             series_dir: Path | None = None) -> dict[str, Any]:
     """The benchmark's run (see :func:`benchmark_sim`); with ``series_dir``, each detector's series go there."""
     from pdm.baselines import make_detector
-    from pdm.detect.errors import grid_operating_ranges, inside_envelope
+    from pdm.detect.errors import inside_envelope, training_envelope
     from pdm.detect.rebaseline import Rebaseline
     from pdm.detect.score import mostly_observed, work_orders
-    from pdm.detect.stages import AlarmRule, ChannelCalibrator, OperatingEnvelope, POTThreshold
+    from pdm.detect.stages import AlarmRule, ChannelCalibrator, POTThreshold
     from pdm.features import RobustScaler, WindowSet, make_windows
     from pdm.features.windows import (
         WORK_ORDER_RUN_IN_DAYS,
@@ -378,8 +378,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             g = grids[m]
             cal, _, cal_gate = _hidden(g, cal_sets[m], cfg.window, scalers[m].rise_over)
             test, running, gate = _hidden(g, t, cfg.window, scalers[m].rise_over)
-            env = OperatingEnvelope.of_windows(grid_operating_ranges(
-                g.rows(0, int(np.searchsorted(g.index.asi8, split.value))), cfg.window, stride=max(1, cfg.window // 48)))
+            env = training_envelope(g.rows(0, int(np.searchsorted(g.index.asi8, split.value))), cfg.window)
             # As pdm's scorer (orders_from): orders after which the calibration held less than a baseline.
             seen = rb_rule.seen_until(cal_sets[m].start, feats.cal_stride() * step_ns)  # 0: no calibration windows
             o = orders[m][orders[m] > seen] if seen else orders[m][orders[m] >= rb_rule.counted_from(split.value)]

@@ -81,6 +81,16 @@ def _ts(x: Any) -> pd.Series:
     return pd.to_datetime(x, utc=True)
 
 
+def overlapped_nuisance(nuisances: pd.DataFrame | None, machine: str, start: pd.Timestamp) -> pd.Series | None:
+    """The first labelled nuisance of ``machine`` that an alarm starting at ``start`` is put down to (it started
+    within a day of the nuisance's span), or None: a false alarm's cause in :func:`event_metrics`."""
+    if nuisances is None or not len(nuisances):
+        return None
+    n = nuisances[nuisances["machine"] == machine]
+    hit = n[(_ts(n["start"]) - pd.Timedelta("1D") <= start) & (_ts(n["end"]) + pd.Timedelta("1D") >= start)]
+    return hit.iloc[0] if len(hit) else None
+
+
 def in_effect(alarms: pd.DataFrame, machine: str, failure: pd.Timestamp, horizon: pd.Timedelta = HORIZON) -> np.ndarray:
     """(n,) True for the alarms of ``machine`` that warn of its failure at ``failure``.
 
@@ -205,12 +215,8 @@ def event_metrics(
     false = alarms[~alarms["_used"]] if len(alarms) else alarms
     by_cause: dict[str, int] = {}
     for _, a in false.iterrows():
-        cause = "unexplained"
-        if nuisances is not None and len(nuisances):
-            n = nuisances[nuisances["machine"] == a["machine"]]
-            hit = n[(_ts(n["start"]) - pd.Timedelta("1D") <= a["start"]) & (_ts(n["end"]) + pd.Timedelta("1D") >= a["start"])]
-            if len(hit):
-                cause = str(hit.iloc[0]["kind"])
+        hit = overlapped_nuisance(nuisances, a["machine"], a["start"])
+        cause = "unexplained" if hit is None else str(hit["kind"])
         by_cause[cause] = by_cause.get(cause, 0) + 1
     months = float(((_ts(observed["end"]) - _ts(observed["start"])) / pd.Timedelta("30D")).sum())
     n_fail, n_alarm = len(fails), len(alarms)

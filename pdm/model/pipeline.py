@@ -372,12 +372,10 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
     with the machines' ``scalers``, the ambient channel hidden where temperatures are read as rises,
     :func:`pdm.detect.errors.hide_environment`).
     """
-    from pdm.detect.errors import (
-        grid_operating_ranges,
-    )
+    from pdm.detect.errors import training_envelope
     from pdm.detect.rebaseline import Rebaseline
     from pdm.detect.rootcause import environment_mask
-    from pdm.detect.stages import AlarmRule, ChannelCalibrator, OperatingEnvelope, POTThreshold
+    from pdm.detect.stages import AlarmRule, ChannelCalibrator, POTThreshold
 
     machines: dict[str, Any] = {}
     skipped: dict[str, str] = {}
@@ -398,8 +396,7 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
             "calibrator": calib.to_dict(), "threshold": threshold.to_dict(),
             "baseline_spatial": mean_spatial(model, w).round(6).tolist(),
             "speed_max": _finite_or_none(grids[m].speed_max),
-            "envelope": OperatingEnvelope.of_windows(grid_operating_ranges(
-                grids[m], features.window, stride=max(1, features.window // 48))).to_dict(),
+            "envelope": training_envelope(grids[m], features.window).to_dict(),
             "calibration_windows": len(w),
             # the ambient channel hidden from the model (hide_environment): scoring hides it as well
             "environment_hidden": bool(rise_over),

@@ -109,7 +109,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         rep = replay(store, tmp / "models", start, end, config=ReplayConfig(
             initial=f"{args.train_days}D", step=args.replay_step, retrain_every=args.retrain_every, window=args.window,
             stride=args.stride, d_model=args.d_model, layers=args.layers, epochs=args.epochs, retrain=args.retrain,
-            initial_model=args.replay_from, temperature_rise=not args.no_temperature_rise,
+            initial_model=args.replay_from, recalibrate_initial=bool(args.replay_from),
+            temperature_rise=not args.no_temperature_rise,
             running_scaling=args.running_scaling))
         ev = rep.evaluation
         res["timings_s"].update(replay=round(time.perf_counter() - t, 1), training=round(rep.training_seconds, 1),
@@ -491,6 +492,11 @@ def markdown(res: dict[str, Any]) -> str:
     mode = (f"replay ({'daily' if step == '1D' else 'every ' + step} scoring, {'fine-tuning' if c.get('retrain') == 'finetune' else 'retraining'} every "
             f"{c['retrain_every']})" if c["replay"]
             else "train once, score the rest")
+    given = next((t for t in (res.get("replay") or {}).get("trainings", []) if t.get("kind") == "given"), None)
+    if given:
+        mode += (f", from the kept model {given['version']}"
+                 + (f", calibrated again by the current scorer first ({given['recalibrated_as']})"
+                    if given.get("recalibrated_as") else " with its own calibration"))
     mode += (", no new baseline after work orders (--no-rebaseline)" if c.get("no_rebaseline")
              else ", a new baseline after each work order")
     lines = [

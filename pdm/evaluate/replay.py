@@ -42,6 +42,11 @@ class ReplayConfig:
     #: A model directory already trained on the initial period (same data, the range checked), used instead of
     #: training it again: a replay that starts from a kept single-train run's model.
     initial_model: str | None = None
+    #: Calibrate the given ``initial_model`` again on its training range with the current scoring code
+    #: (:func:`pdm.model.pipeline.recalibrate`, saved into the replay's models directory) before it scores:
+    #: a directory kept from before a change of the scorer (its envelope, gates, thresholds) is then
+    #: replayed as a model trained today would be. False: it scores with its own calibration.
+    recalibrate_initial: bool = False
     window: int = 144
     stride: int = 12
     d_model: int = 64
@@ -162,10 +167,18 @@ def replay(store: Store, models_dir: str | Path, start: Any = None, stop: Any = 
 
     if cfg.initial_model:
         bundle = _given_initial(cfg.initial_model, lo, t)
-        report.versions.append(bundle.version)
-        report.trainings.append({"version": bundle.version, "kind": "given", "from": str(lo), "to": str(t),
-                                 "seconds": 0.0, "path": str(bundle.path)})
+        given = {"version": bundle.version, "kind": "given", "from": str(lo), "to": str(t), "seconds": 0.0,
+                 "path": str(bundle.path)}
         say(f"[replay] initial model {bundle.version} given (trained on {lo:%Y-%m-%d} .. {t:%Y-%m-%d})")
+        if cfg.recalibrate_initial:
+            from pdm.model.pipeline import recalibrate
+
+            t0 = time.perf_counter()
+            bundle = load(recalibrate(store, bundle, models_dir))
+            given.update(recalibrated_as=bundle.version, seconds=round(time.perf_counter() - t0, 1))
+            say(f"[replay] ... calibrated again by the current scorer: model {bundle.version}")
+        report.versions.append(bundle.version)
+        report.trainings.append(given)
     else:
         bundle = train_at(t, "full", None)
     last_train = t

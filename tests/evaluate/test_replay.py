@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -89,6 +91,15 @@ def test_a_replay_can_start_from_a_model_already_trained_on_its_initial_period(p
     version = load(base.path).version
     assert rep.versions == [version] and [s["version"] for s in rep.steps] == [version]
     assert not (tmp_path / "models").exists()  # nothing trained
+    # Calibrated again first: a new version (same weights) scores, saved in the replay's directory.
+    again = replay(store, tmp_path / "models", t0, t0 + pd.Timedelta("5D"), progress=False,
+                   config=dataclasses.replace(cfg, recalibrate_initial=True))
+    new = again.trainings[0]["recalibrated_as"]
+    assert new != version and again.versions == [new] and {s["version"] for s in again.steps} == {new}
+    fresh = load(tmp_path / "models" / new)
+    assert fresh.metadata["recalibrated"]["from_version"] == version
+    kept = load(base.path).model.state_dict()
+    assert all(v.equal(kept[k]) for k, v in fresh.model.state_dict().items())  # the same weights
     other = train_fleet(store, tmp_path / "other", start=t0, stop=t0 + pd.Timedelta("2D"), **kw)
     with pytest.raises(ValueError, match="trained on .* not on the replay's initial period"):
         replay(store, tmp_path / "m2", t0, t0 + pd.Timedelta("5D"),

@@ -88,7 +88,8 @@ def test_a_replay_can_start_from_a_model_already_trained_on_its_initial_period(p
     cfg = ReplayConfig(initial="3D", step="2D", retrain_every=None, window=72, stride=24, initial_model=str(base.path))
     rep = replay(store, tmp_path / "models", t0, t0 + pd.Timedelta("5D"), config=cfg, progress=False)
     assert rep.trainings[0]["kind"] == "given" and rep.training_seconds == 0.0
-    version = load(base.path).version
+    kept = load(base.path)
+    version = kept.version
     assert rep.versions == [version] and [s["version"] for s in rep.steps] == [version]
     assert not (tmp_path / "models").exists()  # nothing trained
     # Calibrated again first: a new version (same weights) scores, saved in the replay's directory.
@@ -98,8 +99,8 @@ def test_a_replay_can_start_from_a_model_already_trained_on_its_initial_period(p
     assert new != version and again.versions == [new] and {s["version"] for s in again.steps} == {new}
     fresh = load(tmp_path / "models" / new)
     assert fresh.metadata["recalibrated"]["from_version"] == version
-    kept = load(base.path).model.state_dict()
-    assert all(v.equal(kept[k]) for k, v in fresh.model.state_dict().items())  # the same weights
+    weights = kept.model.state_dict()
+    assert all(v.equal(weights[k]) for k, v in fresh.model.state_dict().items())  # the same weights
     other = train_fleet(store, tmp_path / "other", start=t0, stop=t0 + pd.Timedelta("2D"), **kw)
     with pytest.raises(ValueError, match="trained on .* not on the replay's initial period"):
         replay(store, tmp_path / "m2", t0, t0 + pd.Timedelta("5D"),

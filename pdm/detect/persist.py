@@ -18,7 +18,15 @@ import pandas as pd
 from pdm.detect.rootcause import rootcause_points
 from pdm.detect.stages import AlarmRule
 from pdm.store import Store
-from pdm.store.schema import ALARM, BASELINE, CONTINUED, FIELD_TYPES, ROOTCAUSE, SCORE
+from pdm.store.schema import (
+    ALARM,
+    BASELINE,
+    CLOSED_BY_WORK_ORDER,
+    CONTINUED,
+    FIELD_TYPES,
+    ROOTCAUSE,
+    SCORE,
+)
 
 if TYPE_CHECKING:
     from pdm.detect.score import MachineScore
@@ -182,7 +190,7 @@ def _alarm_points(res: MachineScore, version: str) -> list[dict[str, Any]]:
     for a in res.alarms:
         out.append({"measurement": ALARM, "tags": {"machine": res.machine, "model_version": version},
                     "time": int(a.start), "fields": {
-                        "severity": a.severity, "status": "open" if a.end is None else "closed",
+                        "severity": a.severity, "status": "open" if a.end is None else CLOSED_BY_WORK_ORDER if a.by_work_order else "closed",
                         "end_ns": int(a.end or 0), "last_ns": int(a.end if a.end is not None else last_ns),
                         "peak_ratio": float(a.peak_ratio),
                         "ttf_hours": float(a.ttf_hours) if a.ttf_hours is not None else -1.0,

@@ -241,8 +241,8 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         return res, 0
     channels = list(bundle.scalers[m].channels)
     # The operator log, read once: work orders for the context and re-baselining, entries for the root cause.
-    log = store.read("operator_log", m, min(calibrated_to(bundle, m), int(ends[0]) - window_ns) - WORK_ORDER_LOOKBACK.value,
-                     int(ends[-1]) + 1)
+    log_from = min(calibrated_to(bundle, m), int(ends[0]) - window_ns) - WORK_ORDER_LOOKBACK.value
+    log = store.read("operator_log", m, log_from, int(ends[-1]) + 1)
     got = _window_errors(store, bundle, m, ends, step_ns, window, stride, det, log)
     if got is None:
         res.status, res.message = "no data", f"{m}: no observed data in the windows"
@@ -269,7 +269,9 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
     hist = read_history(store, m, bundle.version, int(w_end[0]), rule, stride_ns, threshold)
     times = np.concatenate([hist.times, w_end])
     allscores = np.concatenate([hist.scores, scores])
-    res.alarms = rule.apply(times, allscores, threshold, begin=len(hist.times), open_at=hist.open_at)
+    resets = _alarm_resets(store, bundle, m, log, log_from, int(times[0]), int(ends[-1]) + 1) \
+        if rule.close_at_work_order else None
+    res.alarms = rule.apply(times, allscores, threshold, begin=len(hist.times), open_at=hist.open_at, resets=resets)
     prev_top = hist.top
     # Root causes at the windows that raised alarms in this range, and where an episode's score grew.
     ranked_at = _ranking_windows(res.alarms, times, allscores / threshold, begin=len(hist.times))
@@ -309,6 +311,22 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         if any(a.start == taken for a in res.alarms):
             written += hand_over(store, m, hist.predecessor, taken, bundle.version)
     return res, written
+
+
+def _alarm_resets(store: Store, bundle: Any, m: str, log: pd.DataFrame, log_from: int, t0: int, t1: int) -> np.ndarray:
+    """Machine ``m``'s work orders in ``[t0, t1)`` (ns): each closes an open alarm episode (:class:`AlarmRule`).
+
+    From ``log`` (the operator log read from ``log_from``), and from the store
+    for any earlier part of the history (an episode open for long, or
+    continued from the model this one took over from).
+    """
+    from pdm.detect.rebaseline import Rebaseline
+
+    kind = Rebaseline.from_dict(bundle.detect.get("rebaseline")).event_type
+    got = work_orders(log, max(t0, log_from), t1, kind)
+    if t0 < log_from:
+        got = np.concatenate([work_orders(store.read("operator_log", m, t0, log_from), t0, log_from, kind), got])
+    return got
 
 
 def _ranking_windows(alarms: list[Alarm], times: np.ndarray, ratios: np.ndarray, begin: int,

@@ -320,6 +320,7 @@ class Alarm:
     severity: str  # the highest reached
     peak_ratio: float  # max score / threshold
     ttf_hours: float | None  # time to failure estimated at the last window of the episode
+    by_work_order: bool = False  # ``end`` is a work order's time (:class:`AlarmRule`), not a clearing
 
 
 @dataclass
@@ -334,6 +335,14 @@ class AlarmRule:
     hysteresis for a day, cleared and raised the alarm again (a chattering
     alarm, each raise counted and notified anew); after two days quiet it is
     over.
+
+    An episode also ends at a work order on its machine (``close_at_work_order``),
+    as a maintenance system closes an alarm with the work order that answers it:
+    the machine was repaired, serviced or had a sensor replaced, and
+    :mod:`pdm.detect.rebaseline` takes its new levels. If the fault is still
+    there, a new episode is raised from the windows after the order (k of n
+    and the trend count only those), so an alarm raised for one failure does
+    not stay open through its repair and pass for a warning of the next.
 
     Severity by score / threshold: ≥ 1 watch, ≥ ``warning_ratio`` warning,
     ≥ ``critical_ratio`` (or an estimated time to failure under
@@ -352,6 +361,7 @@ class AlarmRule:
     failure_ratio: float = 6.0
     critical_ttf_h: float = 72.0
     trend_windows: int = 24
+    close_at_work_order: bool = True
 
     def fit(self, *_: Any) -> AlarmRule:
         return self
@@ -377,7 +387,7 @@ class AlarmRule:
         return float((math.log(self.failure_ratio) - now) / slope)
 
     def apply(self, times: np.ndarray, scores: np.ndarray, threshold: float, *, begin: int = 0,
-              open_at: int | None = None) -> list[Alarm]:
+              open_at: int | None = None, resets: np.ndarray | None = None) -> list[Alarm]:
         """Alarm episodes over a machine's score series (times in ns, ascending).
 
         A NaN score (the machine did not run in the window) carries no
@@ -390,13 +400,23 @@ class AlarmRule:
         history. ``begin`` is the index of the first new score, ``open_at``
         the index where an episode still open at ``begin`` started (None:
         none was open). Then only episodes active at or after ``begin`` are
-        returned, exactly as a run over the whole series would return them.
+        returned, exactly as a run over the whole series would return them,
+        and the one open at ``begin`` however it ended (a work order between
+        the two runs closed it).
+
+        ``resets``: times (ns) of the machine's work orders
+        (``close_at_work_order``). An episode open at one ends there
+        (``end`` is the order's time, not a window's); a window ending at
+        the order's time is before it. Orders the series does not reach
+        past still close an episode open before them.
         """
         times = np.asarray(times, np.int64)
         scores = np.asarray(scores, float)
         if begin >= len(scores) and begin > 0:
             return []
         cut = int(times[begin]) if begin > 0 else None
+        held = int(times[open_at]) if open_at is not None else None
+        r = np.sort(np.asarray(resets if resets is not None and self.close_at_work_order else [], np.int64))
         scored = np.isfinite(scores)
         if not scored.all():
             if open_at is not None and not scored[open_at]:
@@ -405,28 +425,38 @@ class AlarmRule:
             open_at = None if open_at is None else int(before[open_at])
             begin = int(before[begin]) if begin < len(scores) else int(scored.sum())
             times, scores = times[scored], scores[scored]
-        alarms = self._episodes(times, scores, threshold, begin, open_at)
+        alarms = self._episodes(times, scores, threshold, begin, open_at, r)
         if cut is not None:
-            alarms = [a for a in alarms if a.end is None or a.end >= cut]
+            alarms = [a for a in alarms if a.end is None or a.end >= cut or a.start == held]
         return alarms
 
     def _episodes(self, times: np.ndarray, scores: np.ndarray, threshold: float, begin: int,
-                  open_at: int | None) -> list[Alarm]:
+                  open_at: int | None, resets: np.ndarray) -> list[Alarm]:
         ratio = scores / threshold if threshold > 0 else np.zeros(len(scores))
         above = ratio > 1.0
         alarms: list[Alarm] = []
         current: Alarm | None = None
         below_run, last_high = 0, 0
         first = begin if open_at is None else min(open_at, begin)
+        # Work orders before the first window looked at only restart the history (k of n, trend) after them.
+        p = int(np.searchsorted(resets, times[first], side="left")) if first < len(times) else len(resets)
+        floor = int(np.searchsorted(times, resets[p - 1], side="right")) if p else 0
         for i in range(first, len(ratio)):
-            window = above[max(0, i - self.n + 1) : i + 1]
+            if p < len(resets) and resets[p] < times[i]:  # work order(s) since the last window
+                if current is not None:
+                    current.end, current.by_work_order = int(resets[p]), True
+                    alarms.append(current)
+                    current = None
+                p = int(np.searchsorted(resets, times[i], side="left"))
+                floor = i
+            window = above[max(floor, i - self.n + 1) : i + 1]
             if current is None:
                 if window.sum() >= self.k or i == open_at:
                     current = Alarm(int(times[i]), None, "watch", float(ratio[i]), None)
                     below_run, last_high = 0, int(times[i])
                 continue
             current.peak_ratio = max(current.peak_ratio, float(ratio[i]))
-            lo = max(0, i - self.trend_windows + 1)
+            lo = max(floor, i - self.trend_windows + 1)
             current.ttf_hours = self.ttf_hours(times[lo : i + 1], ratio[lo : i + 1])
             current.severity = self.severity(current.peak_ratio, current.ttf_hours, current.severity)
             below_run = below_run + 1 if ratio[i] < self.hysteresis else 0
@@ -437,6 +467,8 @@ class AlarmRule:
                 alarms.append(current)
                 current = None
         if current is not None:
+            if p < len(resets):  # a work order after the last window answers it
+                current.end, current.by_work_order = int(resets[p]), True
             alarms.append(current)
         return alarms
 

@@ -114,13 +114,15 @@ class _Series:
     z: np.ndarray  # (n, C) calibrated channel scores
     threshold: float
     channels: list[str]
+    #: Work orders (ns) that close an open alarm (``AlarmRule.close_at_work_order``; product stages only).
+    resets: np.ndarray | None = None
 
 
 def _alarms(series: list[_Series], factor: float, rule: Any) -> pd.DataFrame:
     """The AlarmRule's alarms with every machine's threshold multiplied by ``factor``; channels strongest first."""
     rows = []
     for s in series:
-        for a in rule.apply(s.times, s.scores, s.threshold * factor):
+        for a in rule.apply(s.times, s.scores, s.threshold * factor, resets=s.resets):
             i = int(np.searchsorted(s.times, a.start))
             order = np.argsort(-np.nan_to_num(s.z[i], nan=-np.inf))
             # In effect until it cleared, or (still open) until the last scored window.
@@ -132,7 +134,10 @@ def _alarms(series: list[_Series], factor: float, rule: Any) -> pd.DataFrame:
 
 
 def write_series(series: list[_Series], path: Path) -> Path:
-    """One row per scored window: machine, time (window end, UTC), score, threshold, ``z:<channel>`` per channel."""
+    """One row per scored window: machine, time (window end, UTC), score, threshold, ``z:<channel>`` per channel.
+
+    With the product stages, ``work_orders.parquet`` beside it (:func:`write_work_orders`) holds the alarm rule's resets.
+    """
     frames = []
     for s in series:
         f = pd.DataFrame(np.asarray(s.z, dtype="float32"), columns=[f"z:{c}" for c in s.channels])
@@ -144,6 +149,17 @@ def write_series(series: list[_Series], path: Path) -> Path:
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["machine", "time", "score", "threshold"])
     path.parent.mkdir(parents=True, exist_ok=True)
     out.to_parquet(path, index=False)
+    return path
+
+
+def write_work_orders(orders: dict[str, np.ndarray], path: Path) -> Path:
+    """Each machine's work orders (machine, time UTC): with the series, ``AlarmRule.apply(..., resets=)`` gives back
+    the product stages' alarms (an open alarm ends at a work order)."""
+    rows = [(m, int(t)) for m, ts in orders.items() for t in ts]
+    frame = pd.DataFrame({"machine": [m for m, _ in rows],
+                          "time": pd.to_datetime(np.array([t for _, t in rows], dtype="int64"), unit="ns", utc=True)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
     return path
 
 
@@ -438,6 +454,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
                 if got is None:
                     log.warning("%s: %s: no calibration window could be scored; machine not scored", key, m)
                     continue
+                got.resets = orders[m]  # as pdm's scorer: every work order closes an open alarm
                 series.append(got)
                 continue
             healthy = det.errors(fit_sets[m])
@@ -447,6 +464,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             series.append(_Series(m, times, cal.apply(err), cal.channel_scores(err), pot.threshold, list(t.channels)))
         if series_dir is not None:
             say(f"{key}: series written to {write_series(series, series_dir / f'{key}.parquet')}")
+            if product and not (series_dir / "work_orders.parquet").exists():  # the alarm rule's resets
+                write_work_orders(orders, series_dir / "work_orders.parquet")
         mets = sweep(series, failures, observed, nuisances)
         met = mets[1.0]  # the default thresholds
         full = met.to_dict()

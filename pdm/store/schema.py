@@ -67,6 +67,8 @@ ROOTCAUSE = "pdm_rootcause"
 BASELINE = "pdm_baseline"
 #: ``status`` of a ``pdm_alarm`` point whose episode a newer model version continues (field ``continued_by``).
 CONTINUED = "continued"
+#: ``status`` of a ``pdm_alarm`` point whose episode a work order on its machine closed (``end_ns`` its time).
+CLOSED_BY_WORK_ORDER = "closed by work order"
 #: Tag keys of the measurements scoring writes (re-scoring a range overwrites the same keys).
 OUTPUT_TAGS: dict[str, tuple[str, ...]] = {
     SCORE: (MACHINE_TAG, "model_version"),

@@ -37,8 +37,23 @@ def test_sim_benchmark_tiny(tmp_path: Path) -> None:
 def test_sim_benchmark_with_the_products_stages(tmp_path: Path) -> None:
     """Every detector through pdm's scorer's stages: a window-level detector (IForest) and a per-step one (PCA)."""
     cfg = SimBenchConfig(machines=2, days=8.0, train_days=5.0, window=72, stride=12, epochs=1,
-                         detectors=("pca", "iforest"), stages="product")
+                         detectors=("pca", "iforest"), stages="product", series=True)
     doc = benchmark_sim(cfg, tmp_path / "out", quick=True, progress=None, tag="t1")
+    # the series and the work orders beside them give back the run's alarms (an open alarm ends at a work order)
+    import pandas as pd
+
+    from pdm.detect.stages import AlarmRule
+
+    orders = pd.read_parquet(tmp_path / "out" / "sim_quick_product_t1_series" / "work_orders.parquet")
+    assert list(orders.columns) == ["machine", "time"]
+    frame = pd.read_parquet(tmp_path / "out" / "sim_quick_product_t1_series" / "pca.parquet")
+    again = []
+    for m, g in frame.groupby("machine"):
+        resets = orders.loc[orders["machine"] == m, "time"].astype("int64").to_numpy()
+        again += AlarmRule().apply(g["time"].astype("int64").to_numpy(), g["score"].to_numpy("float64"),
+                                   float(g["threshold"].iloc[0]), resets=resets)
+    assert [int(a.start) for a in sorted(again, key=lambda a: a.start)] == sorted(
+        pd.Timestamp(a["start"]).value for a in doc["results"]["pca"]["alarms"])
     saved = json.loads((tmp_path / "out" / "sim_quick_product_t1.json").read_text())
     assert saved["config"]["stages"] == "product" and not (tmp_path / "out" / "sim_quick.json").exists()
     for key in ("pca", "iforest"):

@@ -103,3 +103,64 @@ def test_scoring_in_pieces_with_idle_windows_equals_scoring_at_once():
             s = np.concatenate([ps, scores[cut:]])
             second = rule.apply(t, s, 1.0, begin=len(pt), open_at=open_at)
             assert done + second == whole, (seed, cut)
+
+
+def test_a_work_order_closes_the_open_episode_and_the_next_counts_only_windows_after_it():
+    rule = AlarmRule(k=3, n=5, clear_hours=0)
+    times = np.arange(100, dtype=np.int64) * HOUR
+    scores = np.full(100, 0.5)
+    scores[20:80] = 2.0  # one fault that a repair at 50.5 h does not fix: it stays above threshold
+    order = times[50] + HOUR // 2
+    plain = rule.apply(times, scores, 1.0)
+    assert len(plain) == 1 and plain[0].start == times[22] and plain[0].end is not None and plain[0].end > times[80]
+    first, second = rule.apply(times, scores, 1.0, resets=np.array([order]))
+    assert first.start == times[22] and first.end == order and first.by_work_order
+    # k of n counts the windows after the order only: 51, 52, 53 (not 49 and 50 before it)
+    assert second.start == times[53] and not second.by_work_order and second.end is not None
+    # an order while no alarm is open, and a rule that ignores orders, change nothing
+    assert rule.apply(times, scores, 1.0, resets=np.array([times[5]])) == plain
+    assert AlarmRule(k=3, n=5, clear_hours=0, close_at_work_order=False).apply(
+        times, scores, 1.0, resets=np.array([order])) == plain
+
+
+def test_a_work_order_after_the_last_window_closes_the_episode_open_at_the_end():
+    rule = AlarmRule(k=3, n=5)
+    times = np.arange(60, dtype=np.int64) * HOUR
+    scores = np.full(60, 0.5)
+    scores[40:] = 3.0
+    (open_,) = rule.apply(times, scores, 1.0)
+    assert open_.end is None
+    (closed,) = rule.apply(times, scores, 1.0, resets=np.array([times[-1] + 3 * HOUR]))
+    assert closed.start == open_.start and closed.end == times[-1] + 3 * HOUR and closed.by_work_order
+    # a window ending at the order's time is before it: the order closes the episode it raised
+    (at,) = rule.apply(times, scores, 1.0, resets=np.array([times[-1]]))
+    assert at.end == times[-1] and at.by_work_order
+
+
+def test_scoring_in_pieces_with_work_orders_equals_scoring_at_once():
+    """Orders between two runs close the episode the first left open, whether the first run saw them or not."""
+    rule = AlarmRule(clear_hours=9)
+    for seed in range(3):
+        times, scores = _with_idle_gaps(seed)
+        rng = np.random.default_rng(seed + 7)
+        plain = rule.apply(times, scores, 1.0)
+        inside = [(a.start + (a.end or a.start + 4 * HOUR)) // 2 for a in plain]  # orders in the middle of episodes
+        resets = np.sort(np.concatenate([rng.integers(20, len(times) - 5, 4) * HOUR, inside])) + HOUR // 3
+        whole = rule.apply(times, scores, 1.0, resets=resets)
+        assert any(a.by_work_order for a in whole)
+        after = {int(np.searchsorted(times, r)) for r in resets}  # the order falls between the two runs
+        for cut in sorted(set(range(30, len(times) - 1, 5)) | after):
+            for seen in (resets[resets < times[cut - 1] + 1], resets[resets < times[cut]]):
+                first = rule.apply(times[:cut], scores[:cut], 1.0, resets=seen)
+                done = [a for a in first if a.end is not None and a.end < times[cut]]
+                still_open = [a for a in first if a.end is None or a.end >= times[cut]]
+                prior = np.isfinite(scores[:cut])
+                pt, ps = times[:cut][prior], scores[:cut][prior]
+                open_at = int(np.searchsorted(pt, still_open[-1].start)) if still_open else None
+                keep = max(0, (open_at if open_at is not None else len(pt)) - rule.history(HOUR))
+                t = np.concatenate([pt[keep:], times[cut:]])
+                s = np.concatenate([ps[keep:], scores[cut:]])
+                second = rule.apply(t, s, 1.0, begin=len(pt) - keep,
+                                    open_at=None if open_at is None else open_at - keep,
+                                    resets=resets[resets >= t[0]])
+                assert done + second == whole, (seed, cut, len(seen))

@@ -78,19 +78,25 @@ WORK_ORDER = pd.Timestamp("2024-01-03T06:05:00Z")
 GAIN = 1.4
 
 
-@pytest.fixture(scope="module")
-def repaired(trained, tmp_path_factory):
-    """The healthy fan reads GAIN x its vibration from WORK_ORDER on (a new bearing, say), and a model
-    whose calibration ended before that."""
-    store = trained.fresh_store(tmp_path_factory.mktemp("rebase") / "s.duckdb")
+def _stepped(trained, dest):
+    """A store where the healthy fan reads GAIN x its vibration from WORK_ORDER on (no work order logged), and
+    the model as if calibrated on data before it (the exact rule; and the wall-clock one of older directories)."""
+    store = trained.fresh_store(dest)
     vib = store.read("vibration", HEALTHY, WORK_ORDER)
     tags = [c for c in vib.attrs["tags"] if c in vib.columns]
     vib[SCALED_FEATURES] = vib[SCALED_FEATURES] * GAIN
     store.write(vib, "vibration", tags, SCALED_FEATURES)
     bundle = load(trained.model)
-    # as if calibrated on data before the work order (the exact rule; and the wall-clock one of older directories)
     bundle.detect["machines"][HEALTHY]["work_orders_seen_to"] = trained.start.value
     bundle.metadata["data"]["stop"] = str(trained.start)
+    return store, bundle
+
+
+@pytest.fixture(scope="module")
+def repaired(trained, tmp_path_factory):
+    """The healthy fan reads GAIN x its vibration from WORK_ORDER on (a new bearing, say), and a model
+    whose calibration ended before that."""
+    store, bundle = _stepped(trained, tmp_path_factory.mktemp("rebase") / "s.duckdb")
     # Scored before the work order is logged, then with it.
     without = score_machines(store, bundle, [HEALTHY], start=trained.start, stop=trained.stop, progress=False,
                              write=False).machines[HEALTHY]
@@ -226,3 +232,33 @@ def test_a_finished_baseline_is_kept_in_the_store_and_later_runs_read_it(repaire
                            write=False).machines[HEALTHY]
     assert len(calls) == 3  # without it, the baseline's windows were scored again, to the same result
     assert np.allclose(with_cache.scores["score"], again.scores["score"], rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+def test_a_work_order_closes_the_alarm_open_before_it_in_the_store_and_across_runs(trained, tmp_path):
+    """The fan's vibration steps up (no work order for it): an alarm. An inspection's work order a day into it
+    closes it (status 'closed by work order', end at the order), and its new baseline takes the new level as
+    normal, so no alarm is raised again. Scored in two runs, the first before the order, as at once."""
+    from pdm.store.schema import CLOSED_BY_WORK_ORDER
+
+    store, bundle = _stepped(trained, tmp_path / "s.duckdb")
+    plain = score_machines(store, bundle, [HEALTHY], start=trained.start, stop=trained.stop, progress=False,
+                           write=False).machines[HEALTHY].alarms
+    raised = [a for a in plain if a.start > WORK_ORDER.value]
+    assert raised and raised[0].end is None  # open to the end
+    order = pd.Timestamp(raised[0].start, tz="UTC") + pd.Timedelta("25h")
+    store.write([{"measurement": "operator_log", "time": order.value,
+                  "tags": {"machine": HEALTHY, "event_type": "work_order"},
+                  "fields": {"message": "inspected: bearing play within limits", "severity": 1}}])
+    whole = score_machines(store, bundle, [HEALTHY], start=trained.start, stop=trained.stop, progress=False,
+                           write=False).machines[HEALTHY].alarms
+    closed = [a for a in whole if a.start == raised[0].start]
+    assert closed and closed[0].end == order.value and closed[0].by_work_order
+    assert not [a for a in whole if a.start > order.value]  # the new baseline holds the new level
+    mid = order - pd.Timedelta("6h")
+    first = score_machines(store, bundle, [HEALTHY], start=trained.start, stop=mid, progress=False)
+    assert first.machines[HEALTHY].open_alarm  # the first run ends before the order: still open
+    score_machines(store, bundle, [HEALTHY], start=mid, stop=trained.stop, progress=False)
+    stored = store.read(ALARM, HEALTHY)
+    row = stored.loc[pd.Timestamp(raised[0].start, tz="UTC")]
+    assert row["status"] == CLOSED_BY_WORK_ORDER and int(row["end_ns"]) == order.value
+    assert [(int(t.value), int(e)) for t, e in stored["end_ns"].items()] == [(a.start, a.end) for a in whole]

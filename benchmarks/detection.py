@@ -75,6 +75,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     import torch
 
     from pdm.detect.score import score_machines
+    from pdm.detect.stages import AlarmRule
     from pdm.evaluate.run import evaluate
     from pdm.model.pipeline import FeatureConfig, train_fleet
     from pdm.model.train import TrainConfig
@@ -83,7 +84,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     from sensors_sim.run import backfill
 
     torch.set_num_threads(args.threads)
-    res: dict[str, Any] = {"config": vars(args).copy(), "load_avg": {"start": load_avg()}, "timings_s": {}}
+    res: dict[str, Any] = {"config": vars(args).copy(), "load_avg": {"start": load_avg()}, "timings_s": {},
+                           "alarm_rule": AlarmRule().to_dict()}  # the scorer's (a model's detect.json may set fields)
     store = EmbeddedStore(tmp / "plant.duckdb")
     if args.rescore and not args.replay_from:
         return rescore(args, tmp, store, res)
@@ -502,6 +504,8 @@ def markdown(res: dict[str, Any]) -> str:
                     if given.get("recalibrated_as") else " with its own calibration"))
     mode += (", no new baseline after work orders (--no-rebaseline)" if c.get("no_rebaseline")
              else ", a new baseline after each work order")
+    if (res.get("alarm_rule") or {}).get("close_at_work_order"):
+        mode += ", an open alarm ends at a work order on its machine"
     lines = [
         f"# Detection quality — {c['machines']} machines x {c['days']} days, seed {c['seed']}"
         + (" (quick)" if c["quick"] else ""),

@@ -10,6 +10,7 @@ from dash import ctx as dash_ctx
 from dashboard.app import Context, guarded
 from dashboard.data import DashboardError
 from dashboard.pages.common import (
+    alarm_state,
     fmt_num,
     fmt_time,
     fmt_ttf,
@@ -56,7 +57,7 @@ def register(app: Dash, ctx: Context) -> None:
             shown = shown[shown["severity"].isin(severities) | (shown["severity"] == "")]
         rows = [[fmt_time(r["start"]), dcc.Link(r["machine"], href=machine_href(r["machine"])),
                  html.Span(r["severity"] or "—", className=f"badge sev-{r['severity']}"),
-                 "open" if r["open"] else f"closed {fmt_time(r['end'])}", fmt_num(r["peak_ratio"]),
+                 alarm_state(r), fmt_num(r["peak_ratio"]),
                  fmt_ttf(r["ttf_hours"]), r["top_channel"] or "—",
                  (f"{r['acked_by']}: {r['ack_comment']}" if r["acked_by"] else "—"),
                  dcc.Link("root cause", href=rootcause_href(r["machine"], r["alarm_ns"]))]

@@ -41,6 +41,17 @@ def fmt_ttf(hours: Any) -> str:
     return f"~{h:.0f} h" if h < 72 else f"~{h / 24:.1f} d"
 
 
+def alarm_state(row: Any) -> str:
+    """An alarm row's state as shown: open, cleared at a time, or closed by the work order at that time."""
+    from pdm.store.schema import CLOSED_BY_WORK_ORDER
+
+    if row["open"]:
+        return "open"
+    if str(row.get("status", "")) == CLOSED_BY_WORK_ORDER:
+        return f"closed by work order {fmt_time(row['end'])}"
+    return f"closed {fmt_time(row['end'])}"
+
+
 def notice(text: str) -> html.Div:
     return html.Div(text, className="notice")
 

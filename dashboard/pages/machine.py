@@ -9,7 +9,15 @@ from dash import Dash, Input, Output, State, dcc, html
 from dashboard.app import Context, guarded
 from dashboard.data import RANGES, health_score
 from dashboard.figures import empty_figure, machine_figure
-from dashboard.pages.common import data_attrs, fmt_num, fmt_time, fmt_ttf, notice, rootcause_href
+from dashboard.pages.common import (
+    alarm_state,
+    data_attrs,
+    fmt_num,
+    fmt_time,
+    fmt_ttf,
+    notice,
+    rootcause_href,
+)
 from pdm.store.schema import OUTSIDE_ENVELOPE
 
 
@@ -49,7 +57,7 @@ def register(app: Dash, ctx: Context) -> None:
         ]
         items = []
         for _, a in view.alarms.iterrows():
-            state = "open" if a["open"] else f"closed {fmt_time(a['end'])}"
+            state = alarm_state(a)
             ack = f" — acknowledged by {a['acked_by']}" if a["acked_by"] else ""
             items.append(html.Li([
                 html.Span(a["severity"] or "alarm", className=f"badge sev-{a['severity']}"),

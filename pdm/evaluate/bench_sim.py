@@ -93,7 +93,8 @@ STAGES = {
                "held-out rest (pdm.model.pipeline.split_sets, dense calibration windows, spread floor, POT floor 3); "
                "stopped steps hidden from the input and errors counted only while running, after the warm-up "
                "(pdm.detect.errors); the ambient channel not in the machine score; no score outside the operating "
-               "envelope of the training range; a new baseline after each work order (pdm.detect.rebaseline)",
+               "envelope of the training range; a new baseline after each work order (pdm.detect.rebaseline), "
+               "which also ends an open alarm",
 }
 
 #: Threshold multipliers of the sweep (each machine's POT threshold times these), 1 = the default row.

@@ -161,3 +161,21 @@ def test_a_machine_running_outside_its_models_range_is_shown_as_unwatched_not_as
     data = DashboardData(settings)
     assert "speed or load outside" in data.machine("m-blind").note
     assert data.machine("m-ok").note == ""
+
+
+def test_an_alarm_a_work_order_closed_says_so(data: DashboardData) -> None:
+    """The alarm table and machine page say 'closed by work order' where a work order ended the episode."""
+    from dashboard.pages.common import alarm_state
+    from pdm.store.schema import CLOSED_BY_WORK_ORDER
+
+    t = pd.Timestamp("2024-01-05T00:00Z")
+    order = t + pd.Timedelta("30h")
+    rows = pd.DataFrame({
+        "machine": ["m-x", "m-y", "m-z"], "model_version": ["v1"] * 3,
+        "severity": ["warning", "watch", "critical"], "status": [CLOSED_BY_WORK_ORDER, "closed", "open"],
+        "end_ns": [order.value, (t + pd.Timedelta("8h")).value, 0], "peak_ratio": [1.6, 1.1, 3.2],
+        "ttf_hours": [-1.0, -1.0, 20.0], "top_channel": ["vibration.de.rms"] * 3,
+    }, index=pd.DatetimeIndex([t, t, t], name="time"))
+    out = data.alarms(["m-x", "m-y", "m-z"], log=pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC")), rows=rows)
+    state = {r["machine"]: alarm_state(r) for _, r in out.iterrows()}
+    assert state == {"m-x": "closed by work order 2024-01-06 06:00", "m-y": "closed 2024-01-05 08:00", "m-z": "open"}

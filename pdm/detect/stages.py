@@ -316,7 +316,7 @@ class Alarm:
     """One alarm episode of one machine."""
 
     start: int  # ns, first window that raised it
-    end: int | None  # ns, window at which it cleared (None = still open)
+    end: int | None  # ns, window at which it cleared, or the work order that closed it (None = still open)
     severity: str  # the highest reached
     peak_ratio: float  # max score / threshold
     ttf_hours: float | None  # time to failure estimated at the last window of the episode

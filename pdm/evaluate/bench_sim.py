@@ -236,40 +236,47 @@ def _gated(det: Any, ws: Any, gate: np.ndarray) -> np.ndarray:
     return gated_window_errors(det.errors(ws), ws, gate)
 
 
-def kept_tshae(path: str | Path, fit: Any, bundle: Any = None) -> Any:
+def _kept(src: Any) -> tuple[Any, str]:
+    """A kept model directory (a path, or a :class:`~pdm.model.directory.ModelBundle` already loaded) and its name."""
+    from pdm.model.directory import ModelBundle, load
+
+    if isinstance(src, ModelBundle):
+        return src, str(src.path or src.version)
+    return load(src), str(src)
+
+
+def kept_tshae(src: Any, fit: Any) -> Any:
     """A :class:`~pdm.baselines.TSHAEDetector` holding a model directory's weights (checked against the harness's windows).
 
-    ``bundle``: the directory already loaded (else it is loaded from ``path``).
+    ``src``: the directory's path, or the directory already loaded.
     Raises ValueError when the directory's channels, context or event channels or window differ
     from the windows the harness cut (then its weights would read other inputs); the directory's
     own loading errors (corrupt, truncated, mismatched) pass through as they are.
     """
     from pdm.baselines.neural import TSHAEDetector
-    from pdm.model.directory import load
 
-    bundle = bundle if bundle is not None else load(path)
+    bundle, name = _kept(src)
     mc = bundle.config["model"]
     want = {"channel_names": list(fit.channels), "context_channels": fit.context.shape[1],
             "event_channels": fit.events.shape[1], "window": fit.values.shape[2]}
     wrong = {k: (mc.get(k), v) for k, v in want.items() if mc.get(k) != v}
     if wrong:
-        raise ValueError(f"{path}: the model does not fit the harness's windows: "
+        raise ValueError(f"{name}: the model does not fit the harness's windows: "
                          + "; ".join(f"{k} {a!r} in the model, {b!r} here" for k, (a, b) in wrong.items()))
     det = TSHAEDetector(d_model=mc["d_model"], layers=mc["layers"], patch=mc["patch"])
     det.model_ = bundle.model
-    det.metrics_ = {"from": str(path), "version": bundle.version}
+    det.metrics_ = {"from": name, "version": bundle.version}
     return det
 
 
-def kept_run_in(path: str | Path, bundle: Any = None) -> float:
+def kept_run_in(src: Any) -> float:
     """The work-order run-in (days) a kept model directory's windows were cut with (its scalers'; 30 if older).
 
-    ``bundle``: the directory already loaded (else it is loaded from ``path``)."""
-    from pdm.model.directory import load
-
-    days = {float(sc.work_order_days) for sc in (bundle if bundle is not None else load(path)).scalers.values()}
+    ``src``: the directory's path, or the directory already loaded."""
+    bundle, name = _kept(src)
+    days = {float(sc.work_order_days) for sc in bundle.scalers.values()}
     if len(days) != 1:
-        raise ValueError(f"{path}: its scalers disagree on the work-order run-in: {sorted(days)}")
+        raise ValueError(f"{name}: its scalers disagree on the work-order run-in: {sorted(days)}")
     return days.pop()
 
 
@@ -366,7 +373,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     rise_over = ambient_channel(channels)
     # Kept weights read the context as they were trained on it; a TSHAE trained here, the product's run-in.
     kept = load(cfg.tshae_from) if cfg.tshae_from and "tshae" in cfg.detectors else None  # loaded once
-    run_in = kept_run_in(str(cfg.tshae_from), kept) if kept is not None else WORK_ORDER_RUN_IN_DAYS
+    run_in = kept_run_in(kept) if kept is not None else WORK_ORDER_RUN_IN_DAYS
     for m, g in grids.items():
         in_train = g.index < split
         healthy = ~excluded_steps(g.index, labels, m)
@@ -434,7 +441,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         began = time.perf_counter()
         if key == "tshae" and cfg.tshae_from:
             say(f"{key}: weights from {cfg.tshae_from} (not trained here)")
-            det = kept_tshae(cfg.tshae_from, fit_all, kept)
+            det = kept_tshae(kept, fit_all)
         else:
             say(f"{key}: fitting on {len(fit_all)} windows")
             det = make_detector(key, seed=cfg.seed if cfg.model_seed is None else cfg.model_seed,

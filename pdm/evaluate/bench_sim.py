@@ -436,6 +436,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     nuisances = labels[~labels["is_failure"]] if len(labels) else None
     say(f"fit: {len(fit_all)} healthy windows of {len(fit_sets)} machines before {split:%Y-%m-%d}; "
         f"scored: {sum(len(t) for t in test_sets.values())} windows, {len(failures)} failures")
+    if series_dir is not None and product:  # the alarm rule's resets, beside every detector's series
+        write_work_orders(orders, series_dir / "work_orders.parquet")
     results: dict[str, Any] = {}
     for key in cfg.detectors:
         began = time.perf_counter()
@@ -472,8 +474,6 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             series.append(_Series(m, times, cal.apply(err), cal.channel_scores(err), pot.threshold, list(t.channels)))
         if series_dir is not None:
             say(f"{key}: series written to {write_series(series, series_dir / f'{key}.parquet')}")
-            if product and not (series_dir / "work_orders.parquet").exists():  # the alarm rule's resets
-                write_work_orders(orders, series_dir / "work_orders.parquet")
         mets = sweep(series, failures, observed, nuisances)
         met = mets[1.0]  # the default thresholds
         full = met.to_dict()

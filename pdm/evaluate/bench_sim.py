@@ -117,6 +117,10 @@ class _Series:
     channels: list[str]
     #: Work orders (ns) that close an open alarm (``AlarmRule.close_at_work_order``; product stages only).
     resets: np.ndarray | None = None
+    #: Product stages: why a window has no score (:data:`SERIES_STATES`: 0 scored or not running, 1 a new baseline
+    #: after a work order, 2 outside the operating envelope), and each window's operating range (field -> (n, 2)).
+    state: np.ndarray | None = None
+    ranges: dict[str, np.ndarray] | None = None
 
 
 def _alarms(series: list[_Series], factor: float, rule: Any) -> pd.DataFrame:
@@ -134,14 +138,27 @@ def _alarms(series: list[_Series], factor: float, rule: Any) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["machine", "start", "end", "channels", "severity"])
 
 
+#: ``state`` of a window in the series (product stages): why its score is NaN where it is.
+SERIES_STATES = {0: "scored (NaN score: the machine did not run)", 1: "new baseline after a work order",
+                 2: "outside the operating envelope"}
+
+
 def write_series(series: list[_Series], path: Path) -> Path:
     """One row per scored window: machine, time (window end, UTC), score, threshold, ``z:<channel>`` per channel.
 
-    With the product stages, ``work_orders.parquet`` beside it (:func:`write_work_orders`) holds the alarm rule's resets.
+    With the product stages also ``state`` (:data:`SERIES_STATES`) and each window's operating range
+    (``<field>_lo``/``<field>_hi``, the statistic :class:`pdm.detect.stages.OperatingEnvelope` judges), so that
+    other envelope or baseline rules can be studied on the z-scores without a rerun; and
+    ``work_orders.parquet`` beside it (:func:`write_work_orders`) holds the alarm rule's resets.
     """
     frames = []
     for s in series:
         f = pd.DataFrame(np.asarray(s.z, dtype="float32"), columns=[f"z:{c}" for c in s.channels])
+        for name, r in (s.ranges or {}).items():
+            f.insert(0, f"{name}_hi", np.asarray(r, dtype="float32")[:, 1])
+            f.insert(0, f"{name}_lo", np.asarray(r, dtype="float32")[:, 0])
+        if s.state is not None:
+            f.insert(0, "state", np.asarray(s.state, dtype="int8"))
         f.insert(0, "threshold", float(s.threshold))
         f.insert(0, "score", np.asarray(s.scores, dtype="float64"))  # exact: the alarm rule can be rerun
         f.insert(0, "time", pd.to_datetime(np.asarray(s.times, dtype="int64"), unit="ns", utc=True))
@@ -162,6 +179,49 @@ def write_work_orders(orders: dict[str, np.ndarray], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
     return path
+
+
+def read_series(folder: Path, key: str) -> list[_Series]:
+    """A detector's series as :func:`write_series` wrote them into ``folder`` (with the work orders beside them,
+    each machine's alarm resets), one :class:`_Series` per machine."""
+    frame = pd.read_parquet(Path(folder) / f"{key}.parquet")
+    orders_at = Path(folder) / "work_orders.parquet"
+    orders = pd.read_parquet(orders_at) if orders_at.exists() else None
+    zcols = [c for c in frame.columns if c.startswith("z:")]
+    out = []
+    for m, g in frame.groupby("machine", sort=False):
+        resets = None
+        if orders is not None:
+            resets = np.sort(orders.loc[orders["machine"] == m, "time"].astype("int64").to_numpy())
+        fields = [c[:-3] for c in g.columns if c.endswith("_lo") and f"{c[:-3]}_hi" in g.columns]
+        ranges = {f: g[[f"{f}_lo", f"{f}_hi"]].to_numpy("float64") for f in fields} or None
+        out.append(_Series(str(m), g["time"].astype("int64").to_numpy(), g["score"].to_numpy("float64"),
+                           g[zcols].to_numpy("float64"), float(g["threshold"].iloc[0]), [c[2:] for c in zcols],
+                           resets=resets, state=g["state"].to_numpy() if "state" in g.columns else None,
+                           ranges=ranges))
+    return out
+
+
+def judge_series(folder: Path, series: list[_Series], factor: float = 1.0, rule: Any = None) -> Any:
+    """Event metrics of ``series`` (for example :func:`read_series`'s, rescored another way) against the ground
+    truth a run wrote into ``folder`` (:func:`write_truth`), with every threshold times ``factor``."""
+    from pdm.detect.stages import AlarmRule
+    from pdm.evaluate.events import event_metrics
+
+    folder = Path(folder)
+    nuis = pd.read_parquet(folder / "nuisances.parquet")
+    return event_metrics(pd.read_parquet(folder / "failures.parquet"),
+                         _alarms(series, factor, rule or AlarmRule()), pd.read_parquet(folder / "observed.parquet"),
+                         nuis if len(nuis.columns) else None)
+
+
+def write_truth(failures: pd.DataFrame, observed: pd.DataFrame, nuisances: pd.DataFrame | None, folder: Path) -> None:
+    """``failures.parquet``, ``observed.parquet`` and ``nuisances.parquet`` (the arguments of
+    :func:`pdm.evaluate.events.event_metrics` a run judged every detector's alarms with) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    failures.to_parquet(folder / "failures.parquet", index=False)
+    observed.to_parquet(folder / "observed.parquet", index=False)
+    (nuisances if nuisances is not None else pd.DataFrame()).to_parquet(folder / "nuisances.parquet")
 
 
 def sweep(series: list[_Series], failures: pd.DataFrame, observed: pd.DataFrame,
@@ -210,6 +270,7 @@ class _Staged:
     test: Any  # WindowSet: scored windows (mostly observed), stopped steps hidden
     gate: np.ndarray
     inside: np.ndarray  # (n,) operating point inside the training range's envelope
+    ranges: dict[str, np.ndarray]  # the envelope's statistic per window: field -> (n, 2) operating range
     orders: np.ndarray  # work orders (ns) after Rebaseline.seen_until(the calibration windows)
     #: Windows between the last of ``orders`` before the scored windows and them (stopped steps hidden), and
     #: their gate: that order's new baseline starts there, as pdm's scorer scores them again (None: no such order).
@@ -317,14 +378,15 @@ def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: 
     z, unscored = rb.z[-n:], rb.unscored[-n:]
     scores = cal.score_z(z, exclude=env)
     scores = np.where(unscored | ~st.inside, np.nan, scores)
-    return _Series(m, times, scores, z, pot.threshold, list(st.test.channels))
+    state = np.where(unscored, 1, np.where(st.inside, 0, 2)).astype(np.int8)
+    return _Series(m, times, scores, z, pot.threshold, list(st.test.channels), state=state, ranges=st.ranges)
 
 
 def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] | None = print,
             series_dir: Path | None = None) -> dict[str, Any]:
     """The benchmark's run (see :func:`benchmark_sim`); with ``series_dir``, each detector's series go there."""
     from pdm.baselines import make_detector
-    from pdm.detect.errors import inside_envelope, training_envelope
+    from pdm.detect.errors import operating_ranges, training_envelope
     from pdm.detect.rebaseline import Rebaseline
     from pdm.detect.score import mostly_observed, work_orders
     from pdm.detect.stages import AlarmRule, ChannelCalibrator, POTThreshold
@@ -417,7 +479,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
                 near = near.take(np.flatnonzero((near.start >= k) & (near.start < until)))
                 if len(got := mostly_observed(near)):
                     pre, _, pre_gate = _hidden(g, got, cfg.window, scalers[m].rise_over)
-            staged[m] = _Staged(cal, cal_gate, test, gate, inside_envelope(env, test, running), o, pre, pre_gate)
+            ranges = operating_ranges(test, running, env.fields, env.spread)
+            staged[m] = _Staged(cal, cal_gate, test, gate, env.apply(ranges), ranges, o, pre, pre_gate)
     # The product's training windows (the ambient hidden as its scorer hides it) for every detector alike.
     fit_all = training_windows(fit_sets, scalers, feats) if product else WindowSet.concat(list(fit_sets.values()))
     fails = truth[truth["is_failure"].fillna(False).astype(bool)] if not truth.empty else truth
@@ -436,8 +499,10 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     nuisances = labels[~labels["is_failure"]] if len(labels) else None
     say(f"fit: {len(fit_all)} healthy windows of {len(fit_sets)} machines before {split:%Y-%m-%d}; "
         f"scored: {sum(len(t) for t in test_sets.values())} windows, {len(failures)} failures")
-    if series_dir is not None and product:  # the alarm rule's resets, beside every detector's series
-        write_work_orders(orders, series_dir / "work_orders.parquet")
+    if series_dir is not None:  # what the series are judged against, so that they can be judged again alone
+        write_truth(failures, observed, nuisances, series_dir)
+        if product:  # the alarm rule's resets, beside every detector's series
+            write_work_orders(orders, series_dir / "work_orders.parquet")
     results: dict[str, Any] = {}
     for key in cfg.detectors:
         began = time.perf_counter()

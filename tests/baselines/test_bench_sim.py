@@ -54,6 +54,22 @@ def test_sim_benchmark_with_the_products_stages(tmp_path: Path) -> None:
                                    float(g["threshold"].iloc[0]), resets=resets)
     assert [int(a.start) for a in sorted(again, key=lambda a: a.start)] == sorted(
         pd.Timestamp(a["start"]).value for a in doc["results"]["pca"]["alarms"])
+    # each window says why it has no score, with its operating range; with the ground truth written beside them the
+    # series give back the run's event metrics (so other envelope or baseline rules can be judged without a rerun)
+    from pdm.evaluate.bench_sim import SERIES_STATES, judge_series, read_series
+
+    folder = tmp_path / "out" / "sim_quick_product_t1_series"
+    assert set(frame["state"].unique()) <= set(SERIES_STATES) and {"load_lo", "load_hi", "speed_lo"} <= set(frame.columns)
+    assert frame.loc[frame["state"] != 0, "score"].isna().all()
+    assert (frame["load_lo"] <= frame["load_hi"]).all() or frame["load_lo"].isna().any()
+    for key in ("pca", "iforest"):
+        series = read_series(folder, key)
+        assert sorted(s.machine for s in series) == sorted(frame["machine"].unique())
+        got, want = judge_series(folder, series).to_dict(), doc["results"][key]["metrics"]
+        for k in ("failures", "caught", "false_alarms", "alarms"):
+            assert got[k] == want[k], k
+        assert got["recall_72h"] == pytest.approx(want["recall_72h"], nan_ok=True)
+        assert got["machine_months"] == pytest.approx(want["machine_months"])
     saved = json.loads((tmp_path / "out" / "sim_quick_product_t1.json").read_text())
     assert saved["config"]["stages"] == "product" and not (tmp_path / "out" / "sim_quick.json").exists()
     for key in ("pca", "iforest"):

@@ -14,6 +14,8 @@ for every detector of the run, the same alarm rule under:
 - ``as run``: outside windows unscored (the product's rule);
 - ``scored``: outside windows scored against the calibration like any other
   (what the envelope keeps out);
+- ``scored at 2x / 3x threshold``: scored, but raising only at twice (three
+  times) the threshold (an outside window's score divided by that);
 - ``excursion baseline``: as a vibration analyst baselines a machine after a
   change, each excursion outside the envelope (from its first outside window
   to the next window scored inside, or a work order; stopped windows do not
@@ -22,7 +24,11 @@ for every detector of the run, the same alarm rule under:
   them where that is above 0 (only up, as :mod:`pdm.detect.rebaseline`), and
   the excursion's later windows are scored against those levels;
 - ``excursion baseline + spread``: the same, each channel's z also divided by
-  its spread over the baseline (IQR / 1.349 in z units) where that exceeds 1.
+  its spread over the baseline (IQR / 1.349 in z units) where that exceeds 1;
+- ``..., its range``: the excursion's later windows scored only where their
+  operating range lies inside an envelope fitted (as the training one) on
+  the baseline windows' ranges: a baseline says nothing of a load it did
+  not see either.
 
 Usage::
 
@@ -37,6 +43,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +53,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pdm.detect.rootcause import environment_mask  # noqa: E402
-from pdm.detect.stages import ChannelCalibrator  # noqa: E402
+from pdm.detect.stages import ChannelCalibrator, OperatingEnvelope  # noqa: E402
 from pdm.evaluate.bench_sim import _Series, judge_series, read_series  # noqa: E402
 
 SCORED, BASELINE, OUTSIDE = 0, 1, 2
-VARIANTS = ("as run", "scored", "excursion baseline", "excursion baseline + spread")
+VARIANTS = ("as run", "scored", "scored at 2x threshold", "scored at 3x threshold", "excursion baseline",
+            "excursion baseline + spread", "excursion baseline, its range", "excursion baseline + spread, its range")
 
 
 def machine_score(z: np.ndarray, channels: list[str]) -> np.ndarray:
@@ -87,8 +95,9 @@ def rescored(s: _Series, variant: str, need: int) -> _Series:
     assert s.state is not None
     score = s.scores.copy()
     outside = s.state == OUTSIDE
-    if variant == "scored":
-        score[outside] = machine_score(s.z[outside], s.channels)
+    if variant.startswith("scored"):
+        factor = float(variant.split(" at ")[1].split("x")[0]) if " at " in variant else 1.0
+        score[outside] = machine_score(s.z[outside], s.channels) / factor
     else:
         ran = np.isfinite(s.z).any(axis=1)
         for idx in excursions(s):
@@ -96,11 +105,17 @@ def rescored(s: _Series, variant: str, need: int) -> _Series:
             base, rest = running[:need], running[need:]
             if len(base) < need or not len(rest):
                 continue
-            with np.errstate(all="ignore"):
+            if variant.endswith("its range") and s.ranges:
+                own = OperatingEnvelope.of_windows({f: r[base] for f, r in s.ranges.items()})
+                rest = rest[own.apply({f: r[rest] for f, r in s.ranges.items()})]
+                if not len(rest):
+                    continue
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # channels not seen in the baseline
                 level = np.nanmedian(s.z[base], axis=0)
                 level = np.where(np.isfinite(level), np.maximum(level, 0.0), 0.0)
                 z = s.z[rest] - level
-                if variant.endswith("spread"):
+                if "spread" in variant:
                     q75, q25 = np.nanpercentile(s.z[base], [75, 25], axis=0)
                     spread = np.where(np.isfinite(q75 - q25), (q75 - q25) / 1.349, 1.0)
                     z = z / np.maximum(spread, 1.0)
@@ -117,6 +132,10 @@ def study(folder: Path, hours: float) -> dict[str, Any]:
         series = read_series(folder, key)
         if not series or series[0].state is None:
             continue
+        if any((s.state == 3).any() for s in series):
+            raise SystemExit(f"{path}: outside windows were scored against excursion baselines already "
+                             "(pdm.detect.excursion); this study needs series in which they were not (written "
+                             "before that stage, commit b65f246)")
         stride_ns = int(np.median(np.diff(series[0].times)))
         need = max(4, int(np.ceil(hours * 3.6e12 / stride_ns)))
         rows = {}

@@ -156,7 +156,10 @@ def read_baselines(store: Store, m: str, version: str, lo: int, hi: int) -> dict
     import json
 
     out: dict[int, dict[str, Any]] = {}
-    for t, row in _mine(store.read(BASELINE, m, lo, hi), version).iterrows():
+    mine = _mine(store.read(BASELINE, m, lo, hi), version)
+    if "kind" in mine:  # excursions' baselines (pdm.detect.excursion) have a kind; a work order's has none
+        mine = mine[mine["kind"].isna() | (mine["kind"].astype(str) == "")]
+    for t, row in mine.iterrows():
         try:
             levels = [float("nan") if v is None else float(v) for v in json.loads(str(row["levels_json"]))]
         except (ValueError, TypeError):
@@ -174,6 +177,45 @@ def write_baselines(store: Store, m: str, version: str, baselines: list[dict[str
     points = [{"measurement": BASELINE, "tags": {"machine": m, "model_version": version}, "time": int(b["time"]),
                "fields": {"levels_json": json.dumps([v if np.isfinite(v) else None for v in b["levels"]]),
                           "taken": bool(b["taken"]), "windows": int(b["windows"]), "last_ns": int(b["last_ns"])}}
+              for b in baselines]
+    return store.write(points).written if points else 0
+
+
+def read_excursion_baseline(store: Store, m: str, version: str, start: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(levels, spreads) of the finished baseline of ``m``'s excursion outside the envelope that began at
+    ``start`` (ns) under model ``version`` (:mod:`pdm.detect.excursion`), or None."""
+    import json
+
+    from pdm.detect.excursion import EXCURSION
+
+    mine = _mine(store.read(BASELINE, m, start, start + 1), version)
+    if "kind" not in mine:
+        return None
+    for t, row in mine[mine["kind"].astype(str) == EXCURSION].iterrows():
+        try:
+            levels = np.asarray([np.nan if v is None else float(v) for v in json.loads(str(row["levels_json"]))])
+            spread = np.asarray([np.nan if v is None else float(v) for v in json.loads(str(row["spread_json"]))])
+        except (ValueError, TypeError, KeyError):
+            log.warning("%s: unreadable excursion baseline at %s; its windows are scored again", m, t)
+            return None
+        return levels, spread
+    return None
+
+
+def write_excursion_baselines(store: Store, m: str, version: str, baselines: list[dict[str, Any]]) -> int:
+    """Write excursions' finished baselines (dicts with time, levels, spread, windows, last_ns) to pdm_baseline,
+    tagged kind=excursion; the same key overwrites."""
+    import json
+
+    from pdm.detect.excursion import EXCURSION
+
+    def listed(v: Any) -> str:
+        return json.dumps([float(x) if np.isfinite(x) else None for x in v])
+
+    points = [{"measurement": BASELINE, "tags": {"machine": m, "model_version": version, "kind": EXCURSION},
+               "time": int(b["time"]),
+               "fields": {"levels_json": listed(b["levels"]), "spread_json": listed(b["spread"]), "taken": True,
+                          "windows": int(b["windows"]), "last_ns": int(b["last_ns"])}}
               for b in baselines]
     return store.write(points).written if points else 0
 

@@ -112,13 +112,12 @@ class _Series:
     machine: str
     times: np.ndarray  # (n,) ns
     scores: np.ndarray  # (n,) calibrated machine score
-    z: np.ndarray  # (n, C) calibrated channel scores
+    z: np.ndarray  # (n, C) calibrated channel scores (as scored: against an excursion's levels where state is 3)
     threshold: float
     channels: list[str]
     #: Work orders (ns) that close an open alarm (``AlarmRule.close_at_work_order``; product stages only).
     resets: np.ndarray | None = None
-    #: Product stages: why a window has no score (:data:`SERIES_STATES`: 0 scored or not running, 1 a new baseline
-    #: after a work order, 2 outside the operating envelope), and each window's operating range (field -> (n, 2)).
+    #: Product stages: how a window was scored (:data:`SERIES_STATES`), and its operating range (field -> (n, 2)).
     state: np.ndarray | None = None
     ranges: dict[str, np.ndarray] | None = None
 
@@ -140,7 +139,8 @@ def _alarms(series: list[_Series], factor: float, rule: Any) -> pd.DataFrame:
 
 #: ``state`` of a window in the series (product stages): why its score is NaN where it is.
 SERIES_STATES = {0: "scored (NaN score: the machine did not run)", 1: "new baseline after a work order",
-                 2: "outside the operating envelope"}
+                 2: "outside the operating envelope, not scored (an excursion's baseline)",
+                 3: "outside the operating envelope, scored against its excursion's baseline (pdm.detect.excursion)"}
 
 
 def write_series(series: list[_Series], path: Path) -> Path:
@@ -358,6 +358,7 @@ def save_tshae(det: Any, scalers: dict[str, Any], cfg: SimBenchConfig) -> Path:
 def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: int,
                    stride_ns: int) -> _Series | None:
     """One machine's series through the product's stages (None: no calibration window could be scored)."""
+    from pdm.detect.excursion import IDLE, INSIDE, OUT, RESET, ExcursionBaseline
     from pdm.detect.rebaseline import Rebaseline
     from pdm.detect.rootcause import environment_mask
     from pdm.detect.stages import ChannelCalibrator, POTThreshold
@@ -377,9 +378,13 @@ def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: 
     rb = Rebaseline().apply(err, starts, starts + window_ns, st.orders, cal.median, cal.iqr, stride_ns)
     z, unscored = rb.z[-n:], rb.unscored[-n:]
     scores = cal.score_z(z, exclude=env)
+    # Outside the envelope: scored against its excursion's own baseline once that is taken (pdm's scorer alike).
+    kind = np.where(unscored, RESET, np.where(~np.isfinite(scores), IDLE, np.where(st.inside, INSIDE, OUT)))
+    exc = ExcursionBaseline().apply(z, kind, times, stride_ns)
     scores = np.where(unscored | ~st.inside, np.nan, scores)
-    state = np.where(unscored, 1, np.where(st.inside, 0, 2)).astype(np.int8)
-    return _Series(m, times, scores, z, pot.threshold, list(st.test.channels), state=state, ranges=st.ranges)
+    scores[exc.scored] = cal.score_z(exc.z[exc.scored], exclude=env)
+    state = np.where(unscored, 1, np.where(st.inside, 0, np.where(exc.scored, 3, 2))).astype(np.int8)
+    return _Series(m, times, scores, exc.z, pot.threshold, list(st.test.channels), state=state, ranges=st.ranges)
 
 
 def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] | None = print,

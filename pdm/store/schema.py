@@ -46,7 +46,10 @@ FIELD_TYPES: dict[str, dict[str, FieldType]] = {
     # pdm_baseline: a machine's new error levels after a work order (pdm.detect.rebaseline), time = the
     # work order; levels_json = per-channel levels in the model's channel order; last_ns = start of
     # the last baseline window; taken = false when too few windows ran (the calibration's levels stay).
-    "pdm_baseline": {"levels_json": "string", "taken": "boolean", "windows": "integer", "last_ns": "integer"},
+    # Tagged kind=excursion: an excursion outside the operating envelope's baseline (pdm.detect.excursion),
+    # time = its first window's end, with spread_json (per-channel spreads) and last_ns = its last window's end.
+    "pdm_baseline": {"levels_json": "string", "taken": "boolean", "windows": "integer", "last_ns": "integer",
+                     "spread_json": "string"},
 }
 
 SCORE = "pdm_score"
@@ -55,12 +58,16 @@ SCORE = "pdm_score"
 #: the machine runs, but at a speed or load the model never saw, so nothing watches it until it is
 #: retrained on that regime. (Points written before the field existed have no state.)
 SCORED, NOT_RUNNING, REBASELINE, OUTSIDE_ENVELOPE = "scored", "not_running", "rebaseline", "outside_envelope"
+#: Scored, outside the envelope, against the baseline its excursion there took (pdm.detect.excursion).
+NEW_REGIME = "new_regime"
 SCORE_STATES: dict[str, str] = {
     SCORED: "scored",
+    NEW_REGIME: "scored against its own baseline: running outside what the model was trained on for long "
+                "enough to take one (retrain on the new regime)",
     NOT_RUNNING: "not scored: the machine did not run (or no sensor reported) in the window",
     REBASELINE: "not scored: a new baseline is being taken after a work order",
     OUTSIDE_ENVELOPE: "not scored: running at a speed or load outside what the model was trained on "
-                      "(retrain on the new regime)",
+                      "(a baseline of the new regime is being taken; retrain on it)",
 }
 ALARM = "pdm_alarm"
 ROOTCAUSE = "pdm_rootcause"
@@ -74,7 +81,7 @@ OUTPUT_TAGS: dict[str, tuple[str, ...]] = {
     SCORE: (MACHINE_TAG, "model_version"),
     ALARM: (MACHINE_TAG, "model_version"),
     ROOTCAUSE: (MACHINE_TAG, "model_version", "alarm", "rank"),
-    BASELINE: (MACHINE_TAG, "model_version"),
+    BASELINE: (MACHINE_TAG, "model_version", "kind"),
 }
 
 # Names that go into queries unquoted-safe: letters, digits, _ . - and no

@@ -1,0 +1,136 @@
+"""A machine that runs outside its operating envelope for long: scored against that excursion's own baseline.
+
+A window at a speed or load the model never saw in training is not scored
+(:class:`pdm.detect.stages.OperatingEnvelope`): the model's errors there say
+more about the extrapolation than about wear (scored like any other window,
+they raised 0.4-0.8 false alarms per machine-month on the held-back fleets,
+against 0.1-0.2). But a product run at 0.4x load for ten days leaves the
+machine unwatched for ten days, and a fault that grows through it is seen
+only at its end (on seed 4242, comp-005's lubrication loss: 45 of its 68
+windows from onset to failure were outside; on seed 2027, pump-016's
+imbalance: 83 of 141).
+
+So, as an analyst takes a new baseline after a change of duty:
+
+- An *excursion* runs from the first window outside the envelope to the
+  next window scored inside it or re-baselined after a work order
+  (:mod:`pdm.detect.rebaseline`); windows in which the machine did not run
+  do not end it.
+- Its first ``hours`` of windows in which the machine ran (at the model's
+  stride, at least ``min_windows``) are its baseline: not scored, as
+  before. Each channel's new level is the median of its z-scores over them
+  where that is above 0 (only up: the extrapolation's bias), and, with
+  ``spread``, its z-scores are also divided by their spread over them (IQR
+  / 1.349) where that is above 1 (a model extrapolating is noisier as well
+  as biased).
+- The excursion's later windows are scored against those levels (state
+  ``new_regime`` in ``pdm_score``): a fault that grows during the run rises
+  above its own baseline; a fault already there when the run began is in
+  the baseline, so only its growth counts.
+
+A finished baseline is kept in ``pdm_baseline`` (kind ``excursion``, at the
+excursion's first window), so later runs (the DAG scores every few minutes)
+read its levels instead of scoring its windows again.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: What a window is to this stage (:meth:`ExcursionBaseline.apply`).
+INSIDE, RESET, OUT, IDLE = 0, 1, 2, 3
+#: ``kind`` tag of an excursion's baseline in ``pdm_baseline`` (a work order's new baseline has none).
+EXCURSION = "excursion"
+
+
+@dataclass
+class Excursions:
+    """What :meth:`ExcursionBaseline.apply` gives."""
+
+    z: np.ndarray  # (n, C): the input, re-levelled where ``scored``
+    scored: np.ndarray  # (n,) bool: outside windows scored against their excursion's baseline
+    baseline: np.ndarray  # (n,) bool: outside windows in an excursion's baseline (not scored)
+    finished: list[dict[str, Any]] = field(default_factory=list)  # baselines complete in these windows
+
+
+@dataclass
+class ExcursionBaseline:
+    """Per-excursion channel levels (and spreads) for windows outside the operating envelope (module doc)."""
+
+    hours: float = 48.0
+    min_windows: int = 4
+    spread: bool = True
+    enabled: bool = True
+
+    def need(self, stride_ns: int) -> int:
+        """Windows in which the machine ran that a baseline takes at this stride."""
+        return max(self.min_windows, int(np.ceil(self.hours * 3.6e12 / stride_ns)))
+
+    def fit(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(levels, spreads) per channel from a baseline's z-scores (n, C); a channel never seen: 0 and 1."""
+        z = np.asarray(z, float)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # channels with no finite z
+            level = np.nanmedian(z, axis=0)
+            q75, q25 = np.nanpercentile(z, [75, 25], axis=0)
+        level = np.where(np.isfinite(level), np.maximum(level, 0.0), 0.0)
+        spread = np.ones_like(level)
+        if self.spread:
+            iqr = (q75 - q25) / 1.349
+            spread = np.where(np.isfinite(iqr), np.maximum(iqr, 1.0), 1.0)
+        return level, spread
+
+    def apply(self, z: np.ndarray, kind: np.ndarray, times: np.ndarray, stride_ns: int,
+              ongoing: int | None = None, known: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> Excursions:
+        """Re-levelled z-scores of the ``OUT`` windows of ``kind`` (ascending ``times``, window ends in ns).
+
+        ``ongoing``: the start (ns) of an excursion the windows begin in (it
+        began before them; its earlier outside windows that a baseline still
+        needs are among these windows, or its baseline is in ``known``).
+        ``known``: excursion start → (levels, spreads) of baselines finished
+        before these windows.
+        """
+        z = np.asarray(z, float)
+        kind = np.asarray(kind)
+        times = np.asarray(times, np.int64)
+        known = known or {}
+        out = Excursions(z.copy(), np.zeros(len(z), bool), np.zeros(len(z), bool))
+        if not self.enabled:
+            return out
+        need = self.need(stride_ns)
+        start: int | None = ongoing
+        members: list[int] = []
+        fitted: tuple[np.ndarray, np.ndarray] | None = known.get(ongoing) if ongoing is not None else None
+        for i, k in enumerate(kind):
+            if k in (INSIDE, RESET):
+                start, members, fitted = None, [], None
+                continue
+            if k != OUT:
+                continue
+            if start is None:
+                start, members, fitted = int(times[i]), [], known.get(int(times[i]))
+            if fitted is None:
+                members.append(i)
+                out.baseline[i] = True
+                if len(members) == need:
+                    fitted = self.fit(z[members])
+                    out.finished.append({"time": start, "levels": fitted[0].tolist(), "spread": fitted[1].tolist(),
+                                         "windows": need, "last_ns": int(times[i])})
+                continue
+            out.z[i] = (z[i] - fitted[0]) / fitted[1]
+            out.scored[i] = True
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> ExcursionBaseline:
+        return cls(**(d or {}))
+
+
+__all__ = ["EXCURSION", "IDLE", "INSIDE", "OUT", "RESET", "ExcursionBaseline", "Excursions"]

@@ -442,9 +442,13 @@ def analysis(res: dict[str, Any], m: Any, ev: Any = None) -> list[str]:
     if blind:
         out.append(f"- Operating envelope: {len(blind)} failure(s) ran part of their fault at a speed or load the "
                    "model never saw in training, where windows get no score (they neither raise nor clear an "
-                   "alarm; pdm_score state `outside_envelope`, the dashboard's \"outside range\"): " + "; ".join(
+                   "alarm; pdm_score state `outside_envelope`, the dashboard's \"outside range\") until their "
+                   "excursion there has a baseline of its own (pdm.detect.excursion; then state `new_regime`): "
+                   + "; ".join(
                        f"{r['machine']} {r['mode']}, {r['fault_windows_outside_envelope']} of {r['fault_windows']} "
-                       "windows from onset to failure, "
+                       "windows from onset to failure not scored"
+                       + (f", {r['fault_windows_new_regime']} scored against their excursion's baseline"
+                          if r.get("fault_windows_new_regime") else "") + ", "
                        + (f"caught {r['lead_h']:.0f} h ahead" if r.get("lead_h") is not None else "missed")
                        for r in blind)
                    + ". A model retrained or fine-tuned on data that holds the new regime (the replay's cadence, "
@@ -487,7 +491,7 @@ def _v(x: Any, pct: bool = False) -> str:
 def _states(st: dict[str, int]) -> str:
     ran = sum(v for k, v in st.items() if k != "not_running") or 1
     return " / ".join(f"{st.get(k, 0)} ({100 * st.get(k, 0) / ran:.1f} %)"
-                      for k in ("scored", "outside_envelope", "rebaseline"))
+                      for k in ("scored", "new_regime", "outside_envelope", "rebaseline"))
 
 
 def markdown(res: dict[str, Any]) -> str:
@@ -560,7 +564,8 @@ def markdown(res: dict[str, Any]) -> str:
         f"| alarms / true / false | {e['alarms']} / {e['true_alarms']} / {e['false_alarms']} |",
         f"| precision | {_v(e['precision'], True)} |",
         f"| machine-months | {_v(e['machine_months'])} |",
-        *(["| windows in which a machine ran: scored / outside the operating envelope / re-baselining | "
+        *(["| windows in which a machine ran: scored / outside the operating envelope, scored against its "
+            "excursion's baseline / outside, not scored / re-baselining | "
            + _states(res["window_states"]) + " |"] if res.get("window_states") else []),
         f"| false alarms by cause | {', '.join(f'{k} {v}' for k, v in sorted(e['false_alarms_by_cause'].items())) or 'none'} |",
         f"| root cause top-1 / top-3 (ranking 72 h before the failure, or as raised if later) | "

@@ -27,7 +27,7 @@ from pdm.detect.stages import SEVERITIES
 from pdm.evaluate.events import HORIZON, EventMetrics, catching, event_metrics
 from pdm.evaluate.failures import FAILURE_COLUMNS, read_failure_log, truth_from_store
 from pdm.store import Store
-from pdm.store.schema import ALARM, CONTINUED, OUTSIDE_ENVELOPE, ROOTCAUSE, SCORE
+from pdm.store.schema import ALARM, CONTINUED, NEW_REGIME, OUTSIDE_ENVELOPE, ROOTCAUSE, SCORE
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,8 @@ def observed_periods(scores: pd.DataFrame) -> pd.DataFrame:
 def fault_windows(scores: pd.DataFrame, failure: Any) -> dict[str, int]:
     """Windows of the failure's machine from its fault's onset to the failure, and how many of them
     were not scored because the machine ran outside the model's operating envelope (pdm_score state
-    ``outside_envelope``): a failure missed there was not missed by the model but never shown to it.
+    ``outside_envelope``): a failure missed there was not missed by the model but never shown to it; and how
+    many, outside it, were scored against their excursion's own baseline (``new_regime``).
 
     Empty when the failure has no onset or the scores have no state (written before it existed).
     """
@@ -227,7 +228,8 @@ def fault_windows(scores: pd.DataFrame, failure: Any) -> dict[str, int]:
     t = scores.index.asi8
     mine = (scores["machine"].to_numpy() == failure["machine"]) & (t >= onset.value) & (t < failure["failure"].value)
     state = scores["state"].to_numpy()[mine]
-    return {"fault_windows": int(mine.sum()), "fault_windows_outside_envelope": int((state == OUTSIDE_ENVELOPE).sum())}
+    return {"fault_windows": int(mine.sum()), "fault_windows_outside_envelope": int((state == OUTSIDE_ENVELOPE).sum()),
+            "fault_windows_new_regime": int((state == NEW_REGIME).sum())}
 
 
 def window_labels(scores: pd.DataFrame, failures: pd.DataFrame) -> np.ndarray:

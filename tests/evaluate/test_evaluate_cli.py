@@ -151,10 +151,15 @@ def test_a_failure_whose_fault_ran_outside_the_operating_envelope_says_how_much(
     t = pd.date_range("2024-01-01", "2024-03-01", freq="2h", inclusive="left", tz="UTC")
     for m in ("m1", "m2"):
         blind = (t >= pd.Timestamp("2024-02-18", tz="UTC")) & (t < pd.Timestamp("2024-02-20", tz="UTC")) & (m == "m2")
+        # its last day there scored against that excursion's own baseline (pdm.detect.excursion)
+        later = blind & (t >= pd.Timestamp("2024-02-19", tz="UTC"))
+        unscored = blind & ~later
         frame = pd.DataFrame({"machine": m, "model_version": "v2", "threshold": 4.0,
-                              "score": np.where(blind, np.nan, 2.0), "ratio": np.where(blind, np.nan, 0.5),
-                              "state": np.where(blind, "outside_envelope", "scored")}, index=t)
+                              "score": np.where(unscored, np.nan, 2.0), "ratio": np.where(unscored, np.nan, 0.5),
+                              "state": np.where(later, "new_regime", np.where(blind, "outside_envelope", "scored"))},
+                             index=t)
         store_env.write(frame, "pdm_score", ["machine", "model_version"])
     rows = {r["machine"]: r for r in evaluate(store_env).events.per_failure}
-    assert rows["m2"]["fault_windows"] == 60 and rows["m2"]["fault_windows_outside_envelope"] == 24
+    assert rows["m2"]["fault_windows"] == 60 and rows["m2"]["fault_windows_outside_envelope"] == 12
+    assert rows["m2"]["fault_windows_new_regime"] == 12
     assert rows["m1"]["fault_windows"] == 9 * 12 and rows["m1"]["fault_windows_outside_envelope"] == 0

@@ -74,6 +74,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     import pandas as pd
     import torch
 
+    from pdm.detect.excursion import ExcursionBaseline
     from pdm.detect.score import score_machines
     from pdm.detect.stages import AlarmRule
     from pdm.evaluate.run import evaluate
@@ -85,7 +86,8 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     res: dict[str, Any] = {"config": vars(args).copy(), "load_avg": {"start": load_avg()}, "timings_s": {},
-                           "alarm_rule": AlarmRule().to_dict()}  # the scorer's (a model's detect.json may set fields)
+                           "alarm_rule": AlarmRule().to_dict(),  # the scorer's (a model's detect.json may set fields)
+                           "excursion": ExcursionBaseline().to_dict()}
     store = EmbeddedStore(tmp / "plant.duckdb")
     if args.rescore and not args.replay_from:
         return rescore(args, tmp, store, res)
@@ -510,6 +512,9 @@ def markdown(res: dict[str, Any]) -> str:
              else ", a new baseline after each work order")
     if (res.get("alarm_rule") or {}).get("close_at_work_order"):
         mode += ", an open alarm ends at a work order on its machine"
+    if (res.get("excursion") or {}).get("enabled"):
+        mode += (f", windows outside the operating envelope scored against their excursion's own baseline after "
+                 f"{res['excursion']['hours']:g} h of it")
     lines = [
         f"# Detection quality — {c['machines']} machines x {c['days']} days, seed {c['seed']}"
         + (" (quick)" if c["quick"] else ""),

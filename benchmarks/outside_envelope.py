@@ -30,6 +30,10 @@ for every detector of the run, the same alarm rule under:
   the baseline windows' ranges: a baseline says nothing of a load it did
   not see either.
 
+Series written with that stage (``state`` 3: scored against an excursion's
+baseline) compare the stage as run with the envelope alone (those windows
+unscored).
+
 Usage::
 
     python benchmarks/outside_envelope.py --series DIR [--series DIR ...] [--hours 48] [--out NAME]
@@ -56,9 +60,11 @@ from pdm.detect.rootcause import environment_mask  # noqa: E402
 from pdm.detect.stages import ChannelCalibrator, OperatingEnvelope  # noqa: E402
 from pdm.evaluate.bench_sim import _Series, judge_series, read_series  # noqa: E402
 
-SCORED, BASELINE, OUTSIDE = 0, 1, 2
+SCORED, BASELINE, OUTSIDE, NEW_REGIME = 0, 1, 2, 3
 VARIANTS = ("as run", "scored", "scored at 2x threshold", "scored at 3x threshold", "excursion baseline",
             "excursion baseline + spread", "excursion baseline, its range", "excursion baseline + spread, its range")
+#: For series written with the stage: as run (pdm.detect.excursion), and the envelope alone (its windows unscored).
+STAGED_VARIANTS = ("as run", "envelope alone")
 
 
 def machine_score(z: np.ndarray, channels: list[str]) -> np.ndarray:
@@ -94,6 +100,9 @@ def rescored(s: _Series, variant: str, need: int) -> _Series:
         return s
     assert s.state is not None
     score = s.scores.copy()
+    if variant == "envelope alone":
+        score[s.state == NEW_REGIME] = np.nan
+        return _Series(s.machine, s.times, score, s.z, s.threshold, s.channels, s.resets, s.state, s.ranges)
     outside = s.state == OUTSIDE
     if variant.startswith("scored"):
         factor = float(variant.split(" at ")[1].split("x")[0]) if " at " in variant else 1.0
@@ -132,14 +141,14 @@ def study(folder: Path, hours: float) -> dict[str, Any]:
         series = read_series(folder, key)
         if not series or series[0].state is None:
             continue
-        if any((s.state == 3).any() for s in series):
-            raise SystemExit(f"{path}: outside windows were scored against excursion baselines already "
-                             "(pdm.detect.excursion); this study needs series in which they were not (written "
-                             "before that stage, commit b65f246)")
+        # Series written with pdm.detect.excursion (state 3: scored against an excursion's baseline) hold the
+        # stage's z-scores there, not the calibration's: only the stage and the envelope alone can be compared.
+        staged = any(bool(np.any(np.asarray(s.state) == NEW_REGIME)) for s in series)
+        variants = STAGED_VARIANTS if staged else VARIANTS
         stride_ns = int(np.median(np.diff(series[0].times)))
         need = max(4, int(np.ceil(hours * 3.6e12 / stride_ns)))
         rows = {}
-        for v in VARIANTS:
+        for v in variants:
             t = time.perf_counter()
             m = judge_series(folder, [rescored(s, v, need) for s in series]).to_dict()
             rows[v] = {k: m[k] for k in ("failures", "caught", "recall_72h", "recall_72h_after_onset",
@@ -150,7 +159,7 @@ def study(folder: Path, hours: float) -> dict[str, Any]:
             print(f"{folder.name} {key:8s} {v:28s} recall@72h {_f(m['recall_72h'])} "
                   f"(after onset {_f(m['recall_72h_after_onset'])}) FA/mm {_f(m['false_alarms_per_machine_month'])} "
                   f"({time.perf_counter() - t:.1f}s)", flush=True)
-        outside = np.concatenate([s.state == OUTSIDE for s in series])
+        outside = np.concatenate([np.isin(np.asarray(s.state), [OUTSIDE, NEW_REGIME]) for s in series])
         ran = np.concatenate([np.isfinite(s.z).any(axis=1) for s in series])
         out["detectors"][key] = {"variants": rows, "outside_share_of_running": float((outside & ran).sum() / ran.sum())}
     return out

@@ -161,6 +161,19 @@ def test_a_machine_running_outside_its_models_range_is_shown_as_unwatched_not_as
     data = DashboardData(settings)
     assert "speed or load outside" in data.machine("m-blind").note
     assert data.machine("m-ok").note == ""
+    # A day into the excursion its own baseline is taken (pdm.detect.excursion): scored again, it is watched
+    # (a tile with its score), and the machine page says against what.
+    from pdm.store.embedded import EmbeddedStore
+
+    again = times >= handmade.T0 + pd.Timedelta("2D12h")
+    store = EmbeddedStore(tmp_path / "pdm.duckdb")
+    store.write(score.assign(score=np.where(again, 0.6, score["score"]), ratio=np.where(again, 0.3, score["ratio"]),
+                             state=np.where(again, "new_regime", score["state"])), "pdm_score",
+                ["machine", "model_version"])
+    store.close()
+    t = next(t for t in DashboardData(settings).fleet() if t.machine == "m-blind")
+    assert t.status == "ok" and t.ratio == pytest.approx(0.3) and t.note == ""
+    assert "against its own baseline" in DashboardData(settings).machine("m-blind").note
 
 
 def test_an_alarm_a_work_order_closed_says_so(data: DashboardData) -> None:

@@ -16,9 +16,11 @@ So, as an analyst takes a new baseline after a change of duty:
   next window scored inside it or re-baselined after a work order
   (:mod:`pdm.detect.rebaseline`); windows in which the machine did not run
   do not end it.
-- Its first ``hours`` of windows in which the machine ran (at the model's
-  stride, at least ``min_windows``) are its baseline: not scored, as
-  before. Each channel's new level is the median of its z-scores over them
+- Windows that began before its first window ended hold the change of duty
+  itself (and the temperatures settling after it): not scored, and in no
+  baseline (``settle``). The next ``hours`` of windows in which the
+  machine ran (at the model's stride, at least ``min_windows``) are its
+  baseline: not scored either. Each channel's new level is the median of its z-scores over them
   where that is above 0 (only up: the extrapolation's bias), and, with
   ``spread``, its z-scores are also divided by their spread over them (IQR
   / 1.349) where that is above 1 (a model extrapolating is noisier as well
@@ -64,7 +66,12 @@ class ExcursionBaseline:
     hours: float = 48.0
     min_windows: int = 4
     spread: bool = True
+    settle: bool = True
     enabled: bool = True
+
+    def settled(self, start: int, window_ns: int) -> int:
+        """The first window end (ns) of an excursion that began at ``start`` that may be in its baseline."""
+        return start + window_ns if self.settle else start
 
     def need(self, stride_ns: int) -> int:
         """Windows in which the machine ran that a baseline takes at this stride."""
@@ -85,14 +92,18 @@ class ExcursionBaseline:
         return level, spread
 
     def apply(self, z: np.ndarray, kind: np.ndarray, times: np.ndarray, stride_ns: int,
-              ongoing: int | None = None, known: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> Excursions:
+              ongoing: int | None = None, known: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
+              window_ns: int = 0) -> Excursions:
         """Re-levelled z-scores of the ``OUT`` windows of ``kind`` (ascending ``times``, window ends in ns).
 
         ``ongoing``: the start (ns) of an excursion the windows begin in (it
         began before them; its earlier outside windows that a baseline still
         needs are among these windows, or its baseline is in ``known``).
         ``known``: excursion start → (levels, spreads) of baselines finished
-        before these windows.
+        before these windows. ``window_ns``: the windows' length; with
+        ``settle``, outside windows that began before the excursion's first
+        window ended (they hold the change of duty itself, and the
+        temperatures' settling after it) are in no baseline, and not scored.
         """
         z = np.asarray(z, float)
         kind = np.asarray(kind)
@@ -114,6 +125,9 @@ class ExcursionBaseline:
             if start is None:
                 start, members, fitted = int(times[i]), [], known.get(int(times[i]))
             if fitted is None:
+                if int(times[i]) < self.settled(start, window_ns):  # began before the excursion: settling
+                    out.baseline[i] = True
+                    continue
                 members.append(i)
                 out.baseline[i] = True
                 if len(members) == need:

@@ -530,7 +530,7 @@ def _excursions(store: Store, bundle: Any, m: str, z: np.ndarray, kind: np.ndarr
             hit = read_excursion_baseline(store, m, bundle.version, ongoing)
             if hit is not None and len(hit[0]) == z.shape[1]:
                 known[ongoing] = hit
-            elif len(before := before[: exc.need(stride_ns)]):
+            elif len(before := before[before >= exc.settled(ongoing, window_ns)][: exc.need(stride_ns)]):
                 got = _window_errors(store, bundle, m, before, step_ns, window, stride, det, log)
                 if got is not None:
                     ws0 = got[0]
@@ -541,7 +541,7 @@ def _excursions(store: Store, bundle: Any, m: str, z: np.ndarray, kind: np.ndarr
                     z = np.concatenate([z0[keep], z])
                     kind = np.concatenate([np.full(int(keep.sum()), OUT), kind])
                     times = np.concatenate([(ws0.start + window_ns)[keep], times])
-    out = exc.apply(z, kind, times, stride_ns, ongoing=ongoing, known=known)
+    out = exc.apply(z, kind, times, stride_ns, ongoing=ongoing, known=known, window_ns=window_ns)
     if write and out.finished:
         write_excursion_baselines(store, m, bundle.version, out.finished)
     return Excursions(out.z[-n:], out.scored[-n:], out.baseline[-n:], out.finished)

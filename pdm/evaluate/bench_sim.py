@@ -21,8 +21,8 @@ between the errors and the alarm, and none of it is TSHAE's: with
 (:data:`STAGES`): fitted on the training part of the healthy windows and
 calibrated on the held-out rest, stopped steps hidden and errors counted
 while the machine runs, the ambient channel out of the machine score, no
-score outside the training range's operating envelope, and a new baseline
-after each work order.
+score outside the training range's operating envelope until an excursion
+there has its own baseline, and a new baseline after each work order.
 """
 
 from __future__ import annotations
@@ -93,7 +93,8 @@ STAGES = {
                "held-out rest (pdm.model.pipeline.split_sets, dense calibration windows, spread floor, POT floor 3); "
                "stopped steps hidden from the input and errors counted only while running, after the warm-up "
                "(pdm.detect.errors); the ambient channel not in the machine score; no score outside the operating "
-               "envelope of the training range; a new baseline after each work order (pdm.detect.rebaseline), "
+               "envelope of the training range until an excursion there has taken its own 48 h baseline "
+               "(pdm.detect.excursion); a new baseline after each work order (pdm.detect.rebaseline), "
                "which also ends an open alarm",
 }
 
@@ -380,7 +381,7 @@ def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: 
     scores = cal.score_z(z, exclude=env)
     # Outside the envelope: scored against its excursion's own baseline once that is taken (pdm's scorer alike).
     kind = np.where(unscored, RESET, np.where(~np.isfinite(scores), IDLE, np.where(st.inside, INSIDE, OUT)))
-    exc = ExcursionBaseline().apply(z, kind, times, stride_ns)
+    exc = ExcursionBaseline().apply(z, kind, times, stride_ns, window_ns=window_ns)
     scores = np.where(unscored | ~st.inside, np.nan, scores)
     scores[exc.scored] = cal.score_z(exc.z[exc.scored], exclude=env)
     state = np.where(unscored, 1, np.where(st.inside, 0, np.where(exc.scored, 3, 2))).astype(np.int8)

@@ -56,6 +56,20 @@ def test_a_noisy_baseline_scales_its_channel_down_and_a_work_order_ends_the_excu
     assert not ExcursionBaseline(enabled=False).apply(z, kind, _times(len(kind)), STRIDE).scored.any()
 
 
+def test_windows_that_began_before_the_excursion_are_in_no_baseline():
+    """They hold the change of duty itself (temperatures settling after a load step): no score, no level."""
+    kind = np.array([INSIDE, INSIDE] + [OUT] * 10)
+    z = np.ones((len(kind), 1))
+    z[2:5, 0] = 40.0  # the transition
+    t = _times(len(kind))
+    got = RULE.apply(z, kind, t, STRIDE, window_ns=3 * STRIDE)  # windows three strides long
+    assert np.flatnonzero(got.baseline).tolist() == [2, 3, 4, 5, 6, 7, 8]  # 3 settling, then 4 of baseline
+    assert np.flatnonzero(got.scored).tolist() == [9, 10, 11] and got.z[9:, 0] == pytest.approx(0.0)
+    assert got.finished[0]["time"] == int(t[2]) and got.finished[0]["levels"] == [1.0]
+    unsettled = ExcursionBaseline(hours=8.0, settle=False).apply(z, kind, t, STRIDE, window_ns=3 * STRIDE)
+    assert np.flatnonzero(unsettled.scored).tolist() == [6, 7, 8, 9, 10, 11] and unsettled.finished[0]["levels"] == [40.0]
+
+
 @pytest.mark.parametrize("cut", [3, 6, 9])
 def test_in_pieces_as_at_once(cut):
     """A range that begins in an excursion continues it: its start, and the baseline if finished (else its
@@ -92,19 +106,27 @@ def test_the_scorer_scores_a_long_excursion_against_its_own_baseline_in_pieces_a
     whole = score_machines(at_once, bundle, [HEALTHY], start=start, stop=stop, progress=False).machines[HEALTHY]
     states = whole.scores["state"]
     ran = states != "not_running"
-    assert (states[ran].iloc[:4] == OUTSIDE_ENVELOPE).all()  # the excursion's baseline: not scored
-    assert (states[ran].iloc[4:] == NEW_REGIME).all() and whole.scores.loc[states == NEW_REGIME, "score"].notna().all()
-    assert whole.outside == int(ran.sum()) and whole.new_regime == int(ran.sum()) - 4
+    # windows that began before the excursion's first one ended settle; the next four are its baseline
+    t0 = states[ran].index[0]
+    window = pd.Timedelta(bundle.config["features"]["step"]) * int(bundle.config["features"]["window"])
+    unscored = int((states[ran].index < t0 + window).sum()) + 4
+    assert 4 < unscored < int(ran.sum())
+    assert (states[ran].iloc[:unscored] == OUTSIDE_ENVELOPE).all()  # not scored
+    assert (states[ran].iloc[unscored:] == NEW_REGIME).all()
+    assert whole.scores.loc[states == NEW_REGIME, "score"].notna().all()
+    assert whole.outside == int(ran.sum()) and whole.new_regime == int(ran.sum()) - unscored
     assert "scored against their excursion's own baseline" in whole.message
     # its baseline is kept (tagged as an excursion's), and a work order's new baseline is not mistaken for it
-    t0 = int(states[ran].index[0].value)
-    levels, spread = read_excursion_baseline(at_once, HEALTHY, bundle.version, t0)
+    levels, spread = read_excursion_baseline(at_once, HEALTHY, bundle.version, int(t0.value))
     assert len(levels) == len(spread) == len(bundle.scalers[HEALTHY].channels) and (spread >= 1).all()
     assert at_once.read(BASELINE)["kind"].tolist() == ["excursion"]
     assert read_baselines(at_once, HEALTHY, bundle.version, 0, stop.value) == {}
-    # in pieces (the DAG's runs): cut inside the baseline and after it
+    # in pieces (the DAG's runs): cut while settling, inside the baseline (its windows so far scored again)
+    # and after it (its levels read back)
     pieces = trained.fresh_store(tmp_path / "p.duckdb")
-    cuts = [start, start + pd.Timedelta("5h"), start + pd.Timedelta("1D"), stop]
+    cuts = [start, start + pd.Timedelta("5h"), t0 + window + pd.Timedelta("3h"), t0 + window + pd.Timedelta("1D"),
+            stop]
+    assert cuts == sorted(cuts)
     for a, b in zip(cuts, cuts[1:], strict=False):
         score_machines(pieces, bundle, [HEALTHY], start=a, stop=b, progress=False)
     got, want = pieces.read(SCORE), at_once.read(SCORE)

@@ -513,7 +513,9 @@ def _excursions(store: Store, bundle: Any, m: str, z: np.ndarray, kind: np.ndarr
     A range that begins in an excursion continues it: its start comes from
     the machine's ``pdm_score`` states of this model version, its baseline
     from ``pdm_baseline`` when finished, else its outside windows so far are
-    scored again. Finished baselines are written (``write``).
+    scored again. Finished baselines are written (``write``). A new model
+    version (a retrain or fine-tune, with an envelope and errors of its own)
+    takes a baseline of its own from its first windows outside.
     """
     from pdm.detect.persist import read_excursion_baseline, write_excursion_baselines
 

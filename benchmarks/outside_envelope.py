@@ -58,9 +58,12 @@ sys.path.insert(0, str(ROOT))
 
 from pdm.detect.rootcause import environment_mask  # noqa: E402
 from pdm.detect.stages import ChannelCalibrator, OperatingEnvelope  # noqa: E402
+from pdm.evaluate.bench_sim import SERIES_NEW_REGIME as NEW_REGIME  # noqa: E402
+from pdm.evaluate.bench_sim import SERIES_OUTSIDE as OUTSIDE  # noqa: E402
+from pdm.evaluate.bench_sim import SERIES_REBASELINE as BASELINE  # noqa: E402
+from pdm.evaluate.bench_sim import SERIES_SCORED as SCORED  # noqa: E402
 from pdm.evaluate.bench_sim import _Series, judge_series, read_series  # noqa: E402
 
-SCORED, BASELINE, OUTSIDE, NEW_REGIME = 0, 1, 2, 3
 VARIANTS = ("as run", "scored", "scored at 2x threshold", "scored at 3x threshold", "excursion baseline",
             "excursion baseline + spread", "excursion baseline, its range", "excursion baseline + spread, its range")
 #: For series written with the stage: as run (pdm.detect.excursion), and the envelope alone (its windows unscored).

@@ -24,8 +24,12 @@ from pdm.store.schema import (
     CLOSED_BY_WORK_ORDER,
     CONTINUED,
     FIELD_TYPES,
+    NEW_REGIME,
+    OUTSIDE_ENVELOPE,
+    REBASELINE,
     ROOTCAUSE,
     SCORE,
+    SCORED,
 )
 
 if TYPE_CHECKING:
@@ -151,17 +155,29 @@ def hand_over(store: Store, m: str, predecessor: str, start_ns: int, version: st
                          "time": start_ns, "fields": fields}]).written
 
 
-def read_baselines(store: Store, m: str, version: str, lo: int, hi: int) -> dict[int, dict[str, Any]]:
-    """Finished new baselines of ``m`` under model ``version`` for work orders in ``[lo, hi)``, by work order ns."""
+def _floats_json(values: Any) -> str:
+    """Per-channel floats as a JSON list (null where not finite), as pdm_baseline keeps them."""
     import json
 
+    return json.dumps([float(v) if np.isfinite(v) else None for v in values])
+
+
+def _json_floats(text: Any) -> list[float]:
+    """:func:`_floats_json`'s list back (NaN for null); ValueError/TypeError when unreadable."""
+    import json
+
+    return [float("nan") if v is None else float(v) for v in json.loads(str(text))]
+
+
+def read_baselines(store: Store, m: str, version: str, lo: int, hi: int) -> dict[int, dict[str, Any]]:
+    """Finished new baselines of ``m`` under model ``version`` for work orders in ``[lo, hi)``, by work order ns."""
     out: dict[int, dict[str, Any]] = {}
     mine = _mine(store.read(BASELINE, m, lo, hi), version)
     if "kind" in mine:  # excursions' baselines (pdm.detect.excursion) have a kind; a work order's has none
         mine = mine[mine["kind"].isna() | (mine["kind"].astype(str) == "")]
     for t, row in mine.iterrows():
         try:
-            levels = [float("nan") if v is None else float(v) for v in json.loads(str(row["levels_json"]))]
+            levels = _json_floats(row["levels_json"])
         except (ValueError, TypeError):
             log.warning("%s: unreadable pdm_baseline point at %s; its windows are scored again", m, t)
             continue
@@ -172,10 +188,8 @@ def read_baselines(store: Store, m: str, version: str, lo: int, hi: int) -> dict
 
 def write_baselines(store: Store, m: str, version: str, baselines: list[dict[str, Any]]) -> int:
     """Write finished baselines (dicts with time, levels, taken, windows, last_ns); the same key overwrites."""
-    import json
-
     points = [{"measurement": BASELINE, "tags": {"machine": m, "model_version": version}, "time": int(b["time"]),
-               "fields": {"levels_json": json.dumps([v if np.isfinite(v) else None for v in b["levels"]]),
+               "fields": {"levels_json": _floats_json(b["levels"]),
                           "taken": bool(b["taken"]), "windows": int(b["windows"]), "last_ns": int(b["last_ns"])}}
               for b in baselines]
     return store.write(points).written if points else 0
@@ -184,8 +198,6 @@ def write_baselines(store: Store, m: str, version: str, baselines: list[dict[str
 def read_excursion_baseline(store: Store, m: str, version: str, start: int) -> tuple[np.ndarray, np.ndarray] | None:
     """(levels, spreads) of the finished baseline of ``m``'s excursion outside the envelope that began at
     ``start`` (ns) under model ``version`` (:mod:`pdm.detect.excursion`), or None."""
-    import json
-
     from pdm.detect.excursion import EXCURSION
 
     mine = _mine(store.read(BASELINE, m, start, start + 1), version)
@@ -193,8 +205,8 @@ def read_excursion_baseline(store: Store, m: str, version: str, start: int) -> t
         return None
     for t, row in mine[mine["kind"].astype(str) == EXCURSION].iterrows():
         try:
-            levels = np.asarray([np.nan if v is None else float(v) for v in json.loads(str(row["levels_json"]))])
-            spread = np.asarray([np.nan if v is None else float(v) for v in json.loads(str(row["spread_json"]))])
+            levels = np.asarray(_json_floats(row["levels_json"]))
+            spread = np.asarray(_json_floats(row["spread_json"]))
         except (ValueError, TypeError, KeyError):
             log.warning("%s: unreadable excursion baseline at %s; its windows are scored again", m, t)
             return None
@@ -205,19 +217,40 @@ def read_excursion_baseline(store: Store, m: str, version: str, start: int) -> t
 def write_excursion_baselines(store: Store, m: str, version: str, baselines: list[dict[str, Any]]) -> int:
     """Write excursions' finished baselines (dicts with time, levels, spread, windows, last_ns) to pdm_baseline,
     tagged kind=excursion; the same key overwrites."""
-    import json
-
     from pdm.detect.excursion import EXCURSION
-
-    def listed(v: Any) -> str:
-        return json.dumps([float(x) if np.isfinite(x) else None for x in v])
 
     points = [{"measurement": BASELINE, "tags": {"machine": m, "model_version": version, "kind": EXCURSION},
                "time": int(b["time"]),
-               "fields": {"levels_json": listed(b["levels"]), "spread_json": listed(b["spread"]), "taken": True,
+               "fields": {"levels_json": _floats_json(b["levels"]), "spread_json": _floats_json(b["spread"]), "taken": True,
                           "windows": int(b["windows"]), "last_ns": int(b["last_ns"])}}
               for b in baselines]
     return store.write(points).written if points else 0
+
+
+#: How far back (at most) :func:`ongoing_excursion` looks for the start of an excursion outside the envelope
+#: (the machine's pdm_score states, read in growing spans from a week).
+EXCURSION_LOOKBACK = pd.Timedelta("448D")
+
+
+def ongoing_excursion(store: Store, m: str, version: str, first_end: int) -> tuple[int | None, np.ndarray]:
+    """(start ns, the ends of its windows not scored so far) of the excursion outside the envelope that
+    machine ``m`` was in just before ``first_end`` under model ``version`` (None: none), from its pdm_score
+    states: the outside windows since the last window scored inside or re-baselined."""
+    span = pd.Timedelta("7D")
+    while True:
+        got = _mine(store.read(SCORE, m, first_end - span.value, first_end, fields=["state"]), version)
+        states = got["state"].astype(str).to_numpy() if "state" in got else np.zeros(0, str)
+        bound = np.flatnonzero(np.isin(states, [SCORED, REBASELINE]))
+        if len(bound) or span >= EXCURSION_LOOKBACK:
+            break
+        span = span * 4
+    after = got.iloc[int(bound[-1]) + 1:] if len(bound) else got
+    st = states[len(states) - len(after):]
+    outside = np.isin(st, [OUTSIDE_ENVELOPE, NEW_REGIME])
+    if not outside.any():
+        return None, np.zeros(0, np.int64)
+    t = after.index.asi8.astype(np.int64)
+    return int(t[outside][0]), t[st == OUTSIDE_ENVELOPE]
 
 
 def _mine(frame: pd.DataFrame, version: str) -> pd.DataFrame:

@@ -35,11 +35,18 @@ import numpy as np
 import pandas as pd
 
 from pdm.detect.excursion import IDLE, INSIDE, OUT, RESET, ExcursionBaseline, Excursions
-from pdm.detect.persist import hand_over, read_history, write_run
+from pdm.detect.persist import (
+    hand_over,
+    ongoing_excursion,
+    read_excursion_baseline,
+    read_history,
+    write_excursion_baselines,
+    write_run,
+)
 from pdm.detect.rootcause import RootCause, environment_mask, explain
 from pdm.detect.stages import Alarm, AlarmRule, ChannelCalibrator, OperatingEnvelope, POTThreshold
 from pdm.store import Store
-from pdm.store.schema import NEW_REGIME, NOT_RUNNING, OUTSIDE_ENVELOPE, REBASELINE, SCORE, SCORED
+from pdm.store.schema import NEW_REGIME, NOT_RUNNING, OUTSIDE_ENVELOPE, REBASELINE, SCORED
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +274,7 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         kind = np.where(np.isfinite(scores), np.where(inside, INSIDE, OUT), kind)
         scores = np.where(inside, scores, np.nan)
         # ... until its excursion outside has a baseline of its own (pdm.detect.excursion)
-        exc = _excursions(store, bundle, m, z, kind, w_end, step_ns, window, stride, det, log, write=write)
+        exc = _excursions(store, bundle, m, calib, z, kind, w_end, step_ns, window, stride, det, log, write=write)
         if exc is not None and exc.scored.any():
             z = exc.z
             scores[exc.scored] = calib.score_z(z[exc.scored], exclude=environment_mask(channels))
@@ -500,13 +507,8 @@ def _rebaselined_z(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, 
     return rebased.z[-n:], {"unscored": unscored, "note": note}
 
 
-#: How far back (at most) the scorer looks for the start of an excursion outside the envelope that a range
-#: begins in (its pdm_score states, read in growing spans from a week).
-EXCURSION_LOOKBACK = pd.Timedelta("448D")
-
-
-def _excursions(store: Store, bundle: Any, m: str, z: np.ndarray, kind: np.ndarray, times: np.ndarray, step_ns: int,
-                window: int, stride: int, det: dict[str, Any], log: pd.DataFrame,
+def _excursions(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, z: np.ndarray, kind: np.ndarray,
+                times: np.ndarray, step_ns: int, window: int, stride: int, det: dict[str, Any], log: pd.DataFrame,
                 write: bool = False) -> Excursions | None:
     """The windows' :class:`ExcursionBaseline` (``kind`` per window: inside, outside, re-baselined or idle).
 
@@ -517,8 +519,6 @@ def _excursions(store: Store, bundle: Any, m: str, z: np.ndarray, kind: np.ndarr
     version (a retrain or fine-tune, with an envelope and errors of its own)
     takes a baseline of its own from its first windows outside.
     """
-    from pdm.detect.persist import read_excursion_baseline, write_excursion_baselines
-
     exc = ExcursionBaseline.from_dict(bundle.detect.get("excursion"))
     if not exc.enabled or not (kind == OUT).any():
         return None
@@ -527,7 +527,7 @@ def _excursions(store: Store, bundle: Any, m: str, z: np.ndarray, kind: np.ndarr
     first = kind[kind != IDLE]
     ongoing, known = None, {}
     if first[0] == OUT:
-        ongoing, before = _ongoing_excursion(store, m, bundle.version, int(times[0]))
+        ongoing, before = ongoing_excursion(store, m, bundle.version, int(times[0]))
         if ongoing is not None:
             hit = read_excursion_baseline(store, m, bundle.version, ongoing)
             if hit is not None and len(hit[0]) == z.shape[1]:
@@ -537,9 +537,8 @@ def _excursions(store: Store, bundle: Any, m: str, z: np.ndarray, kind: np.ndarr
                 if got is not None:
                     ws0 = got[0]
                     keep = np.isin(ws0.start + window_ns, before)
-                    z0, _ = _rebaselined_z(store, bundle, m, ChannelCalibrator.from_dict(det["calibrator"]),
-                                           ws0.start, ws0.start + window_ns, got[2], step_ns, window, stride, det,
-                                           log)
+                    z0, _ = _rebaselined_z(store, bundle, m, calib, ws0.start, ws0.start + window_ns, got[2],
+                                           step_ns, window, stride, det, log)
                     z = np.concatenate([z0[keep], z])
                     kind = np.concatenate([np.full(int(keep.sum()), OUT), kind])
                     times = np.concatenate([(ws0.start + window_ns)[keep], times])
@@ -547,29 +546,6 @@ def _excursions(store: Store, bundle: Any, m: str, z: np.ndarray, kind: np.ndarr
     if write and out.finished:
         write_excursion_baselines(store, m, bundle.version, out.finished)
     return Excursions(out.z[-n:], out.scored[-n:], out.baseline[-n:], out.finished)
-
-
-def _ongoing_excursion(store: Store, m: str, version: str, first_end: int) -> tuple[int | None, np.ndarray]:
-    """(start ns, the ends of its windows not scored so far) of the excursion outside the envelope that
-    machine ``m`` was in just before ``first_end`` under model ``version`` (None: none), from its pdm_score
-    states: the outside windows since the last window scored inside or re-baselined."""
-    from pdm.detect.persist import _mine
-
-    span = pd.Timedelta("7D")
-    while True:
-        got = _mine(store.read(SCORE, m, first_end - span.value, first_end, fields=["state"]), version)
-        states = got["state"].astype(str).to_numpy() if "state" in got else np.zeros(0, str)
-        bound = np.flatnonzero(np.isin(states, [SCORED, REBASELINE]))
-        if len(bound) or span >= EXCURSION_LOOKBACK:
-            break
-        span = span * 4
-    after = got.iloc[int(bound[-1]) + 1:] if len(bound) else got
-    st = states[len(states) - len(after):]
-    outside = np.isin(st, [OUTSIDE_ENVELOPE, NEW_REGIME])
-    if not outside.any():
-        return None, np.zeros(0, np.int64)
-    t = after.index.asi8.astype(np.int64)
-    return int(t[outside][0]), t[st == OUTSIDE_ENVELOPE]
 
 
 def feats_step(bundle: Any) -> str:

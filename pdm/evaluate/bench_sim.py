@@ -139,9 +139,12 @@ def _alarms(series: list[_Series], factor: float, rule: Any) -> pd.DataFrame:
 
 
 #: ``state`` of a window in the series (product stages): why its score is NaN where it is.
-SERIES_STATES = {0: "scored (NaN score: the machine did not run)", 1: "new baseline after a work order",
-                 2: "outside the operating envelope, not scored (an excursion's baseline)",
-                 3: "outside the operating envelope, scored against its excursion's baseline (pdm.detect.excursion)"}
+SERIES_SCORED, SERIES_REBASELINE, SERIES_OUTSIDE, SERIES_NEW_REGIME = 0, 1, 2, 3
+SERIES_STATES = {SERIES_SCORED: "scored (NaN score: the machine did not run)",
+                 SERIES_REBASELINE: "new baseline after a work order",
+                 SERIES_OUTSIDE: "outside the operating envelope, not scored (an excursion's baseline)",
+                 SERIES_NEW_REGIME: "outside the operating envelope, scored against its excursion's baseline "
+                                    "(pdm.detect.excursion)"}
 
 
 def write_series(series: list[_Series], path: Path) -> Path:
@@ -384,7 +387,8 @@ def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: 
     exc = ExcursionBaseline().apply(z, kind, times, stride_ns, window_ns=window_ns)
     scores = np.where(unscored | ~st.inside, np.nan, scores)
     scores[exc.scored] = cal.score_z(exc.z[exc.scored], exclude=env)
-    state = np.where(unscored, 1, np.where(st.inside, 0, np.where(exc.scored, 3, 2))).astype(np.int8)
+    state = np.where(unscored, SERIES_REBASELINE, np.where(st.inside, SERIES_SCORED, np.where(
+        exc.scored, SERIES_NEW_REGIME, SERIES_OUTSIDE))).astype(np.int8)
     return _Series(m, times, scores, exc.z, pot.threshold, list(st.test.channels), state=state, ranges=st.ranges)
 
 

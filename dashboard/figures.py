@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.data import MachineView, RootCause
+from pdm.detect.rootcause import EXCURSION_CHANGE
 
 ALARM_FILL = "rgba(220, 38, 38, 0.18)"
 MAINT_FILL = "rgba(37, 99, 235, 0.14)"
@@ -97,7 +98,9 @@ def contributions_figure(rc: RootCause) -> go.Figure:
     fig = go.Figure(go.Bar(x=ch["contribution"].astype(float), y=ch["channel"], orientation="h",
                            marker_color="#dc2626", hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
     fig.update_layout(height=max(220, 26 * len(ch) + 60), margin=dict(l=10, r=10, t=30, b=30),
-                      title="contribution to the anomaly score", yaxis=dict(automargin=True))
+                      title="share of the change since the excursion's baseline"
+                      if rc.maps.get("ranked_by") == EXCURSION_CHANGE else "contribution to the anomaly score",
+                      yaxis=dict(automargin=True))
     return fig
 
 

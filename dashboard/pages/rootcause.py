@@ -8,7 +8,7 @@ import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html
 
 from dashboard.app import Context, guarded
-from dashboard.data import DashboardError
+from dashboard.data import DashboardError, RootCause
 from dashboard.figures import contributions_figure, spatial_figures, temporal_figure
 from dashboard.pages.common import (
     data_attrs,
@@ -19,6 +19,7 @@ from dashboard.pages.common import (
     notice,
     table,
 )
+from pdm.detect.rootcause import EXCURSION_CHANGE
 
 GRAPH_CONFIG: Any = {"displaylogo": False, "responsive": True}
 
@@ -29,6 +30,18 @@ def layout(machine: str, alarm: str) -> html.Div:
         html.Div([html.H1(["Root cause — ", dcc.Link(machine, href=machine_href(machine))])], className="toolbar"),
         dcc.Loading(html.Div(notice("Loading the root cause…"), id="rc-content"), delay_show=400),
     ])
+
+
+def ranking_note(rc: RootCause, alarm_ns: int) -> str:
+    """Which window the ranking shown is of, and what its channels were ranked by."""
+    note = ("Ranked at the window that raised the alarm." if rc.ranked_ns is None or rc.ranked_ns == alarm_ns
+            else f"Ranked again at the window ending {fmt_time(pd.Timestamp(rc.ranked_ns, unit='ns', tz='UTC'))} "
+                 "UTC: the score had grown since the alarm was raised (the latest ranking is shown).")
+    if rc.maps.get("ranked_by") == EXCURSION_CHANGE:
+        note += (" The window was scored inside an excursion outside the operating envelope (the model "
+                 "extrapolates there): channels are ranked by how far each moved since the excursion's own "
+                 "baseline (z in units of its spread there), not by reconstruction error.")
+    return note
 
 
 def register(app: Dash, ctx: Context) -> None:
@@ -47,11 +60,7 @@ def register(app: Dash, ctx: Context) -> None:
             html.Span(f"time to failure {fmt_ttf(a['ttf_hours'])}", className="count"),
             html.Span(f"model {a['model_version']}", className="count"),
         ], className="summary")
-        ranked = pd.Timestamp(rc.ranked_ns, unit="ns", tz="UTC") if rc.ranked_ns is not None else None
-        when = html.P("Ranked at the window that raised the alarm." if ranked is None or rc.ranked_ns == alarm_ns
-                      else f"Ranked again at the window ending {fmt_time(ranked)} UTC: the score had grown "
-                           "since the alarm was raised (the latest ranking is shown).",
-                      id="rc-ranked", className="muted")
+        when = html.P(ranking_note(rc, alarm_ns), id="rc-ranked", className="muted")
         ranking = html.Ol([
             html.Li([html.B(r["channel"]), f"  contribution {fmt_num(r.get('contribution'), 3)}, "
                      f"z {fmt_num(r.get('zscore'), 1)}, attention change {fmt_num(r.get('attention_change'), 3)}"],

@@ -228,6 +228,15 @@ def window_residuals(windows: WindowSet, reconstruction: np.ndarray, gate: np.nd
     return masked_mean(np.nan_to_num(windows.values) - reconstruction, mask, min_count=_min_counted(gate))
 
 
+def window_levels(windows: WindowSet, gate: np.ndarray) -> np.ndarray:
+    """Mean value per window and channel over the gated steps (scaled units; NaN as in :func:`gated_errors`): (n, C).
+
+    What the machine itself did, with no model: an excursion's root cause
+    compares it with the excursion's baseline (:mod:`pdm.detect.excursion`).
+    """
+    return masked_mean(np.nan_to_num(windows.values), windows.mask * gate[:, None, :], min_count=_min_counted(gate))
+
+
 def gated_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarray) -> np.ndarray:
     """:func:`window_errors` under ``gate``, NaN for channels with under :data:`MIN_COUNTED` of the steps."""
     return window_errors(windows, reconstruction, gate, min_count=_min_counted(gate))
@@ -261,5 +270,5 @@ def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: n
 
 __all__ = ["KEPT_WHEN_STOPPED", "MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "gated_step_errors", "gated_window_errors", "grid_windows_errors",
            "grid_operating_ranges", "hide_environment", "hide_steps", "hide_stopped", "inside_envelope", "masked_mean",
-           "operating_points", "operating_ranges", "ran", "running_gate", "running_values", "step_gate", "training_envelope", "window_errors", "window_residuals",
+           "operating_points", "operating_ranges", "ran", "running_gate", "running_values", "step_gate", "training_envelope", "window_errors", "window_levels", "window_residuals",
            "window_running"]

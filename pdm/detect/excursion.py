@@ -30,6 +30,18 @@ So, as an analyst takes a new baseline after a change of duty:
   above its own baseline; a fault already there when the run began is in
   the baseline, so only its growth counts.
 
+Root cause inside an excursion compares the window with what the machine
+did in the excursion's baseline, not with the model's errors: a model
+extrapolating imputes every channel from the others (on seed 2027 a
+growing 1x tone at 0.4x load made the winding temperature's error the
+largest, and a cooling failure's errors fell below their baseline level
+while the bearing bands' rose). With ``levels`` (each window's mean of each
+channel over the steps that count, in the scaler's units) the baseline also
+keeps each channel's median level and spread (IQR / 1.349, at least
+:data:`VALUE_SPREAD_MIN`); the excursion's scored windows get their
+``change`` (level - baseline median, scaler units) and ``change_z``
+(change / spread), which :func:`pdm.detect.rootcause.explain` ranks by.
+
 A finished baseline is kept in ``pdm_baseline`` (kind ``excursion``, at the
 excursion's first window), so later runs (the DAG scores every few minutes)
 read its levels instead of scoring its windows again.
@@ -39,7 +51,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -47,6 +59,21 @@ import numpy as np
 INSIDE, RESET, OUT, IDLE = 0, 1, 2, 3
 #: ``kind`` tag of an excursion's baseline in ``pdm_baseline`` (a work order's new baseline has none).
 EXCURSION = "excursion"
+#: Smallest spread of a channel's level over an excursion's baseline, in the scaler's units (its healthy
+#: IQR): a channel steady to the noise there would otherwise turn any small change into a large one.
+#: On the held-back fleets' excursion alarms 0.02-0.1 ranked alike; at 0.2 and above the crest factor (a
+#: narrow healthy range) outranked the band that moved it.
+VALUE_SPREAD_MIN = 0.05
+
+
+class Fitted(NamedTuple):
+    """An excursion's baseline: per channel, its z-scores' level and spread, and (when the windows' channel
+    levels were given) the channels' own median level and spread there."""
+
+    levels: np.ndarray
+    spread: np.ndarray
+    value_levels: np.ndarray | None = None
+    value_spread: np.ndarray | None = None
 
 
 @dataclass
@@ -57,6 +84,8 @@ class Excursions:
     scored: np.ndarray  # (n,) bool: outside windows scored against their excursion's baseline
     baseline: np.ndarray  # (n,) bool: outside windows in an excursion's baseline (not scored)
     finished: list[dict[str, Any]] = field(default_factory=list)  # baselines complete in these windows
+    change: np.ndarray | None = None  # (n, C) with levels: scored windows' level - the baseline's median (else NaN)
+    change_z: np.ndarray | None = None  # (n, C) change / the baseline's spread of the level
 
 
 @dataclass
@@ -91,31 +120,47 @@ class ExcursionBaseline:
             spread = np.where(np.isfinite(iqr), np.maximum(iqr, 1.0), 1.0)
         return level, spread
 
+    @staticmethod
+    def fit_values(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(median, spread) per channel of a baseline's window levels (n, C); a channel never seen: NaN."""
+        v = np.asarray(levels, float)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(v, axis=0)
+            q75, q25 = np.nanpercentile(v, [75, 25], axis=0)
+        return med, np.maximum(np.nan_to_num((q75 - q25) / 1.349), VALUE_SPREAD_MIN)
+
     def apply(self, z: np.ndarray, kind: np.ndarray, times: np.ndarray, stride_ns: int,
-              ongoing: int | None = None, known: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
-              window_ns: int = 0) -> Excursions:
+              ongoing: int | None = None, known: dict[int, Fitted] | None = None,
+              window_ns: int = 0, levels: np.ndarray | None = None) -> Excursions:
         """Re-levelled z-scores of the ``OUT`` windows of ``kind`` (ascending ``times``, window ends in ns).
 
         ``ongoing``: the start (ns) of an excursion the windows begin in (it
         began before them; its earlier outside windows that a baseline still
         needs are among these windows, or its baseline is in ``known``).
-        ``known``: excursion start → (levels, spreads) of baselines finished
+        ``known``: excursion start → :class:`Fitted` baselines finished
         before these windows. ``window_ns``: the windows' length; with
         ``settle``, outside windows that began before the excursion's first
         window ended (they hold the change of duty itself, and the
         temperatures' settling after it) are in no baseline, and not scored.
+        ``levels`` (n, C): the windows' channel levels (module doc): the
+        baselines keep their median and spread, and scored windows get their
+        ``change`` against them (NaN where a known baseline has none).
         """
         z = np.asarray(z, float)
         kind = np.asarray(kind)
         times = np.asarray(times, np.int64)
         known = known or {}
         out = Excursions(z.copy(), np.zeros(len(z), bool), np.zeros(len(z), bool))
+        if levels is not None:
+            levels = np.asarray(levels, float)
+            out.change, out.change_z = np.full(levels.shape, np.nan), np.full(levels.shape, np.nan)
         if not self.enabled:
             return out
         need = self.need(stride_ns)
         start: int | None = ongoing
         members: list[int] = []
-        fitted: tuple[np.ndarray, np.ndarray] | None = known.get(ongoing) if ongoing is not None else None
+        fitted: Fitted | None = known.get(ongoing) if ongoing is not None else None
         for i, k in enumerate(kind):
             if k in (INSIDE, RESET):
                 start, members, fitted = None, [], None
@@ -131,12 +176,21 @@ class ExcursionBaseline:
                 members.append(i)
                 out.baseline[i] = True
                 if len(members) == need:
-                    fitted = self.fit(z[members])
-                    out.finished.append({"time": start, "levels": fitted[0].tolist(), "spread": fitted[1].tolist(),
-                                         "windows": need, "last_ns": int(times[i])})
+                    fitted = Fitted(*self.fit(z[members]),
+                                    *(self.fit_values(levels[members]) if levels is not None else (None, None)))
+                    done = {"time": start, "levels": fitted.levels.tolist(), "spread": fitted.spread.tolist(),
+                            "windows": need, "last_ns": int(times[i])}
+                    if fitted.value_levels is not None and fitted.value_spread is not None:
+                        done.update(value_levels=fitted.value_levels.tolist(),
+                                    value_spread=fitted.value_spread.tolist())
+                    out.finished.append(done)
                 continue
-            out.z[i] = (z[i] - fitted[0]) / fitted[1]
+            out.z[i] = (z[i] - fitted.levels) / fitted.spread
             out.scored[i] = True
+            if out.change is not None and out.change_z is not None and levels is not None \
+                    and fitted.value_levels is not None and fitted.value_spread is not None:
+                out.change[i] = levels[i] - fitted.value_levels
+                out.change_z[i] = out.change[i] / fitted.value_spread
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,4 +201,5 @@ class ExcursionBaseline:
         return cls(**(d or {}))
 
 
-__all__ = ["EXCURSION", "IDLE", "INSIDE", "OUT", "RESET", "ExcursionBaseline", "Excursions"]
+__all__ = ["EXCURSION", "IDLE", "INSIDE", "OUT", "RESET", "VALUE_SPREAD_MIN", "ExcursionBaseline", "Excursions",
+           "Fitted"]

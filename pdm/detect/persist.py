@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from pdm.detect.excursion import EXCURSION, Fitted
 from pdm.detect.rootcause import rootcause_points
 from pdm.detect.stages import AlarmRule
 from pdm.store import Store
@@ -195,11 +196,10 @@ def write_baselines(store: Store, m: str, version: str, baselines: list[dict[str
     return store.write(points).written if points else 0
 
 
-def read_excursion_baseline(store: Store, m: str, version: str, start: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(levels, spreads) of the finished baseline of ``m``'s excursion outside the envelope that began at
-    ``start`` (ns) under model ``version`` (:mod:`pdm.detect.excursion`), or None."""
-    from pdm.detect.excursion import EXCURSION
-
+def read_excursion_baseline(store: Store, m: str, version: str, start: int) -> Fitted | None:
+    """The finished baseline (:class:`pdm.detect.excursion.Fitted`) of ``m``'s excursion outside the envelope
+    that began at ``start`` (ns) under model ``version`` (:mod:`pdm.detect.excursion`), or None. Its channel
+    levels are None when it was written without them."""
     mine = _mine(store.read(BASELINE, m, start, start + 1), version)
     if "kind" not in mine:
         return None
@@ -207,22 +207,23 @@ def read_excursion_baseline(store: Store, m: str, version: str, start: int) -> t
         try:
             levels = np.asarray(_json_floats(row["levels_json"]))
             spread = np.asarray(_json_floats(row["spread_json"]))
+            values = [np.asarray(_json_floats(row[k])) if isinstance(row.get(k), str) else None
+                      for k in ("value_levels_json", "value_spread_json")]
         except (ValueError, TypeError, KeyError):
             log.warning("%s: unreadable excursion baseline at %s; its windows are scored again", m, t)
             return None
-        return levels, spread
+        return Fitted(levels, spread, *values)
     return None
 
 
 def write_excursion_baselines(store: Store, m: str, version: str, baselines: list[dict[str, Any]]) -> int:
-    """Write excursions' finished baselines (dicts with time, levels, spread, windows, last_ns) to pdm_baseline,
-    tagged kind=excursion; the same key overwrites."""
-    from pdm.detect.excursion import EXCURSION
-
+    """Write excursions' finished baselines (dicts with time, levels, spread, windows, last_ns, and optionally
+    value_levels, value_spread) to pdm_baseline, tagged kind=excursion; the same key overwrites."""
     points = [{"measurement": BASELINE, "tags": {"machine": m, "model_version": version, "kind": EXCURSION},
                "time": int(b["time"]),
                "fields": {"levels_json": _floats_json(b["levels"]), "spread_json": _floats_json(b["spread"]), "taken": True,
-                          "windows": int(b["windows"]), "last_ns": int(b["last_ns"])}}
+                          "windows": int(b["windows"]), "last_ns": int(b["last_ns"]),
+                          **{f"{k}_json": _floats_json(b[k]) for k in ("value_levels", "value_spread") if k in b}}}
               for b in baselines]
     return store.write(points).written if points else 0
 

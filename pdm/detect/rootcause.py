@@ -61,6 +61,10 @@ ALIKE = 0.8
 #: With signed changes in the channels' own units (log amplitude for bands): envelope bands that rose within
 #: this of each other rose alike (a raised floor); a defect's line lifts its own race's band more (ln 2, 6 dB).
 LINE_SPREAD = math.log(2.0)
+#: What a root cause's channels were ranked by (``maps["ranked_by"]``, set by the scorer): the window's
+#: calibrated error z-scores, or, in a window scored against its excursion's baseline, each channel's change
+#: since that baseline in units of its spread there (:mod:`pdm.detect.excursion`).
+MODEL_ERRORS, EXCURSION_CHANGE = "model_errors", "excursion_change"
 
 
 def is_environment(channel: str) -> bool:

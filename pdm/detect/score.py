@@ -43,7 +43,13 @@ from pdm.detect.persist import (
     write_excursion_baselines,
     write_run,
 )
-from pdm.detect.rootcause import RootCause, environment_mask, explain
+from pdm.detect.rootcause import (
+    EXCURSION_CHANGE,
+    MODEL_ERRORS,
+    RootCause,
+    environment_mask,
+    explain,
+)
 from pdm.detect.stages import Alarm, AlarmRule, ChannelCalibrator, OperatingEnvelope, POTThreshold
 from pdm.store import Store
 from pdm.store.schema import NEW_REGIME, NOT_RUNNING, OUTSIDE_ENVELOPE, REBASELINE, SCORED
@@ -224,7 +230,7 @@ def score_machines(store: Store, bundle_or_path: Any = None, machines: list[str]
 
 def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None, step_ns: int,
                window: int, stride: int, write: bool) -> tuple[MachineScore, int]:
-    from pdm.detect.errors import inside_envelope, step_gate, window_residuals
+    from pdm.detect.errors import inside_envelope, step_gate, window_levels, window_residuals
     from pdm.model.train import reconstruct
 
     det = bundle.detect["machines"].get(m)
@@ -262,6 +268,7 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
                                 log, write=write)
     scores = calib.score_z(z, exclude=environment_mask(channels))
     state = np.where(np.isfinite(scores), SCORED, NOT_RUNNING).astype(object)
+    exc: Excursions | None = None
     if rebased:
         state[rebased["unscored"] & np.isfinite(scores)] = REBASELINE
         scores = np.where(rebased["unscored"], np.nan, scores)
@@ -274,7 +281,9 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         kind = np.where(np.isfinite(scores), np.where(inside, INSIDE, OUT), kind)
         scores = np.where(inside, scores, np.nan)
         # ... until its excursion outside has a baseline of its own (pdm.detect.excursion)
-        exc = _excursions(store, bundle, m, calib, z, kind, w_end, step_ns, window, stride, det, log, write=write)
+        levels = window_levels(ws, step_gate(running, step_ns / 3.6e12))
+        exc = _excursions(store, bundle, m, calib, z, kind, w_end, step_ns, window, stride, det, log, write=write,
+                          levels=levels)
         if exc is not None and exc.scored.any():
             z = exc.z
             scores[exc.scored] = calib.score_z(z[exc.scored], exclude=environment_mask(channels))
@@ -304,11 +313,18 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         for j, k in enumerate(idx):
             ws_start = int(ws.start[k])
             logs = _between(log, ws_start - LOG_LEAD.value, ws_start + window_ns)
+            zk, rk, against = z[k], resid[j], MODEL_ERRORS
+            if state[k] == NEW_REGIME and exc is not None and exc.change is not None and exc.change_z is not None \
+                    and np.isfinite(exc.change_z[k]).any():
+                # A model extrapolating mixes every channel into every error: rank by what moved since the
+                # excursion's baseline, which way in the channel's own units (pdm.detect.excursion).
+                zk, rk, against = np.abs(exc.change_z[k]), exc.change[k] * bundle.scalers[m].iqr, EXCURSION_CHANGE
             rc = explain(
-                alarm_ns=ranked_at[int(k)], channels=channels, zscores=z[k], spatial=maps["spatial"][j],
+                alarm_ns=ranked_at[int(k)], channels=channels, zscores=zk, spatial=maps["spatial"][j],
                 baseline=baseline if baseline.size else None, cross=maps["cross"][j],
                 temporal=maps.get("temporal", [None] * len(idx))[j], window_start_ns=ws_start, step_ns=step_ns,
-                window=window, patch=int(bundle.config["model"]["patch"]), log_entries=logs, residuals=resid[j])
+                window=window, patch=int(bundle.config["model"]["patch"]), log_entries=logs, residuals=rk)
+            rc.maps["ranked_by"] = against
             res.rankings.append(rc)
             res.rootcauses[rc.alarm_ns] = rc
     for a in res.alarms:
@@ -509,16 +525,20 @@ def _rebaselined_z(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, 
 
 def _excursions(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, z: np.ndarray, kind: np.ndarray,
                 times: np.ndarray, step_ns: int, window: int, stride: int, det: dict[str, Any], log: pd.DataFrame,
-                write: bool = False) -> Excursions | None:
+                write: bool = False, levels: np.ndarray | None = None) -> Excursions | None:
     """The windows' :class:`ExcursionBaseline` (``kind`` per window: inside, outside, re-baselined or idle).
 
     A range that begins in an excursion continues it: its start comes from
     the machine's ``pdm_score`` states of this model version, its baseline
     from ``pdm_baseline`` when finished, else its outside windows so far are
-    scored again. Finished baselines are written (``write``). A new model
+    scored again (so is one written without the channels' levels, when
+    ``levels``, the windows' :func:`pdm.detect.errors.window_levels`, are
+    given). Finished baselines are written (``write``). A new model
     version (a retrain or fine-tune, with an envelope and errors of its own)
     takes a baseline of its own from its first windows outside.
     """
+    from pdm.detect.errors import step_gate, window_levels
+
     exc = ExcursionBaseline.from_dict(bundle.detect.get("excursion"))
     if not exc.enabled or not (kind == OUT).any():
         return None
@@ -530,7 +550,7 @@ def _excursions(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, z: 
         ongoing, before = ongoing_excursion(store, m, bundle.version, int(times[0]))
         if ongoing is not None:
             hit = read_excursion_baseline(store, m, bundle.version, ongoing)
-            if hit is not None and len(hit[0]) == z.shape[1]:
+            if hit is not None and len(hit.levels) == z.shape[1] and (levels is None or hit.value_levels is not None):
                 known[ongoing] = hit
             elif len(before := before[before >= exc.settled(ongoing, window_ns)][: exc.need(stride_ns)]):
                 got = _window_errors(store, bundle, m, before, step_ns, window, stride, det, log)
@@ -542,10 +562,15 @@ def _excursions(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, z: 
                     z = np.concatenate([z0[keep], z])
                     kind = np.concatenate([np.full(int(keep.sum()), OUT), kind])
                     times = np.concatenate([(ws0.start + window_ns)[keep], times])
-    out = exc.apply(z, kind, times, stride_ns, ongoing=ongoing, known=known, window_ns=window_ns)
+                    if levels is not None:
+                        levels = np.concatenate([window_levels(ws0, step_gate(got[1], step_ns / 3.6e12))[keep],
+                                                 levels])
+    out = exc.apply(z, kind, times, stride_ns, ongoing=ongoing, known=known, window_ns=window_ns, levels=levels)
     if write and out.finished:
         write_excursion_baselines(store, m, bundle.version, out.finished)
-    return Excursions(out.z[-n:], out.scored[-n:], out.baseline[-n:], out.finished)
+    return Excursions(out.z[-n:], out.scored[-n:], out.baseline[-n:], out.finished,
+                      None if out.change is None else out.change[-n:],
+                      None if out.change_z is None else out.change_z[-n:])
 
 
 def feats_step(bundle: Any) -> str:

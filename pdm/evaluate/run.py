@@ -352,6 +352,11 @@ def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *,
         row["mode"], row["true_root_cause"] = f["mode"], f["root_cause"]
         row["onset"], row["repair_end"] = f["onset"], f["repair_end"]
         row.update(fault_windows(scores, f))
+        if row.get("rootcause_ranked_at") is not None and "state" in scores:
+            # scored inside the envelope (ranked by model errors) or in an excursion (by the change since its baseline)
+            at = (scores.index == row["rootcause_ranked_at"]) & (scores["machine"].to_numpy() == row["machine"])
+            if at.any():
+                row["rootcause_window_state"] = str(scores["state"].to_numpy()[at][0])
     notes = []
     point = None
     if len(counted) and counted["onset"].notna().all():
@@ -427,6 +432,8 @@ def format_table(e: Evaluation) -> str:
             if r.get("rootcause_ranked_h") is not None and r.get("lead_h") is not None \
                     and r["rootcause_ranked_h"] < r["lead_h"]:
                 rank += f" (ranked {r['rootcause_ranked_h']:.0f} h ahead, as the score grew)"
+            if rank and r.get("rootcause_window_state") == NEW_REGIME:
+                rank += ", in an excursion (by the change since its baseline)"
             lines.append(f"  {r['machine']:<12} {pd.Timestamp(r['failure']):%Y-%m-%d %H:%M}  {lead}{rank}")
     lines += [f"note: {n}" for n in e.notes]
     return "\n".join(lines)

@@ -47,9 +47,11 @@ FIELD_TYPES: dict[str, dict[str, FieldType]] = {
     # work order; levels_json = per-channel levels in the model's channel order; last_ns = start of
     # the last baseline window; taken = false when too few windows ran (the calibration's levels stay).
     # Tagged kind=excursion: an excursion outside the operating envelope's baseline (pdm.detect.excursion),
-    # time = its first window's end, with spread_json (per-channel spreads) and last_ns = its last window's end.
+    # time = its first window's end, with spread_json (per-channel spreads) and last_ns = its last window's end,
+    # and value_levels_json / value_spread_json: the channels' own median level and spread over it (scaler
+    # units), which root causes inside the excursion are ranked against.
     "pdm_baseline": {"levels_json": "string", "taken": "boolean", "windows": "integer", "last_ns": "integer",
-                     "spread_json": "string"},
+                     "spread_json": "string", "value_levels_json": "string", "value_spread_json": "string"},
 }
 
 SCORE = "pdm_score"

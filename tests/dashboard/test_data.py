@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -87,6 +89,28 @@ def test_root_cause_shows_the_latest_ranking_of_the_episode(tmp_path) -> None:
     rc = DashboardData(settings, store).rootcause("m-alarm", alarm_ns)
     assert list(rc.channels["channel"]) == handmade.CHANNELS[::-1] and rc.ranked_ns == int(later.value)
     assert rc.maps == {} and rc.logs.empty  # of the ranking shown, not mixed with the earlier one's
+
+
+def test_a_ranking_inside_an_excursion_says_it_is_ranked_by_the_change_since_the_excursions_baseline(
+        tmp_path) -> None:
+    from dashboard.figures import contributions_figure
+    from dashboard.pages.rootcause import ranking_note
+
+    store = handmade.build(tmp_path / "pdm.duckdb")
+    alarm_ns = int(handmade.ALARM_AT.value)
+    settings = load_settings(store={"backend": "embedded", "path": str(tmp_path / "pdm.duckdb")}, data_dir=str(tmp_path))
+    data = DashboardData(settings, store)
+    rc = data.rootcause("m-alarm", alarm_ns)
+    assert "excursion" not in ranking_note(rc, alarm_ns)
+    assert contributions_figure(rc).layout.title.text == "contribution to the anomaly score"
+    maps = {**rc.maps, "ranked_by": "excursion_change"}
+    store.write([{"measurement": "pdm_rootcause", "time": handmade.ALARM_AT,
+                  "tags": {"machine": "m-alarm", "model_version": "v1", "alarm": str(alarm_ns), "rank": "maps"},
+                  "fields": {"kind": "maps", "maps_json": json.dumps(maps)}}])
+    rc = data.rootcause("m-alarm", alarm_ns)
+    assert "moved since the excursion's own baseline" in ranking_note(rc, alarm_ns)
+    assert ranking_note(rc, alarm_ns).startswith("Ranked at the window that raised the alarm.")
+    assert contributions_figure(rc).layout.title.text == "share of the change since the excursion's baseline"
 
 
 def test_acknowledging_stores_an_operator_log_entry_and_shows_on_the_alarm(data: DashboardData) -> None:

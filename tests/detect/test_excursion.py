@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from pdm.detect.excursion import IDLE, INSIDE, OUT, RESET, ExcursionBaseline
+from pdm.detect.excursion import (
+    IDLE,
+    INSIDE,
+    OUT,
+    RESET,
+    VALUE_SPREAD_MIN,
+    ExcursionBaseline,
+    Fitted,
+)
 from pdm.detect.persist import read_baselines, read_excursion_baseline
+from pdm.detect.rootcause import EXCURSION_CHANGE
 from pdm.detect.score import score_machines
 from pdm.model.directory import load
-from pdm.store.schema import BASELINE, NEW_REGIME, OUTSIDE_ENVELOPE, SCORE
+from pdm.store.schema import BASELINE, NEW_REGIME, OUTSIDE_ENVELOPE, ROOTCAUSE, SCORE, TEMPERATURE
 from tests.detect.conftest import HEALTHY
 
 H = 3_600_000_000_000
@@ -70,6 +81,29 @@ def test_windows_that_began_before_the_excursion_are_in_no_baseline():
     assert np.flatnonzero(unsettled.scored).tolist() == [6, 7, 8, 9, 10, 11] and unsettled.finished[0]["levels"] == [40.0]
 
 
+def test_scored_windows_carry_each_channels_change_since_the_baseline():
+    """What the machine itself did, against the baseline's median and spread (root cause ranks by it)."""
+    kind = np.array([INSIDE] + [OUT] * 7)
+    z = np.zeros((len(kind), 2))
+    levels = np.zeros((len(kind), 2))
+    levels[1:5, 0] = [1.0, 1.2, 0.8, 1.0]  # median 1.0, quartiles 0.95 and 1.05: spread 0.1 / 1.349
+    levels[1:5, 1] = 3.0  # steady: the smallest spread
+    levels[5:, 0], levels[5:, 1] = 1.5, 3.0 + np.array([0.0, 0.01, 0.5])
+    got = RULE.apply(z, kind, _times(len(kind)), STRIDE, levels=levels)
+    assert np.flatnonzero(got.scored).tolist() == [5, 6, 7]
+    assert got.change[5:, 0] == pytest.approx([0.5] * 3) and got.change[5:, 1] == pytest.approx([0.0, 0.01, 0.5])
+    assert got.change_z[5, 0] == pytest.approx(0.5 / (0.1 / 1.349))
+    assert got.change_z[7, 1] == pytest.approx(0.5 / VALUE_SPREAD_MIN)
+    assert np.isnan(got.change[:5]).all()  # inside, settling and baseline windows: no change
+    assert got.finished[0]["value_levels"] == pytest.approx([1.0, 3.0])
+    # a baseline read back without the channels' levels gives none
+    known = {int(_times(8)[1]): Fitted(np.zeros(2), np.ones(2))}
+    old = RULE.apply(z[5:], kind[5:], _times(8)[5:], STRIDE, ongoing=int(_times(8)[1]), known=known,
+                     levels=levels[5:])
+    assert old.scored.all() and np.isnan(old.change).all()
+    assert RULE.apply(z, kind, _times(len(kind)), STRIDE).change is None
+
+
 @pytest.mark.parametrize("cut", [3, 6, 9])
 def test_in_pieces_as_at_once(cut):
     """A range that begins in an excursion continues it: its start, and the baseline if finished (else its
@@ -77,23 +111,26 @@ def test_in_pieces_as_at_once(cut):
     rng = np.random.default_rng(1)
     kind = np.array([INSIDE, OUT, OUT, IDLE, OUT, OUT, OUT, OUT, IDLE, OUT, OUT, OUT])
     z = rng.normal(2.0, 1.5, (len(kind), 3))
+    lv = rng.normal(0.0, 1.0, (len(kind), 3))
     t = _times(len(kind))
-    whole = RULE.apply(z, kind, t, STRIDE)
-    first = RULE.apply(z[:cut], kind[:cut], t[:cut], STRIDE)
+    whole = RULE.apply(z, kind, t, STRIDE, levels=lv)
+    first = RULE.apply(z[:cut], kind[:cut], t[:cut], STRIDE, levels=lv[:cut])
     start = int(t[1])
     if first.finished:  # the baseline is stored: the second piece reads it
-        known = {start: (np.asarray(first.finished[0]["levels"]), np.asarray(first.finished[0]["spread"]))}
-        second = RULE.apply(z[cut:], kind[cut:], t[cut:], STRIDE, ongoing=start, known=known)
+        b = first.finished[0]
+        known = {start: Fitted(*(np.asarray(b[k]) for k in ("levels", "spread", "value_levels", "value_spread")))}
+        second = RULE.apply(z[cut:], kind[cut:], t[cut:], STRIDE, ongoing=start, known=known, levels=lv[cut:])
         rest = slice(None)
     else:  # not yet: the scorer scores its outside windows so far again, in front of the new ones
         again = np.flatnonzero(first.baseline)
         zz, kk, tt = np.concatenate([z[again], z[cut:]]), np.concatenate([kind[again], kind[cut:]]), \
             np.concatenate([t[again], t[cut:]])
-        second = RULE.apply(zz, kk, tt, STRIDE, ongoing=start)
+        second = RULE.apply(zz, kk, tt, STRIDE, ongoing=start, levels=np.concatenate([lv[again], lv[cut:]]))
         rest = slice(len(again), None)
     assert np.array_equal(np.concatenate([first.scored, second.scored[rest]]), whole.scored)
     assert np.allclose(np.concatenate([first.z, second.z[rest]]), whole.z)
-    assert whole.scored.any()
+    assert np.allclose(np.concatenate([first.change_z, second.change_z[rest]]), whole.change_z, equal_nan=True)
+    assert whole.scored.any() and np.isfinite(whole.change_z[whole.scored]).all()
 
 
 def test_the_scorer_scores_a_long_excursion_against_its_own_baseline_in_pieces_as_at_once(trained, tmp_path):
@@ -117,8 +154,10 @@ def test_the_scorer_scores_a_long_excursion_against_its_own_baseline_in_pieces_a
     assert whole.outside == int(ran.sum()) and whole.new_regime == int(ran.sum()) - unscored
     assert "scored against their excursion's own baseline" in whole.message
     # its baseline is kept (tagged as an excursion's), and a work order's new baseline is not mistaken for it
-    levels, spread = read_excursion_baseline(at_once, HEALTHY, bundle.version, int(t0.value))
-    assert len(levels) == len(spread) == len(bundle.scalers[HEALTHY].channels) and (spread >= 1).all()
+    kept = read_excursion_baseline(at_once, HEALTHY, bundle.version, int(t0.value))
+    assert kept is not None and kept.value_levels is not None and kept.value_spread is not None
+    n_ch = len(bundle.scalers[HEALTHY].channels)
+    assert len(kept.levels) == len(kept.spread) == len(kept.value_levels) == n_ch and (kept.spread >= 1).all()
     assert at_once.read(BASELINE)["kind"].tolist() == ["excursion"]
     assert read_baselines(at_once, HEALTHY, bundle.version, 0, stop.value) == {}
     # in pieces (the DAG's runs): cut while settling, inside the baseline (its windows so far scored again)
@@ -137,3 +176,45 @@ def test_the_scorer_scores_a_long_excursion_against_its_own_baseline_in_pieces_a
     off = score_machines(trained.fresh_store(tmp_path / "o.duckdb"), bundle, [HEALTHY], start=start, stop=stop,
                          progress=False).machines[HEALTHY]
     assert off.scores["score"].isna().all() and off.new_regime == 0
+
+
+def test_an_alarm_in_an_excursion_names_what_moved_since_its_baseline(trained, tmp_path):
+    """Inside an excursion the model extrapolates (its errors mix every channel into every other): the root cause
+    ranks each channel's change since the excursion's baseline, and says so; in pieces as at once."""
+    bundle = load(trained.model)
+    env = bundle.detect["machines"][HEALTHY]["envelope"]
+    env["hi"][1] = env["lo"][1] + 1e-6  # every window outside, as above
+    bundle.detect["excursion"] = {"hours": 8.0, "min_windows": 4}
+    start, stop = trained.stop - pd.Timedelta("3D"), trained.stop
+    hot_from = stop - pd.Timedelta("20h")  # the winding runs hot (blocked cooling) well after the baseline
+
+    def heat(store):
+        temp = store.read(TEMPERATURE, HEALTHY, hot_from, stop)
+        temp = temp[temp["sensor"] == "winding"]
+        assert len(temp) > 100
+        store.write([{"measurement": TEMPERATURE, "time": t,
+                      "tags": {k: row[k] for k in ("plant", "line", "machine", "sensor")},
+                      "fields": {"celsius": float(row["celsius"]) + 15.0}} for t, row in temp.iterrows()])
+        return store
+
+    def top(store):
+        rc = store.read(ROOTCAUSE)
+        first = rc[rc["alarm"] == rc["alarm"].min()]
+        maps = json.loads(first.loc[first["rank"] == "maps", "maps_json"].iloc[-1])
+        return first.loc[first["rank"] == "c01", "channel"].iloc[0], maps["ranked_by"]
+
+    at_once = heat(trained.fresh_store(tmp_path / "a.duckdb"))
+    whole = score_machines(at_once, bundle, [HEALTHY], start=start, stop=stop, progress=False).machines[HEALTHY]
+    assert whole.alarms and whole.alarms[0].start >= hot_from.value
+    assert whole.scores.loc[pd.Timestamp(whole.alarms[0].start, tz="UTC"), "state"] == NEW_REGIME
+    rc = whole.rootcauses[int(whole.alarms[0].start)]
+    assert rc.maps["ranked_by"] == EXCURSION_CHANGE
+    assert rc.top_channel == "temperature.winding.celsius" and rc.channels[0]["zscore"] > 10
+    assert top(at_once) == ("temperature.winding.celsius", EXCURSION_CHANGE)
+    pieces = heat(trained.fresh_store(tmp_path / "p.duckdb"))
+    for a, b in [(start, hot_from - pd.Timedelta("2D")), (hot_from - pd.Timedelta("2D"), hot_from), (hot_from, stop)]:
+        score_machines(pieces, bundle, [HEALTHY], start=a, stop=b, progress=False)
+    assert top(pieces) == top(at_once)
+    got, want = pieces.read(ROOTCAUSE), at_once.read(ROOTCAUSE)
+    assert got["channel"].dropna().tolist() == want["channel"].dropna().tolist()
+    assert np.allclose(got["zscore"].to_numpy(float), want["zscore"].to_numpy(float), equal_nan=True)

@@ -163,3 +163,5 @@ def test_a_failure_whose_fault_ran_outside_the_operating_envelope_says_how_much(
     assert rows["m2"]["fault_windows"] == 60 and rows["m2"]["fault_windows_outside_envelope"] == 12
     assert rows["m2"]["fault_windows_new_regime"] == 12
     assert rows["m1"]["fault_windows"] == 9 * 12 and rows["m1"]["fault_windows_outside_envelope"] == 0
+    # the window m1's root cause was ranked at was scored inside the envelope (ranked by the model's errors)
+    assert rows["m1"]["rootcause_window_state"] == "scored" and "rootcause_window_state" not in rows["m2"]

@@ -230,7 +230,7 @@ def score_machines(store: Store, bundle_or_path: Any = None, machines: list[str]
 
 def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None, step_ns: int,
                window: int, stride: int, write: bool) -> tuple[MachineScore, int]:
-    from pdm.detect.errors import inside_envelope, step_gate, window_levels, window_residuals
+    from pdm.detect.errors import inside_envelope, step_gate, window_residuals
     from pdm.model.train import reconstruct
 
     det = bundle.detect["machines"].get(m)
@@ -281,9 +281,8 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         kind = np.where(np.isfinite(scores), np.where(inside, INSIDE, OUT), kind)
         scores = np.where(inside, scores, np.nan)
         # ... until its excursion outside has a baseline of its own (pdm.detect.excursion)
-        levels = window_levels(ws, step_gate(running, step_ns / 3.6e12))
         exc = _excursions(store, bundle, m, calib, z, kind, w_end, step_ns, window, stride, det, log, write=write,
-                          levels=levels)
+                          windows=(ws, running))
         if exc is not None and exc.scored.any():
             z = exc.z
             scores[exc.scored] = calib.score_z(z[exc.scored], exclude=environment_mask(channels))
@@ -525,23 +524,28 @@ def _rebaselined_z(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, 
 
 def _excursions(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, z: np.ndarray, kind: np.ndarray,
                 times: np.ndarray, step_ns: int, window: int, stride: int, det: dict[str, Any], log: pd.DataFrame,
-                write: bool = False, levels: np.ndarray | None = None) -> Excursions | None:
+                write: bool = False, windows: tuple[Any, np.ndarray] | None = None) -> Excursions | None:
     """The windows' :class:`ExcursionBaseline` (``kind`` per window: inside, outside, re-baselined or idle).
 
     A range that begins in an excursion continues it: its start comes from
     the machine's ``pdm_score`` states of this model version, its baseline
     from ``pdm_baseline`` when finished, else its outside windows so far are
     scored again (so is one written without the channels' levels, when
-    ``levels``, the windows' :func:`pdm.detect.errors.window_levels`, are
-    given). Finished baselines are written (``write``). A new model
+    ``windows``, the windows of ``z`` and their running values, are given:
+    their :func:`pdm.detect.errors.window_levels` are taken, only where some
+    window is outside). Finished baselines are written (``write``). A new model
     version (a retrain or fine-tune, with an envelope and errors of its own)
     takes a baseline of its own from its first windows outside.
     """
     from pdm.detect.errors import step_gate, window_levels
 
+    def levels_of(ws: Any, running: np.ndarray) -> np.ndarray:
+        return window_levels(ws, step_gate(running, step_ns / 3.6e12))
+
     exc = ExcursionBaseline.from_dict(bundle.detect.get("excursion"))
     if not exc.enabled or not (kind == OUT).any():
         return None
+    levels = levels_of(*windows) if windows is not None else None
     stride_ns, window_ns = stride * step_ns, window * step_ns
     n = len(times)
     first = kind[kind != IDLE]
@@ -563,8 +567,7 @@ def _excursions(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, z: 
                     kind = np.concatenate([np.full(int(keep.sum()), OUT), kind])
                     times = np.concatenate([(ws0.start + window_ns)[keep], times])
                     if levels is not None:
-                        levels = np.concatenate([window_levels(ws0, step_gate(got[1], step_ns / 3.6e12))[keep],
-                                                 levels])
+                        levels = np.concatenate([levels_of(ws0, got[1])[keep], levels])
     out = exc.apply(z, kind, times, stride_ns, ongoing=ongoing, known=known, window_ns=window_ns, levels=levels)
     if write and out.finished:
         write_excursion_baselines(store, m, bundle.version, out.finished)

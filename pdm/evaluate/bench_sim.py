@@ -685,8 +685,9 @@ def own_rate_verdict(doc: dict[str, Any], key: str = "recall_72h") -> str | None
             + ("TSHAE ahead of every baseline." if not lost else "TSHAE not ahead of " + ", ".join(lost) + "."))
 
 
-def plot_sweeps(doc: dict[str, Any], path: Path) -> bool:
-    """Recall at 72 h against false alarms per machine-month, one curve per detector (PNG); False without matplotlib."""
+def plot_sweeps(doc: dict[str, Any], path: Path, key: str = "recall_72h") -> bool:
+    """Recall at 72 h (``key``) against false alarms per machine-month, one curve per detector (PNG); False without
+    matplotlib."""
     try:
         import matplotlib
 
@@ -695,18 +696,18 @@ def plot_sweeps(doc: dict[str, Any], path: Path) -> bool:
     except ImportError:
         return False
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for key, r in doc["results"].items():
+    for name, r in doc["results"].items():
         pts = sorted(r.get("sweep") or [], key=lambda p: -p["factor"])  # the curve as the threshold falls
         if not pts:
             continue
-        ax.plot([p["false_alarms_per_machine_month"] for p in pts], [p["recall_72h"] for p in pts],
-                marker="o", ms=3, lw=2.2 if key == "tshae" else 1.2, label=r["name"])
+        ax.plot([p["false_alarms_per_machine_month"] for p in pts], [p[key] for p in pts],
+                marker="o", ms=3, lw=2.2 if name == "tshae" else 1.2, label=r["name"])
         m = r["metrics"]
-        ax.plot([m["false_alarms_per_machine_month"]], [m["recall_72h"]], "k*", ms=9)
+        ax.plot([m["false_alarms_per_machine_month"]], [m[key]], "k*", ms=9)
     for b in BUDGETS:
         ax.axvline(b, color="0.8", lw=0.8, ls="--")
     ax.set_xlabel("false alarms per machine-month")
-    ax.set_ylabel("failures caught >= 72 h ahead")
+    ax.set_ylabel("failures caught >= 72 h ahead" + ("" if key == "recall_72h" else " (alarm after onset)"))
     ax.set_xlim(left=0)
     ax.set_ylim(0, 1.02)
     ax.set_title(f"Threshold x {SWEEP_FACTORS[-1]:g} ... x {SWEEP_FACTORS[0]:g}: {doc['machines']} machines, "

@@ -337,6 +337,8 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
     cfg_sim.tshae_save = args.tshae_save
     cfg_sim.model_seed = args.model_seed
     cfg_sim.series = args.series
+    cfg_sim.running_scaling = args.running_scaling
+    cfg_sim.temperatures_running = args.temperatures_running
     try:
         benchmark_sim(cfg_sim, out, quick=args.quick, tag=args.tag or "")
     except (ValueError, ModelDirectoryError) as exc:
@@ -473,6 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--series", action="store_true",
                    help="sim: also write each detector's per-window scores, thresholds and channel scores "
                         "(STEM_series/DETECTOR.parquet beside the results), to study misses without a rerun")
+    p.add_argument("--running-scaling", dest="running_scaling", action="store_true",
+                   help="sim: vibration and currents scaled on the steps each machine ran (FeatureConfig.running_scaling)")
+    p.add_argument("--temperatures-running", dest="temperatures_running", action="store_true",
+                   help="sim: temperatures' median and IQR from the steps each machine ran "
+                        "(FeatureConfig.temperatures_running)")
     p.add_argument("--tag", help="sim: appended to the results files' names (sim_TAG.json), so runs do not overwrite")
     p.set_defaults(func=_benchmark_cmd)
 

@@ -110,6 +110,8 @@ class RobustScaler:
     running_only: bool = False
     #: The "days since work order" context runs from 0 to 1 over these days (:data:`WORK_ORDER_RUN_IN_DAYS`).
     work_order_days: float = WORK_ORDER_RUN_IN_DAYS
+    #: Temperatures take their median and IQR from the steps the machine ran (their stopped steps stay shown).
+    temperatures_running: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.work_order_days <= DAYS_SINCE_CAP:
@@ -127,7 +129,8 @@ class RobustScaler:
                 out[:, j] -= ref
         return out
 
-    def fit(self, frame: pd.DataFrame, rise_over: str | None = None, running: np.ndarray | None = None) -> RobustScaler:
+    def fit(self, frame: pd.DataFrame, rise_over: str | None = None, running: np.ndarray | None = None, *,
+            temperatures_running: np.ndarray | None = None) -> RobustScaler:
         """Fit on ``frame`` (rows = healthy grid steps, columns = ``channels``).
 
         ``rise_over``: an ambient temperature channel to read the machine's
@@ -138,6 +141,18 @@ class RobustScaler:
         given, the channels that stop with the machine are fitted on the rows
         where it ran (:func:`ran`), when there are :data:`MIN_RUNNING_STEPS`,
         and :meth:`transform` hides their stopped steps (``running_only``).
+
+        ``temperatures_running`` (rows,): the ``running`` context again; given,
+        the temperatures' median and IQR are taken over the rows where the
+        machine ran (with :data:`MIN_RUNNING_STEPS` of them), their stopped
+        steps still scaled and shown (``temperatures_running``). Over every
+        step, a temperature's median depends on the machine's duty cycle: a
+        machine that stops every night has its running temperatures well above
+        it, one that runs around the clock at it, and a model shared by both
+        reads that level from the stops it sees in a window (TSHAE's imputed
+        temperatures and current in a three-shift fan's running hours rose by
+        0.6-0.8 IQR in every window holding its weekend stop, held-back fleet
+        2027; hiding the stop from the context put them back).
         """
         self.rise_over = None
         if rise_over is not None and rise_over in self.channels:
@@ -154,6 +169,16 @@ class RobustScaler:
             else:
                 self.problems.append(f"ran on {int(on.sum())} of {len(on)} healthy steps (under {MIN_RUNNING_STEPS}): "
                                      "vibration and currents are scaled over all steps, stopped ones included")
+        self.temperatures_running = False
+        if temperatures_running is not None:
+            on = ran(temperatures_running)
+            temps = np.array([is_machine_temperature(c) for c in self.channels], bool)
+            if int(on.sum()) >= MIN_RUNNING_STEPS and temps.any():
+                self.temperatures_running = True
+                x[np.ix_(~on, temps)] = np.nan  # for the statistics only: transform shows them
+            elif temps.any():
+                self.problems.append(f"ran on {int(on.sum())} of {len(on)} healthy steps (under "
+                                     f"{MIN_RUNNING_STEPS}): temperatures are scaled over all steps")
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels are reported below
             q1, med, q3 = np.nanpercentile(x, [25, 50, 75], axis=0)
@@ -200,6 +225,8 @@ class RobustScaler:
             out["rise_over"] = self.rise_over
         if self.running_only:
             out["running_only"] = True
+        if self.temperatures_running:
+            out["temperatures_running"] = True
         return out
 
     @classmethod
@@ -208,7 +235,8 @@ class RobustScaler:
         # the work-order context over 30 days.
         return cls(list(d["channels"]), np.asarray(d["median"], dtype=np.float64), np.asarray(d["iqr"], dtype=np.float64),
                    rise_over=d.get("rise_over"), running_only=bool(d.get("running_only", False)),
-                   work_order_days=float(d.get("work_order_days", WORK_ORDER_DAYS_BEFORE)))
+                   work_order_days=float(d.get("work_order_days", WORK_ORDER_DAYS_BEFORE)),
+                   temperatures_running=bool(d.get("temperatures_running", False)))
 
 
 @dataclass

@@ -41,6 +41,11 @@ class FeatureConfig:
     #: (:class:`pdm.features.windows.RobustScaler`); False (the default until its root cause is
     #: settled, see README): scaled over every step, stops included.
     running_scaling: bool = False
+    #: Machine temperatures take their median and IQR from the steps the machine ran (stopped steps still
+    #: shown), so that their running level does not depend on how often the machine stops
+    #: (:class:`pdm.features.windows.RobustScaler`); False (the default until measured on the held-back
+    #: fleets): over every step.
+    temperatures_running: bool = False
     #: The ambient channel hidden from the model in training as well, where temperatures are read as rises
     #: over it (:func:`training_windows`); scoring and calibration always hide it there
     #: (:func:`pdm.detect.errors.hide_environment`). False: training shows it, as it did before this setting.
@@ -105,8 +110,10 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     rise_over = ambient_channel(channels) if features.temperature_rise else None  # the fleet's channels: once
     for m, g in grids.items():
         healthy = ~excluded_steps(g.index, labels, m)
-        scaler = RobustScaler(channels).fit(g.sensors[healthy], rise_over=rise_over,
-                                            running=grid_running(g, healthy) if features.running_scaling else None)
+        scaler = RobustScaler(channels).fit(
+            g.sensors[healthy], rise_over=rise_over,
+            running=grid_running(g, healthy) if features.running_scaling else None,
+            temperatures_running=grid_running(g, healthy) if features.temperatures_running else None)
         w = make_windows(g, scaler, features.window, features.stride, exclude=~healthy)
         if len(w) < features.min_windows:
             report.skipped[m] = f"only {len(w)} healthy windows (need {features.min_windows}); not trained on"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pdm.evaluate.bench_sim import SimBenchConfig, benchmark_sim
@@ -79,6 +80,11 @@ def test_sim_benchmark_with_the_products_stages(tmp_path: Path) -> None:
         # the default threshold's alarms are kept, and every sweep point counts alarms after the fault's onset too
         assert isinstance(saved["results"][key]["alarms"], list)
         assert all("recall_72h_after_onset" in pt for pt in saved["results"][key]["sweep"])
+    # each window's counted share travels with the series; the stop effect is measured from it
+    assert frame["counted"].between(0, 1).all()
+    assert all(s.counted is not None for s in read_series(folder, "pca"))
+    effect = doc["results"]["pca"]["stop_effect"]
+    assert effect is None or effect["windows_running"] + effect["windows_with_stop"] <= len(frame)
     md = (tmp_path / "out" / "sim_quick_product_t1.md").read_text()
     assert "(product)" in md and "operating envelope" in md
     assert "alarm after onset" in md
@@ -301,3 +307,22 @@ def test_a_tshae_saved_by_one_run_scores_the_same_when_read_back(tmp_path: Path)
     a = pd.read_parquet(tmp_path / "out" / "sim_quick_a_series" / "tshae.parquet")
     b = pd.read_parquet(tmp_path / "out" / "sim_quick_b_series" / "tshae.parquet")
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_stop_effect_compares_windows_holding_a_stop_with_windows_run_throughout() -> None:
+    from pdm.evaluate.bench_sim import _Series, stop_effect, stop_note
+
+    t = np.arange(6, dtype=np.int64)
+    z = np.zeros((6, 1))
+    a = _Series("a", t, np.array([1.0, 1.0, 1.0, 3.0, 3.0, np.nan]), z, 10.0, ["c"],
+                counted=np.array([1.0, 1.0, 1.0, 0.5, 0.5, 0.5]))
+    b = _Series("b", t, np.array([2.0, 2.0, 9.0, 5.0, 8.0, 8.0]), z, 20.0, ["c"],
+                counted=np.array([1.0, 1.0, 0.95, 0.25, 0.1, 0.0]))  # 0.95: a start-up's warm-up, neither class
+    e = stop_effect([a, b])
+    assert e is not None and (e["windows_running"], e["windows_with_stop"]) == (5, 3)
+    assert e["median_ratio_running"] == pytest.approx(0.1)  # 0.1 x 3, 0.1 x 2
+    assert e["median_ratio_with_stop"] == pytest.approx(0.3)  # 0.3, 0.3, 0.25 (under 20 % counted: neither)
+    assert e["quotient"] == pytest.approx(3.0)
+    assert stop_effect([a, _Series("c", t, np.ones(6), z, 1.0, ["c"])]) is None  # plain stages: no shares
+    doc = {"results": {"tshae": {"name": "TSHAE", "stop_effect": e}, "pca": {"name": "PCA", "stop_effect": None}}}
+    assert "TSHAE 0.30 against 0.10 (3.0x)" in (stop_note(doc) or "") and "PCA" not in (stop_note(doc) or "")

@@ -165,3 +165,49 @@ def test_a_run_in_the_grid_cannot_tell_is_refused():
     for bad in (DAYS_SINCE_CAP + 1, 0.0):
         with pytest.raises(ValueError, match="run-in must lie in"):
             RobustScaler(["c"], work_order_days=bad)
+
+
+def duty(n: int, runs_every: int, seed: int = 2) -> tuple[pd.DataFrame, np.ndarray]:
+    """A machine at the same running temperatures whatever its duty cycle: at ambient while stopped.
+
+    ``runs_every``: it runs one step in that many (3: one shift a day; 1: around the clock).
+    """
+    rng = np.random.default_rng(seed)
+    running = np.where(np.arange(n) % runs_every == 0, 1.0, 0.0)
+    frame = pd.DataFrame({AMB: np.full(n, 15.0) + rng.normal(0, 0.2, n),
+                          BRG: np.where(running > 0, 40.0, 20.0) + rng.normal(0, 0.5, n),
+                          WND: np.where(running > 0, 60.0, 22.0) + rng.normal(0, 0.5, n),
+                          RMS: np.exp(rng.normal(-2.0, 0.2, n))})
+    return frame, running
+
+
+def test_temperatures_scaled_on_running_steps_read_the_same_running_level_whatever_the_duty_cycle():
+    """Scaled over every step, a machine that stops often has its running temperatures far above its median."""
+    often, run_often = duty(900, 3)
+    never, run_never = duty(900, 1)
+    levels = {}
+    for flag in (False, True):
+        for name, (frame, running) in {"often": (often, run_often), "never": (never, run_never)}.items():
+            s = RobustScaler(CHANNELS).fit(frame, rise_over=AMB, temperatures_running=running if flag else None)
+            assert s.temperatures_running is flag
+            x = s.transform(frame)
+            assert np.isfinite(x[:, 1:3]).all()  # stopped steps are shown: the thermal state a restart begins from
+            levels[flag, name] = np.median(x[running > 0, 1:3], axis=0)
+            if flag and name == "often":
+                assert (x[running == 0, 1:3] < -5).all()  # stopped: far below the running level
+    np.testing.assert_allclose(levels[True, "often"], 0.0, atol=0.2)
+    np.testing.assert_allclose(levels[True, "never"], 0.0, atol=0.2)
+    assert (levels[False, "often"] > 0.9).all()  # the all-steps median lies among the stopped steps
+    np.testing.assert_allclose(levels[False, "never"], 0.0, atol=0.2)
+
+
+def test_temperature_running_scaling_travels_with_the_scaler_and_needs_running_steps():
+    frame, running = duty(300, 3)
+    s = RobustScaler(CHANNELS).fit(frame, rise_over=AMB, temperatures_running=running)
+    back = RobustScaler.from_dict(s.to_dict())
+    assert back.temperatures_running and not back.running_only  # vibration: its own option
+    np.testing.assert_array_equal(back.transform(frame), s.transform(frame))
+    old = RobustScaler(CHANNELS).fit(frame).to_dict()
+    assert "temperatures_running" not in old and not RobustScaler.from_dict(old).temperatures_running
+    few = RobustScaler(CHANNELS).fit(frame, temperatures_running=np.where(np.arange(300) < 10, 1.0, 0.0))
+    assert not few.temperatures_running and any("temperatures are scaled over all steps" in p for p in few.problems)

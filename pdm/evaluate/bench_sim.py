@@ -483,9 +483,10 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         in_train = g.index < split
         healthy = ~excluded_steps(g.index, labels, m)
         fit_rows = healthy & in_train
+        ran_at = grid_running(g, fit_rows) if cfg.running_scaling or cfg.temperatures_running else None
         scaler = RobustScaler(channels, work_order_days=run_in).fit(  # rise, running: as FeatureConfig's
-            g.sensors[fit_rows], rise_over=rise_over, running=grid_running(g, fit_rows) if cfg.running_scaling else None,
-            temperatures_running=grid_running(g, fit_rows) if cfg.temperatures_running else None)
+            g.sensors[fit_rows], rise_over=rise_over, running=ran_at if cfg.running_scaling else None,
+            temperatures_running=ran_at if cfg.temperatures_running else None)
         w = make_windows(g, scaler, cfg.window, cfg.stride, exclude=~fit_rows)
         t = make_windows(g, scaler, cfg.window, cfg.stride)
         keep = t.start >= split.value

@@ -110,10 +110,10 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     rise_over = ambient_channel(channels) if features.temperature_rise else None  # the fleet's channels: once
     for m, g in grids.items():
         healthy = ~excluded_steps(g.index, labels, m)
-        scaler = RobustScaler(channels).fit(
-            g.sensors[healthy], rise_over=rise_over,
-            running=grid_running(g, healthy) if features.running_scaling else None,
-            temperatures_running=grid_running(g, healthy) if features.temperatures_running else None)
+        ran_at = grid_running(g, healthy) if features.running_scaling or features.temperatures_running else None
+        scaler = RobustScaler(channels).fit(g.sensors[healthy], rise_over=rise_over,
+                                            running=ran_at if features.running_scaling else None,
+                                            temperatures_running=ran_at if features.temperatures_running else None)
         w = make_windows(g, scaler, features.window, features.stride, exclude=~healthy)
         if len(w) < features.min_windows:
             report.skipped[m] = f"only {len(w)} healthy windows (need {features.min_windows}); not trained on"

@@ -105,3 +105,26 @@ def test_a_replay_can_start_from_a_model_already_trained_on_its_initial_period(p
     with pytest.raises(ValueError, match="trained on .* not on the replay's initial period"):
         replay(store, tmp_path / "m2", t0, t0 + pd.Timedelta("5D"),
                config=ReplayConfig(initial="3D", initial_model=str(other.path)), progress=False)
+
+
+def test_training_can_scale_temperatures_on_running_steps_and_the_model_directory_keeps_it(plant, tmp_path):
+    """FeatureConfig.temperatures_running reaches every machine's scaler and travels with the model directory."""
+    from pdm.features.windows import is_machine_temperature
+    from pdm.model.directory import load
+    from pdm.model.pipeline import FeatureConfig, train_fleet
+    from pdm.model.train import TrainConfig
+
+    store, t0 = plant
+    kw = {"model_overrides": {"d_model": 32, "layers": 1}, "train_cfg": TrainConfig(epochs=1, progress=False)}
+    stop = t0 + pd.Timedelta("3D")
+    on = load(train_fleet(store, tmp_path / "on", start=t0, stop=stop, **kw,
+                          features=FeatureConfig(window=72, stride=24, min_windows=4, temperatures_running=True)).path)
+    off = load(train_fleet(store, tmp_path / "off", start=t0, stop=stop, **kw,
+                           features=FeatureConfig(window=72, stride=24, min_windows=4)).path)
+    assert on.scalers and set(on.scalers) == set(off.scalers)
+    for m, s in on.scalers.items():
+        assert s.temperatures_running and not s.running_only and not off.scalers[m].temperatures_running
+        temps = [j for j, c in enumerate(s.channels) if is_machine_temperature(c)]
+        other = [j for j, c in enumerate(s.channels) if not is_machine_temperature(c)]
+        assert temps and (s.median[temps] != off.scalers[m].median[temps]).any()  # the running steps' level
+        assert (s.median[other] == off.scalers[m].median[other]).all()  # vibration and currents as before

@@ -43,8 +43,9 @@ class FeatureConfig:
     running_scaling: bool = False
     #: Machine temperatures take their median and IQR from the steps the machine ran (stopped steps still
     #: shown), so that their running level does not depend on how often the machine stops
-    #: (:class:`pdm.features.windows.RobustScaler`); False (the default until measured on the held-back
-    #: fleets): over every step.
+    #: (:class:`pdm.features.windows.RobustScaler`); False (the default): over every step. Measured on
+    #: development seed 11 (README, "Stops in a window"): alone it was worse on every count; with
+    #: ``running_scaling`` the stop effect went and root causes improved, but vibration spikes alarmed.
     temperatures_running: bool = False
     #: The ambient channel hidden from the model in training as well, where temperatures are read as rises
     #: over it (:func:`training_windows`); scoring and calibration always hide it there

@@ -51,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as e:
             print(f"pooled: cannot read {path}: {e}", file=sys.stderr)
             return 2
-    doc = pool(docs)
+    try:
+        doc = pool(docs)
+    except ValueError as e:  # runs that cannot be added up (no per-failure rows, other sweeps)
+        print(f"pooled: {e}", file=sys.stderr)
+        return 2
     doc.update({"benchmark": "pooled", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "runs": {name: str(file) for name, file in runs.items()}})
     args.results.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ luck of which failures came.
 
 from __future__ import annotations
 
-import math
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -74,10 +74,7 @@ def pool(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         alarms = sum(m["alarms"] for m in ms)
         leads = [float(row["lead_h"]) for row in rows if row.get("lead_h") is not None]
         judged = [row.get("rootcause_rank") for row in rows if "rootcause_rank" in row]
-        by_cause: dict[str, int] = {}
-        for m in ms:
-            for c, v in m.get("false_alarms_by_cause", {}).items():
-                by_cause[c] = by_cause.get(c, 0) + int(v)
+        by_cause = dict(sum((Counter(m.get("false_alarms_by_cause", {})) for m in ms), Counter()))
         onset = all(m.get("recall_72h_after_onset") is not None for m in ms)
         metrics = {
             "failures": n, "caught": sum(m["caught"] for m in ms),
@@ -131,12 +128,19 @@ def _pooled_sweep(key: str, runs: list[dict[str, Any]], n: int, months: float) -
 
 def sign_test(only_a: int, only_b: int) -> float:
     """Two-sided exact sign test (McNemar's exact test) of ``only_a`` against ``only_b`` discordant pairs."""
+    from scipy.stats import binomtest
+
     n = only_a + only_b
-    if n == 0:
-        return 1.0
-    k = min(only_a, only_b)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n
-    return min(1.0, 2.0 * tail)
+    return 1.0 if n == 0 else float(binomtest(only_a, n, 0.5).pvalue)
+
+
+def _failure_id(row: dict[str, Any]) -> tuple[Any, str, str]:
+    return row.get("fleet"), row["machine"], str(row["failure"])
+
+
+def _label(ident: tuple[Any, str, str]) -> str:
+    fleet, machine, failure = ident
+    return f"{machine} {pd.Timestamp(failure):%Y-%m-%d}" + (f" ({fleet})" if fleet else "")
 
 
 def paired(doc: dict[str, Any], key: str = "recall_72h_after_onset") -> list[dict[str, Any]]:
@@ -145,25 +149,22 @@ def paired(doc: dict[str, Any], key: str = "recall_72h_after_onset") -> list[dic
     if "tshae" not in res:
         return []
     ours = [_caught72(row, key) for row in res["tshae"]["per_failure"]]
-    ident = [(row.get("fleet"), row["machine"], str(row["failure"])) for row in res["tshae"]["per_failure"]]
+    ident = [_failure_id(row) for row in res["tshae"]["per_failure"]]
     out = []
     for k, r in res.items():
         if k == "tshae":
             continue
         rows = r["per_failure"]
-        if [(row.get("fleet"), row["machine"], str(row["failure"])) for row in rows] != ident:
+        if [_failure_id(row) for row in rows] != ident:
             raise ValueError(f"{k}: not the same failures as TSHAE's, in the same order")
         theirs = [_caught72(row, key) for row in rows]
+        only_us = [_label(i) for i, a, b in zip(ident, ours, theirs, strict=True) if a and not b]
+        only_them = [_label(i) for i, a, b in zip(ident, ours, theirs, strict=True) if b and not a]
         both = sum(a and b for a, b in zip(ours, theirs, strict=True))
-        only_us = sum(a and not b for a, b in zip(ours, theirs, strict=True))
-        only_them = sum(b and not a for a, b in zip(ours, theirs, strict=True))
-        out.append({"baseline": k, "name": r["name"], "both": both, "tshae_only": only_us,
-                    "baseline_only": only_them, "neither": len(ours) - both - only_us - only_them,
-                    "difference": only_us - only_them, "p_value": sign_test(only_us, only_them),
-                    "tshae_only_failures": [f"{i[1]} {pd.Timestamp(i[2]):%Y-%m-%d}" + (f" ({i[0]})" if i[0] else "")
-                                            for i, a, b in zip(ident, ours, theirs, strict=True) if a and not b],
-                    "baseline_only_failures": [f"{i[1]} {pd.Timestamp(i[2]):%Y-%m-%d}" + (f" ({i[0]})" if i[0] else "")
-                                               for i, a, b in zip(ident, ours, theirs, strict=True) if b and not a]})
+        out.append({"baseline": k, "name": r["name"], "both": both, "tshae_only": len(only_us),
+                    "baseline_only": len(only_them), "neither": len(ours) - both - len(only_us) - len(only_them),
+                    "difference": len(only_us) - len(only_them), "p_value": sign_test(len(only_us), len(only_them)),
+                    "tshae_only_failures": only_us, "baseline_only_failures": only_them})
     return out
 
 

@@ -88,7 +88,8 @@ def _train_cmd(args: argparse.Namespace, settings: Settings) -> int:
     from pdm.store import open_store
 
     machines = [m for chunk in (args.machines or []) for m in chunk.split(",") if m] or None
-    features = FeatureConfig(step=args.step, window=args.window, stride=args.stride)
+    trim = {} if args.error_trim is None else {"error_trim": args.error_trim}
+    features = FeatureConfig(step=args.step, window=args.window, stride=args.stride, **trim)
     overrides = {"attention": args.attention, "d_model": args.d_model, "layers": args.layers, "patch": args.patch}
     cfg = TrainConfig(epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, mvp_epochs=args.mvp_epochs)
     with open_store(settings.store) as store:
@@ -339,6 +340,7 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
     cfg_sim.series = args.series
     cfg_sim.running_scaling = args.running_scaling
     cfg_sim.temperatures_running = args.temperatures_running
+    cfg_sim.error_trim = args.error_trim
     try:
         benchmark_sim(cfg_sim, out, quick=args.quick, tag=args.tag or "")
     except (ValueError, ModelDirectoryError) as exc:
@@ -403,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", default="10min", help="grid step")
     p.add_argument("--window", type=int, default=144, help="window length in steps (64..16384)")
     p.add_argument("--stride", type=int, default=12, help="steps between window starts")
+    p.add_argument("--error-trim", dest="error_trim", type=float, metavar="SHARE",
+                   help="leave each window's largest SHARE of step errors out of its channel errors, in calibration "
+                        "and scoring (default: FeatureConfig.error_trim)")
     p.add_argument("--patch", type=int, default=8, help="time steps per token")
     p.add_argument("--attention", choices=["hybrid", "full", "window"], default="hybrid")
     p.add_argument("--d-model", dest="d_model", type=int, default=64)
@@ -480,6 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperatures-running", dest="temperatures_running", action="store_true",
                    help="sim: temperatures' median and IQR from the steps each machine ran "
                         "(FeatureConfig.temperatures_running)")
+    p.add_argument("--error-trim", dest="error_trim", type=float, default=0.0, metavar="SHARE",
+                   help="sim: leave each window's largest SHARE of step errors out of its channel errors "
+                        "(an upper-trimmed mean, so one spike does not carry a window; default 0)")
     p.add_argument("--tag", help="sim: appended to the results files' names (sim_TAG.json), so runs do not overwrite")
     p.set_defaults(func=_benchmark_cmd)
 

@@ -196,25 +196,40 @@ def hide_steps(windows: WindowSet, running: np.ndarray) -> WindowSet:
     return _unobserved(windows, stopped[:, None, :] & hide[None, :, None])
 
 
-def masked_mean(per_step: np.ndarray, mask: np.ndarray, min_count: int = 1) -> np.ndarray:
+def masked_mean(per_step: np.ndarray, mask: np.ndarray, min_count: int = 1, trim: float = 0.0) -> np.ndarray:
     """Mean of ``per_step`` (n, C, T) over the steps where ``mask`` is 1 → (n, C).
 
-    NaN where fewer than ``min_count`` (at least 1) steps count.
+    NaN where fewer than ``min_count`` (at least 1) steps count. ``trim`` > 0
+    leaves out the largest ``floor(trim * count)`` counted steps of each window
+    and channel (an upper-trimmed mean): one outlying reading (a spike) then
+    does not carry a window's error, while a change that lasts longer than
+    the trimmed share still does. ``min_count`` is judged before trimming.
     """
+    if not 0.0 <= trim < 0.5:
+        raise ValueError(f"trim must be in [0, 0.5), got {trim}")
     count = mask.sum(axis=2)
-    total = (np.nan_to_num(per_step) * mask).sum(axis=2)
+    values = np.nan_to_num(per_step) * mask
+    total, kept = values.sum(axis=2), count
+    if trim > 0:
+        drop = np.floor(trim * count).astype(int)
+        if drop.any():
+            largest = -np.sort(np.where(mask > 0, -values, np.inf), axis=2)  # counted steps first, largest first
+            ranks = np.arange(per_step.shape[2])
+            total = total - np.where(ranks < drop[..., None], largest, 0.0).sum(axis=2)
+            kept = count - drop
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count >= max(min_count, 1), total / np.maximum(count, 1), np.nan)
+        return np.where(count >= max(min_count, 1), total / np.maximum(kept, 1), np.nan)
 
 
 def window_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarray | None = None,
-                  min_count: int = 1) -> np.ndarray:
+                  min_count: int = 1, trim: float = 0.0) -> np.ndarray:
     """Mean absolute error per window and channel over observed (and gated) steps: (n, C).
 
-    NaN where fewer than ``min_count`` (at least 1) steps of the channel count.
+    NaN where fewer than ``min_count`` (at least 1) steps of the channel count; ``trim``: as in
+    :func:`masked_mean`.
     """
     mask = windows.mask if gate is None else windows.mask * gate[:, None, :]
-    return masked_mean(np.abs(np.nan_to_num(windows.values) - reconstruction), mask, min_count)
+    return masked_mean(np.abs(np.nan_to_num(windows.values) - reconstruction), mask, min_count, trim)
 
 
 def window_residuals(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarray) -> np.ndarray:
@@ -237,14 +252,17 @@ def window_levels(windows: WindowSet, gate: np.ndarray) -> np.ndarray:
     return masked_mean(np.nan_to_num(windows.values), windows.mask * gate[:, None, :], min_count=_min_counted(gate))
 
 
-def gated_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarray) -> np.ndarray:
+def gated_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarray, trim: float = 0.0) -> np.ndarray:
     """:func:`window_errors` under ``gate``, NaN for channels with under :data:`MIN_COUNTED` of the steps."""
-    return window_errors(windows, reconstruction, gate, min_count=_min_counted(gate))
+    return window_errors(windows, reconstruction, gate, min_count=_min_counted(gate), trim=trim)
 
 
-def gated_step_errors(step_errors: np.ndarray, windows: WindowSet, gate: np.ndarray) -> np.ndarray:
-    """:func:`gated_errors` from any detector's per-step errors (n, C, T) instead of a reconstruction."""
-    return masked_mean(step_errors, windows.mask * gate[:, None, :], _min_counted(gate))
+def gated_step_errors(step_errors: np.ndarray, windows: WindowSet, gate: np.ndarray, trim: float = 0.0) -> np.ndarray:
+    """:func:`gated_errors` from any detector's per-step errors (n, C, T) instead of a reconstruction.
+
+    ``trim``: as in :func:`masked_mean`.
+    """
+    return masked_mean(step_errors, windows.mask * gate[:, None, :], _min_counted(gate), trim)
 
 
 def gated_window_errors(errors: np.ndarray, windows: WindowSet, gate: np.ndarray) -> np.ndarray:
@@ -263,9 +281,10 @@ def _min_counted(gate: np.ndarray) -> int:
 
 
 def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: np.ndarray,
-                        window: int, *, running: np.ndarray | None = None) -> np.ndarray:
-    """:func:`gated_errors` with the :func:`running_gate` of ``grid`` (``running``: as there)."""
-    return gated_errors(windows, reconstruction, running_gate(grid, windows, window, running=running))
+                        window: int, *, running: np.ndarray | None = None, trim: float = 0.0) -> np.ndarray:
+    """:func:`gated_errors` with the :func:`running_gate` of ``grid`` (``running``: as there; ``trim``: as in
+    :func:`masked_mean`)."""
+    return gated_errors(windows, reconstruction, running_gate(grid, windows, window, running=running), trim)
 
 
 __all__ = ["KEPT_WHEN_STOPPED", "MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "gated_step_errors", "gated_window_errors", "grid_windows_errors",

@@ -398,6 +398,7 @@ def _window_errors(store: Store, bundle: Any, m: str, ends: np.ndarray, step_ns:
     """
     from pdm.detect.errors import grid_windows_errors, hide_environment, hide_steps, window_running
     from pdm.features import align_machine, make_windows
+    from pdm.model.pipeline import bundle_features
     from pdm.model.train import reconstruct
 
     window_ns = window * step_ns
@@ -414,7 +415,8 @@ def _window_errors(store: Store, bundle: Any, m: str, ends: np.ndarray, step_ns:
     hidden_env = bundle.scalers[m].rise_over if det.get("environment_hidden") else None
     ws = hide_environment(hide_steps(ws, running), hidden_env)
     recon = reconstruct(bundle.model, ws)["reconstruction"]
-    return ws, running, grid_windows_errors(grid, ws, recon, window, running=running)
+    trim = bundle_features(bundle).error_trim  # as calibration computed them
+    return ws, running, grid_windows_errors(grid, ws, recon, window, running=running, trim=trim)
 
 
 def mostly_observed(ws: Any) -> Any:

@@ -56,6 +56,7 @@ class SimBenchConfig:
     model_seed: int | None = None
     running_scaling: bool = False  # vibration and currents scaled on running steps (FeatureConfig.running_scaling)
     temperatures_running: bool = False  # temperatures' median and IQR from running steps (FeatureConfig's)
+    error_trim: float = 0.0  # share of each window's largest step errors left out (pdm.detect.errors.masked_mean)
     detectors: tuple[str, ...] = ("tshae", "pca", "iforest", "conv_ae", "lstm_ae", "tst_mvp")
     #: "plain": calibration + POT + alarm rule on every window (the detectors alone);
     #: "product": every detector through pdm's scorer's stages as well (see :data:`STAGES`).
@@ -324,12 +325,15 @@ def _hidden(grid: Any, ws: Any, window: int, rise_over: str | None = None) -> tu
             running_gate(grid, ws, window, running=running))
 
 
-def _gated(det: Any, ws: Any, gate: np.ndarray) -> np.ndarray:
-    """A detector's (n, C) errors counted over the gated steps (per step where it has them, else per window)."""
+def _gated(det: Any, ws: Any, gate: np.ndarray, trim: float = 0.0) -> np.ndarray:
+    """A detector's (n, C) errors counted over the gated steps (per step where it has them, else per window).
+
+    ``trim``: the share of each window's largest step errors left out (per-step detectors only).
+    """
     from pdm.detect.errors import gated_step_errors, gated_window_errors
 
     if hasattr(det, "step_errors"):
-        return gated_step_errors(det.step_errors(ws), ws, gate)
+        return gated_step_errors(det.step_errors(ws), ws, gate, trim)
     return gated_window_errors(det.errors(ws), ws, gate)
 
 
@@ -392,7 +396,7 @@ def save_tshae(det: Any, scalers: dict[str, Any], cfg: SimBenchConfig) -> Path:
 
 
 def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: int,
-                   stride_ns: int) -> _Series | None:
+                   stride_ns: int, trim: float = 0.0) -> _Series | None:
     """One machine's series through the product's stages (None: no calibration window could be scored)."""
     from pdm.detect.excursion import IDLE, INSIDE, OUT, RESET, ExcursionBaseline
     from pdm.detect.rebaseline import Rebaseline
@@ -401,16 +405,16 @@ def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: 
     from pdm.model.pipeline import MIN_REL_SPREAD, THRESHOLD_FLOOR
 
     env = environment_mask(list(st.test.channels))
-    healthy = _gated(det, st.cal, st.cal_gate)
+    healthy = _gated(det, st.cal, st.cal_gate, trim)
     cal = ChannelCalibrator().fit(healthy, min_rel_spread=MIN_REL_SPREAD)
     h_scores = cal.apply(healthy, exclude=env)
     if not np.isfinite(h_scores).any():
         return None
     pot = POTThreshold(min_scores=100, floor=THRESHOLD_FLOOR).fit(h_scores)
-    err = _gated(det, st.test, st.gate)
+    err = _gated(det, st.test, st.gate, trim)
     starts, n = st.test.start, len(st.test)
     if st.pre is not None and st.pre_gate is not None:
-        starts, err = np.concatenate([st.pre.start, starts]), np.concatenate([_gated(det, st.pre, st.pre_gate), err])
+        starts, err = np.concatenate([st.pre.start, starts]), np.concatenate([_gated(det, st.pre, st.pre_gate, trim), err])
     rb = Rebaseline().apply(err, starts, starts + window_ns, st.orders, cal.median, cal.iqr, stride_ns)
     z, unscored = rb.z[-n:], rb.unscored[-n:]
     scores = cal.score_z(z, exclude=env)
@@ -458,6 +462,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         raise ValueError("window must be a multiple of 8 and at least 64 (TSHAE)")
     if not 0 < cfg.train_days < cfg.days:
         raise ValueError("train_days must be between 0 and days")
+    if not 0.0 <= cfg.error_trim < 0.5:
+        raise ValueError(f"error_trim must be in [0, 0.5), got {cfg.error_trim}")
     if cfg.stages not in STAGES:
         raise ValueError(f"stages must be one of {', '.join(STAGES)}, not {cfg.stages!r}")
     product = cfg.stages == "product"
@@ -501,7 +507,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     staged: dict[str, _Staged] = {}
     if product:  # the training part of each machine's healthy windows, and held-out calibration windows
         feats = FeatureConfig(step=cfg.step, window=cfg.window, stride=cfg.stride, running_scaling=cfg.running_scaling,
-                              temperatures_running=cfg.temperatures_running)
+                              temperatures_running=cfg.temperatures_running, error_trim=cfg.error_trim)
         fit_sets, cal_sets, notes = split_sets(grids, fit_sets, feats, scalers, labels)
         rb_rule = Rebaseline()
         for note in notes:
@@ -571,7 +577,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
                 last = time.perf_counter()
             times = t.start + (cfg.window - 1) * step_ns
             if product:
-                got = _staged_series(det, m, staged[m], times, cfg.window * step_ns, cfg.stride * step_ns)
+                got = _staged_series(det, m, staged[m], times, cfg.window * step_ns, cfg.stride * step_ns,
+                                     cfg.error_trim)
                 if got is None:
                     log.warning("%s: %s: no calibration window could be scored; machine not scored", key, m)
                     continue
@@ -832,13 +839,23 @@ def ceiling_note(doc: dict[str, Any]) -> str | None:
             ">= 72 h ahead by an alarm raised after the onset.")
 
 
+def _trim_note(doc: dict[str, Any]) -> str:
+    """How window errors were averaged, where not the plain mean over the counted steps."""
+    trim = doc["config"].get("error_trim", 0.0)
+    if not trim:
+        return ""
+    return (f"; each window's channel errors the mean over its counted steps less the largest {trim:.0%} of them "
+            "(pdm.detect.errors.masked_mean; window-level detectors as they score)")
+
+
 def markdown(doc: dict[str, Any], stem: str, plotted: bool) -> str:
     """The results file: default-threshold table and verdict, false alarms by cause, the same-budget comparison."""
     stages = doc["config"].get("stages", "plain")
     return "\n".join([f"# Simulated-fleet benchmark ({doc['date']})", "",
                     f"{doc['machines']} machines scored from {doc['split']} to {doc['end']}, {doc['failures']} failures; "
                     f"same windows and the same stages for every detector ({stages}): "
-                    f"{STAGES[stages]}; event metrics (pdm.evaluate.events).", "", f"Machine: {doc['machine']}", "",
+                    f"{STAGES[stages]}{_trim_note(doc)}; event metrics (pdm.evaluate.events).", "",
+                    f"Machine: {doc['machine']}", "",
                     table(doc), "",
                     *([v, ""] if (v := verdict(doc)) else []),
                     *([v, ""] if (v := verdict(doc, ONSET)) else []),

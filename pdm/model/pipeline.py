@@ -51,6 +51,11 @@ class FeatureConfig:
     #: over it (:func:`training_windows`); scoring and calibration always hide it there
     #: (:func:`pdm.detect.errors.hide_environment`). False: training shows it, as it did before this setting.
     train_hides_environment: bool = True
+    #: Share of each window's largest step errors left out of its channel errors, in calibration and scoring
+    #: alike (an upper-trimmed mean, :func:`pdm.detect.errors.masked_mean`): one spiked reading then does not
+    #: carry a day's window. 0: the plain mean over the counted steps (directories written before this
+    #: setting are scored so).
+    error_trim: float = 0.0
 
     def cal_stride(self) -> int:
         """The calibration windows' stride in steps (at least 1, at most ``stride``)."""
@@ -179,7 +184,8 @@ def scored_errors(model: Any, grid: MachineGrid, w: WindowSet, features: Feature
     running = window_running(grid, w, features.window)  # cut once: hiding and the gate use it
     w = hide_environment(hide_steps(w, running), rise_over)
     out = reconstruct(model, w)
-    return w, grid_windows_errors(grid, w, out["reconstruction"], features.window, running=running)
+    return w, grid_windows_errors(grid, w, out["reconstruction"], features.window, running=running,
+                                  trim=features.error_trim)
 
 
 def error_stats(err: np.ndarray) -> dict[str, list[float]]:
@@ -249,7 +255,9 @@ def bundle_features(bundle: ModelBundle) -> FeatureConfig:
     import dataclasses
 
     known = {f.name for f in dataclasses.fields(FeatureConfig)}
-    return FeatureConfig(**{k: v for k, v in bundle.config.get("features", {}).items() if k in known})
+    stored = bundle.config.get("features", {})
+    # Settings a directory predates are read as what it was trained and calibrated with, not today's defaults.
+    return FeatureConfig(**{"error_trim": 0.0, **{k: v for k, v in stored.items() if k in known}})
 
 
 def bundle_windows(store: Store, bundle: ModelBundle, start: Any, stop: Any, features: FeatureConfig,

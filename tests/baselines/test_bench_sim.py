@@ -99,6 +99,8 @@ def test_sim_benchmark_rejects_bad_settings(tmp_path: Path) -> None:
         benchmark_sim(SimBenchConfig(days=5.0, train_days=6.0), tmp_path, progress=None)
     with pytest.raises(ValueError, match="window"):
         benchmark_sim(SimBenchConfig(window=60), tmp_path, progress=None)
+    with pytest.raises(ValueError, match="error_trim"):
+        benchmark_sim(SimBenchConfig(error_trim=0.5), tmp_path, progress=None)
 
 
 def _doc(**rows: tuple[float, float]) -> dict:
@@ -326,3 +328,10 @@ def test_stop_effect_compares_windows_holding_a_stop_with_windows_run_throughout
     assert stop_effect([a, _Series("c", t, np.ones(6), z, 1.0, ["c"])]) is None  # plain stages: no shares
     doc = {"results": {"tshae": {"name": "TSHAE", "stop_effect": e}, "pca": {"name": "PCA", "stop_effect": None}}}
     assert "TSHAE 0.30 against 0.10 (3.0x)" in (stop_note(doc) or "") and "PCA" not in (stop_note(doc) or "")
+
+
+def test_the_results_say_when_window_errors_were_trimmed() -> None:
+    from pdm.evaluate.bench_sim import _trim_note
+
+    assert _trim_note({"config": {}}) == "" and _trim_note({"config": {"error_trim": 0.0}}) == ""
+    assert "largest 2%" in _trim_note({"config": {"error_trim": 0.02}})

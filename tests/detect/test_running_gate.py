@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from pdm.detect.errors import (
     gated_errors,
@@ -141,3 +142,35 @@ def test_any_detectors_errors_are_gated_as_a_reconstructions_are():
     # A window-level detector's errors are kept exactly where a reconstruction's would count.
     whole = np.full((3, 2), 5.0)
     assert (np.isfinite(gated_window_errors(whole, w, gate)) == np.isfinite(expect)).all()
+
+
+def test_a_trimmed_window_error_leaves_out_one_spike_but_not_a_lasting_change():
+    from pdm.detect.errors import gated_step_errors, masked_mean
+
+    steps = np.full((3, 1, 50), 0.2)
+    steps[0, 0, 17] = 10.0  # one spiked reading
+    steps[1, 0, 20:] = 1.0  # a change that lasts 30 steps
+    steps[2, 0, 3] = 10.0  # a spike on a stopped step: not counted at all
+    mask = np.ones_like(steps)
+    gate = np.ones((3, 50))
+    gate[2, :10] = 0
+    w = SimpleNamespace(mask=mask)
+    plain = gated_step_errors(steps, w, gate)
+    trimmed = gated_step_errors(steps, w, gate, trim=0.02)  # one step of 50 (of 40 counted in window 2: none)
+    assert plain[0, 0] == pytest.approx(0.2 + 9.8 / 50) and trimmed[0, 0] == pytest.approx(0.2)
+    assert plain[1, 0] == pytest.approx((20 * 0.2 + 30) / 50)
+    assert trimmed[1, 0] == pytest.approx((20 * 0.2 + 29) / 49)  # the lasting change keeps its level
+    assert plain[2, 0] == pytest.approx(0.2) and trimmed[2, 0] == pytest.approx(0.2)
+    # Only counted steps are trimmed, and the count shrinks with them: a masked-out outlier is not "the largest".
+    m = np.ones((1, 1, 10))
+    m[0, 0, 0] = 0
+    x = np.arange(10.0).reshape(1, 1, 10)
+    x[0, 0, 0] = 99.0
+    assert masked_mean(x, m, trim=0.15)[0, 0] == pytest.approx(np.mean(np.arange(1, 9)))
+    assert masked_mean(x, m, trim=0.0)[0, 0] == pytest.approx(np.mean(np.arange(1, 10)))
+    # Too few counted steps still reads NaN, trimmed or not.
+    gate_few = np.zeros((3, 50))
+    gate_few[:, :5] = 1
+    assert np.isnan(gated_step_errors(steps, w, gate_few, trim=0.02)).all()
+    with pytest.raises(ValueError, match="trim"):
+        masked_mean(x, m, trim=0.5)

@@ -14,7 +14,7 @@ def test_train_reads_the_store_and_writes_a_loadable_model_directory(tmp_path, m
     monkeypatch.setenv("PDM_DATA_DIR", str(tmp_path))
     assert main(["simulate", "backfill", "--machines", "3", "--days", "2", "--seed", "3"]) == 0
     code = main(["train", "--from", "2024-01-01", "--to", "2024-01-03", "--window", "64", "--stride", "8",
-                 "--epochs", "2", "--d-model", "16", "--layers", "1"])
+                 "--epochs", "2", "--d-model", "16", "--layers", "1", "--error-trim", "0.03"])
     assert code == 0
     out = capsys.readouterr().out
     path = out.strip().splitlines()[-1].split("model directory: ")[1]
@@ -32,6 +32,26 @@ def test_train_reads_the_store_and_writes_a_loadable_model_directory(tmp_path, m
     assert errs["median"][amb] == 0.0 and errs["iqr"][amb] == 1e-3
     own = [j for j, c in enumerate(bundle.model.cfg.channel_names) if c.startswith("vibration.")]
     assert own and all(errs["median"][j] > 0 for j in own)
+    # The error trim travels with the directory: scoring computes errors as calibration did.
+    from pdm.model.pipeline import bundle_features
+
+    assert bundle.config["features"]["error_trim"] == 0.03 and bundle_features(bundle).error_trim == 0.03
+
+
+def test_a_directory_without_an_error_trim_is_scored_with_the_plain_mean():
+    """Directories written before ``error_trim`` were calibrated on plain means: read so, whatever today's default."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from pdm.model.pipeline import FeatureConfig, bundle_features
+
+    old = SimpleNamespace(config={"features": {"step": "10min", "window": 144, "stride": 12}})
+    assert bundle_features(old).error_trim == 0.0 and bundle_features(old).window == 144
+    trimmed = SimpleNamespace(config={"features": {**old.config["features"], "error_trim": 0.02}})
+    assert bundle_features(trimmed).error_trim == 0.02
+    # And a setting the reader does not know (a newer directory's) is left out rather than refused.
+    newer = SimpleNamespace(config={"features": {**old.config["features"], "not_yet": 1}})
+    assert dataclasses.asdict(bundle_features(newer)) == dataclasses.asdict(FeatureConfig(error_trim=0.0))
 
 
 def test_training_hides_the_ambient_channel_where_the_scorer_hides_it():

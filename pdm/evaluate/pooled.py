@@ -207,6 +207,64 @@ def fleet_table(doc: dict[str, Any], key: str = "recall_72h_after_onset") -> str
     return "\n".join(lines)
 
 
+#: Bands of the time a fault gave (failure - the later of its onset and the start of scoring), in hours.
+WARNING_BANDS = ((0.0, 72.0), (72.0, 96.0), (96.0, float("inf")))
+
+
+def _utc(t: Any) -> pd.Timestamp:
+    ts = pd.Timestamp(t)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _band(lo: float, hi: float) -> str:
+    return f">= {lo:.0f} h" if hi == float("inf") else f"{lo:.0f}-{hi:.0f} h"
+
+
+def response(doc: dict[str, Any]) -> dict[str, Any]:
+    """How fast each detector answers a fault's onset, and what that leaves of the 72 h target.
+
+    Per detector: the hours from a fault's onset (or the start of scoring, if later) to the first alarm raised
+    after it (``delays``, failures caught after onset at any lead) and, per band of the time the fault gave
+    before failing (:data:`WARNING_BANDS`), failures caught >= 72 h ahead by an alarm after onset of the
+    failures in the band. A fault that gave 80 h is caught >= 72 h ahead only if its alarm came within 8 h.
+    """
+    out: dict[str, Any] = {}
+    for k, r in doc["results"].items():
+        delays: list[float] = []
+        bands = {_band(lo, hi): [0, 0] for lo, hi in WARNING_BANDS}
+        for row in r["per_failure"]:
+            if row.get("onset") is None:
+                continue
+            split = doc["fleets"].get(row.get("fleet"), {}).get("split")
+            start = max(_utc(row["onset"]), _utc(split)) if split else _utc(row["onset"])
+            gave = max((_utc(row["failure"]) - start) / pd.Timedelta("1h"), 0.0)
+            lead = row.get("lead_after_onset_h")
+            if lead is not None:
+                delays.append(gave - float(lead))
+            band = next(_band(lo, hi) for lo, hi in WARNING_BANDS if lo <= gave < hi)
+            bands[band][0] += _caught72(row, "recall_72h_after_onset")
+            bands[band][1] += 1
+        out[k] = {"name": r["name"], "delays": delays, "bands": bands}
+    return out
+
+
+def response_table(doc: dict[str, Any]) -> str | None:
+    """:func:`response` as a table (None when no failure has an onset)."""
+    got = response(doc)
+    if not any(v["delays"] for v in got.values()):
+        return None
+    names = [_band(lo, hi) for lo, hi in WARNING_BANDS]
+    lines = ["| Detector | hours from onset to alarm, median (quartiles) | "
+             + " | ".join(f"caught >= 72 h, faults that gave {b}" for b in names) + " |",
+             "|---|---|" + "---|" * len(names)]
+    for v in got.values():
+        d = np.asarray(v["delays"], float)
+        delay = f"{np.median(d):.0f} ({np.percentile(d, 25):.0f}-{np.percentile(d, 75):.0f})" if len(d) else "-"
+        lines.append(f"| {v['name']} | {delay} | " + " | ".join(f"{v['bands'][b][0]}/{v['bands'][b][1]}" for b in names)
+                     + " |")
+    return "\n".join(lines)
+
+
 def markdown(doc: dict[str, Any], stem: str, plotted: bool, date: str = "", machine: Any = None) -> str:
     """The pooled results file: per fleet, pooled at the default threshold, paired, at the same budgets."""
     from pdm.evaluate.bench_sim import (
@@ -240,6 +298,11 @@ def markdown(doc: dict[str, Any], stem: str, plotted: bool, date: str = "", mach
            *([pt, ""] if (pt := paired_table(doc)) else []),
            "Counting any alarm in effect (also one raised before the onset):", "",
            *([pt, ""] if (pt := paired_table(doc, "recall_72h")) else []),
+           *(["## How fast the alarms come", "",
+              "Time from a fault's onset (or the start of scoring, if later) to the first alarm raised after it, for "
+              "the failures so caught; and the failures caught >= 72 h ahead by such an alarm, by how long the fault "
+              "ran before the failure. A fault that ran 80 h is caught >= 72 h ahead only by an alarm within 8 h "
+              "of its onset.", "", rt, ""] if (rt := response_table(doc)) else []),
            *(["## At the same false-alarm budget (pooled sweeps)", "",
               "Every machine's threshold times the same factor in every fleet; per budget, the most failures caught "
               ">= 72 h ahead among the factors within it. The factor is chosen with the labels.", "", bt, "",

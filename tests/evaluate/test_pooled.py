@@ -125,3 +125,25 @@ def test_markdown_and_script(tmp_path: Path) -> None:
     (out / "B.json").write_text(json.dumps(fleets["B"]))
     assert main(["--run", f"A={tmp_path / 'A.json'}", "--run", "B=B.json", "--results", str(out), "--out", "q"]) == 2
     assert not (out / "q.json").exists()
+
+
+def test_response_times_from_onset_or_the_start_of_scoring_and_the_faults_by_the_time_they_gave() -> None:
+    from pdm.evaluate.pooled import response, response_table
+
+    rows = [
+        # 80 h from onset to failure, alarm 60 h ahead: 20 h after the onset, not >= 72 h
+        {"fleet": "A", "onset": "2024-02-05 00:00:00+00:00", "failure": "2024-02-08 08:00:00+00:00", "lead_after_onset_h": 60.0},
+        # onset before scoring began (2024-02-01): the fault gave 240 h of scoring, the alarm came 40 h into it
+        {"fleet": "A", "onset": "2024-01-20 00:00:00+00:00", "failure": "2024-02-11 00:00:00+00:00", "lead_after_onset_h": 200.0},
+        # 48 h from onset to failure, missed
+        {"fleet": "A", "onset": "2024-02-10 00:00:00+00:00", "failure": "2024-02-12 00:00:00+00:00"},
+        {"fleet": "A", "failure": "2024-02-20 00:00:00+00:00", "lead_h": 90.0},  # no onset: not judged here
+    ]
+    doc = {"fleets": {"A": {"split": "2024-02-01 00:00:00+00:00"}},
+           "results": {"tshae": {"name": "TSHAE", "per_failure": rows}}}
+    got = response(doc)["tshae"]
+    assert got["delays"] == pytest.approx([20.0, 40.0])
+    assert got["bands"] == {"0-72 h": [0, 1], "72-96 h": [0, 1], ">= 96 h": [1, 1]}
+    table = response_table(doc)
+    assert table is not None and "| TSHAE | 30 (25-35) | 0/1 | 0/1 | 1/1 |" in table
+    assert response_table({"fleets": {}, "results": {"tshae": {"name": "TSHAE", "per_failure": rows[3:]}}}) is None

@@ -359,6 +359,17 @@ def _dashboard_cmd(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _trim_share(text: str) -> float:
+    """An ``--error-trim`` value: a share in [0, 0.5), refused before any work starts."""
+    try:
+        share = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= share < 0.5:
+        raise argparse.ArgumentTypeError(f"must be a share in [0, 0.5), got {share}")
+    return share
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``pdmctl`` argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -405,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", default="10min", help="grid step")
     p.add_argument("--window", type=int, default=144, help="window length in steps (64..16384)")
     p.add_argument("--stride", type=int, default=12, help="steps between window starts")
-    p.add_argument("--error-trim", dest="error_trim", type=float, metavar="SHARE",
+    p.add_argument("--error-trim", dest="error_trim", type=_trim_share, metavar="SHARE",
                    help="leave each window's largest SHARE of step errors out of its channel errors, in calibration "
                         "and scoring (default: FeatureConfig.error_trim)")
     p.add_argument("--patch", type=int, default=8, help="time steps per token")
@@ -485,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperatures-running", dest="temperatures_running", action="store_true",
                    help="sim: temperatures' median and IQR from the steps each machine ran "
                         "(FeatureConfig.temperatures_running)")
-    p.add_argument("--error-trim", dest="error_trim", type=float, default=0.0, metavar="SHARE",
+    p.add_argument("--error-trim", dest="error_trim", type=_trim_share, default=0.0, metavar="SHARE",
                    help="sim: leave each window's largest SHARE of step errors out of its channel errors "
                         "(an upper-trimmed mean, so one spike does not carry a window; default 0)")
     p.add_argument("--tag", help="sim: appended to the results files' names (sim_TAG.json), so runs do not overwrite")

@@ -38,6 +38,16 @@ def test_train_reads_the_store_and_writes_a_loadable_model_directory(tmp_path, m
     assert bundle.config["features"]["error_trim"] == 0.03 and bundle_features(bundle).error_trim == 0.03
 
 
+def test_an_error_trim_out_of_range_is_refused_before_any_work(capsys):
+    import pytest
+
+    for bad in ("0.5", "-0.1", "lots"):
+        with pytest.raises(SystemExit) as exc:
+            main(["train", "--error-trim", bad])
+        assert exc.value.code == 2
+        assert "--error-trim" in capsys.readouterr().err
+
+
 def test_a_directory_without_an_error_trim_is_scored_with_the_plain_mean():
     """Directories written before ``error_trim`` were calibrated on plain means: read so, whatever today's default."""
     import dataclasses

@@ -360,14 +360,13 @@ def _dashboard_cmd(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _trim_share(text: str) -> float:
-    """An ``--error-trim`` value: a share in [0, 0.5), refused before any work starts."""
+    """An ``--error-trim`` value (:func:`pdm.detect.errors.check_trim`), refused before any work starts."""
+    from pdm.detect.errors import check_trim
+
     try:
-        share = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= share < 0.5:
-        raise argparse.ArgumentTypeError(f"must be a share in [0, 0.5), got {share}")
-    return share
+        return check_trim(float(text), "the share")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -196,6 +196,13 @@ def hide_steps(windows: WindowSet, running: np.ndarray) -> WindowSet:
     return _unobserved(windows, stopped[:, None, :] & hide[None, :, None])
 
 
+def check_trim(share: float, name: str = "trim") -> float:
+    """``share`` if it is a trim :func:`masked_mean` accepts (in [0, 0.5)), else a ValueError naming ``name``."""
+    if not 0.0 <= share < 0.5:
+        raise ValueError(f"{name} must be in [0, 0.5), got {share}")
+    return share
+
+
 def masked_mean(per_step: np.ndarray, mask: np.ndarray, min_count: int = 1, trim: float = 0.0) -> np.ndarray:
     """Mean of ``per_step`` (n, C, T) over the steps where ``mask`` is 1 → (n, C).
 
@@ -205,8 +212,7 @@ def masked_mean(per_step: np.ndarray, mask: np.ndarray, min_count: int = 1, trim
     does not carry a window's error, while a change that lasts longer than
     the trimmed share still does. ``min_count`` is judged before trimming.
     """
-    if not 0.0 <= trim < 0.5:
-        raise ValueError(f"trim must be in [0, 0.5), got {trim}")
+    check_trim(trim)
     count = mask.sum(axis=2)
     values = np.nan_to_num(per_step) * mask
     total, kept = values.sum(axis=2), count
@@ -287,7 +293,7 @@ def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: n
     return gated_errors(windows, reconstruction, running_gate(grid, windows, window, running=running), trim)
 
 
-__all__ = ["KEPT_WHEN_STOPPED", "MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "gated_errors", "gated_step_errors", "gated_window_errors", "grid_windows_errors",
+__all__ = ["KEPT_WHEN_STOPPED", "MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "check_trim", "gated_errors", "gated_step_errors", "gated_window_errors", "grid_windows_errors",
            "grid_operating_ranges", "hide_environment", "hide_steps", "hide_stopped", "inside_envelope", "masked_mean",
            "operating_points", "operating_ranges", "ran", "running_gate", "running_values", "step_gate", "training_envelope", "window_errors", "window_levels", "window_residuals",
            "window_running"]

@@ -433,7 +433,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             series_dir: Path | None = None) -> dict[str, Any]:
     """The benchmark's run (see :func:`benchmark_sim`); with ``series_dir``, each detector's series go there."""
     from pdm.baselines import make_detector
-    from pdm.detect.errors import operating_ranges, training_envelope
+    from pdm.detect.errors import check_trim, operating_ranges, training_envelope
     from pdm.detect.rebaseline import Rebaseline
     from pdm.detect.score import mostly_observed, work_orders
     from pdm.detect.stages import AlarmRule, ChannelCalibrator, POTThreshold
@@ -462,8 +462,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         raise ValueError("window must be a multiple of 8 and at least 64 (TSHAE)")
     if not 0 < cfg.train_days < cfg.days:
         raise ValueError("train_days must be between 0 and days")
-    if not 0.0 <= cfg.error_trim < 0.5:
-        raise ValueError(f"error_trim must be in [0, 0.5), got {cfg.error_trim}")
+    check_trim(cfg.error_trim, "error_trim")
     if cfg.stages not in STAGES:
         raise ValueError(f"stages must be one of {', '.join(STAGES)}, not {cfg.stages!r}")
     product = cfg.stages == "product"

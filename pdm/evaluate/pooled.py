@@ -211,11 +211,6 @@ def fleet_table(doc: dict[str, Any], key: str = "recall_72h_after_onset") -> str
 WARNING_BANDS = ((0.0, 72.0), (72.0, 96.0), (96.0, float("inf")))
 
 
-def _utc(t: Any) -> pd.Timestamp:
-    ts = pd.Timestamp(t)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 def _band(lo: float, hi: float) -> str:
     return f">= {lo:.0f} h" if hi == float("inf") else f"{lo:.0f}-{hi:.0f} h"
 
@@ -236,8 +231,9 @@ def response(doc: dict[str, Any]) -> dict[str, Any]:
             if row.get("onset") is None:
                 continue
             split = doc["fleets"].get(row.get("fleet"), {}).get("split")
-            start = max(_utc(row["onset"]), _utc(split)) if split else _utc(row["onset"])
-            gave = max((_utc(row["failure"]) - start) / pd.Timedelta("1h"), 0.0)
+            onset = pd.to_datetime(row["onset"], utc=True)
+            start = max(onset, pd.to_datetime(split, utc=True)) if split else onset
+            gave = max((pd.to_datetime(row["failure"], utc=True) - start) / pd.Timedelta("1h"), 0.0)
             lead = row.get("lead_after_onset_h")
             if lead is not None:
                 delays.append(gave - float(lead))

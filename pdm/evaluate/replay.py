@@ -76,18 +76,15 @@ class ReplayReport:
                 "training_seconds": self.training_seconds, "evaluation": self.evaluation.to_dict()}
 
 
-def _utc(x: Any) -> pd.Timestamp:
-    t = pd.Timestamp(x)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-
-
 def _given_initial(path: str | Path, lo: pd.Timestamp, t: pd.Timestamp) -> Any:
     """The model directory at ``path``, checked to be trained on ``[lo, t)`` (the replay's initial period)."""
     from pdm.model.directory import load
 
     bundle = load(path)
     data = bundle.metadata.get("data") or {}
-    got = (_utc(data["start"]), _utc(data["stop"])) if data.get("start") and data.get("stop") else None
+    got = None
+    if data.get("start") and data.get("stop"):
+        got = (pd.to_datetime(data["start"], utc=True), pd.to_datetime(data["stop"], utc=True))
     if got is None or got[1] != t or got[0] < lo:
         span = f"{got[0]} .. {got[1]}" if got else "an unknown range"
         raise ValueError(f"initial model {bundle.version} was trained on {span}, not on the replay's initial "
@@ -125,10 +122,10 @@ def replay(store: Store, models_dir: str | Path, start: Any = None, stop: Any = 
     cfg = config or ReplayConfig()
     say = progress if callable(progress) else ((lambda m: print(m, flush=True)) if progress else (lambda _m: None))
     began = time.perf_counter()
-    lo, hi = (None, None) if start is None or stop is None else (_utc(start), _utc(stop))
-    if lo is None or hi is None:
+    if start is None or stop is None:
         d0, d1 = data_range(store, machines)
-        lo, hi = _utc(start) if start is not None else d0, _utc(stop) if stop is not None else d1
+    lo = d0 if start is None else pd.to_datetime(start, utc=True)
+    hi = d1 if stop is None else pd.to_datetime(stop, utc=True)
     step, initial = pd.Timedelta(cfg.step), pd.Timedelta(cfg.initial)
     every = pd.Timedelta(cfg.retrain_every) if cfg.retrain_every else None
     t = lo + initial

@@ -80,13 +80,6 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _utc(x: Any) -> pd.Timestamp | None:
-    if x is None:
-        return None
-    t = pd.Timestamp(x)
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-
-
 def _versions(arg: str | Sequence[str] | None) -> list[str] | None:
     """None = latest; [] = all; else the list asked."""
     if arg is None:
@@ -327,7 +320,8 @@ def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *,
     EvaluationError, FailureLogError
     """
     say = progress or (lambda _msg: None)
-    t0, t1 = _utc(start), _utc(stop)
+    t0 = None if start is None else pd.to_datetime(start, utc=True)
+    t1 = None if stop is None else pd.to_datetime(stop, utc=True)
     fails, nuis, source = load_failures(store, failures)
     say(f"failures: {len(fails)} from {source}")
     scores, versions = read_scores(store, model_version, machines, t0, t1)

@@ -80,11 +80,6 @@ class IngestReport:
                 "worst_missing_fraction": float(q["missing_fraction"].max()) if len(q) else 1.0}
 
 
-def _utc(t: Any) -> pd.Timestamp:
-    ts = pd.Timestamp(t)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 def _range_of(measurement: str, name: str) -> tuple[float, float] | None:
     ranges = RANGES.get(measurement, {})
     if name in ranges:
@@ -170,7 +165,7 @@ def ingest_interval(store: Store, start: Any, stop: Any, *, machines: list[str] 
     """
     from pdm.features import align_machine
 
-    t0, t1 = _utc(start), _utc(stop)
+    t0, t1 = pd.to_datetime(start, utc=True), pd.to_datetime(stop, utc=True)
     if t1 <= t0:
         raise ValueError(f"empty interval: {t0} .. {t1}")
     report = IngestReport(t0, t1)

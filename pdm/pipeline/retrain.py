@@ -36,11 +36,6 @@ from pdm.store import Store
 log = logging.getLogger(__name__)
 
 
-def _utc(t: Any) -> pd.Timestamp:
-    ts = pd.Timestamp(t)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 def candidate_version(stop: Any, kind: str) -> str:
     return pd.Timestamp(stop).strftime("%Y%m%dT%H%M%SZ") + f"-{kind}"
 
@@ -125,7 +120,7 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
     bundle = load(production)
     cfg = bundle.model.cfg
     features = bundle_features(bundle)
-    t0, t1 = _utc(start), _utc(stop)
+    t0, t1 = pd.to_datetime(start, utc=True), pd.to_datetime(stop, utc=True)
     first = min(t0, t1 - pd.Timedelta(days=calibration_days))
     grids, spans, _ = bundle_windows(store, bundle, first, t1, features)  # with the model's speed maxima
     begin = t0.value
@@ -207,7 +202,7 @@ def evaluate_model(store: Store, model_path: str | Path, start: Any, stop: Any) 
     from pdm.detect.score import score_machines
     from pdm.evaluate.events import event_metrics
 
-    t0, t1 = _utc(start), _utc(stop)
+    t0, t1 = pd.to_datetime(start, utc=True), pd.to_datetime(stop, utc=True)
     report = score_machines(store, model_path, None, t0, t1, write=False, progress=False)
     alarms = alarm_frame(report)
     failures, nuisances = _failures(store, t0, t1)

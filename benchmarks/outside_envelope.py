@@ -32,7 +32,13 @@ for every detector of the run, the same alarm rule under:
 
 Series written with that stage (``state`` 3: scored against an excursion's
 baseline) compare the stage as run with the envelope alone (those windows
-unscored).
+unscored), and the stage with each baseline's spread taken about its median
+or about its trend (:class:`pdm.detect.excursion.ExcursionBaseline`'s
+``detrend``): the scored windows' z-scores are taken back to the
+calibration's with the fit the run used (``stages.json`` beside the series;
+a series written before it: about the median, its windows' length and
+stride from the run's results file beside the folder) and the stage applied
+again.
 
 Usage::
 
@@ -56,18 +62,22 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import pandas as pd  # noqa: E402
+
+from pdm.detect.excursion import IDLE, INSIDE, OUT, RESET, ExcursionBaseline  # noqa: E402
 from pdm.detect.rootcause import environment_mask  # noqa: E402
 from pdm.detect.stages import ChannelCalibrator, OperatingEnvelope  # noqa: E402
 from pdm.evaluate.bench_sim import SERIES_NEW_REGIME as NEW_REGIME  # noqa: E402
 from pdm.evaluate.bench_sim import SERIES_OUTSIDE as OUTSIDE  # noqa: E402
 from pdm.evaluate.bench_sim import SERIES_REBASELINE as BASELINE  # noqa: E402
 from pdm.evaluate.bench_sim import SERIES_SCORED as SCORED  # noqa: E402
-from pdm.evaluate.bench_sim import _Series, judge_series, read_series  # noqa: E402
+from pdm.evaluate.bench_sim import _Series, judge_series, read_series, read_stages  # noqa: E402
 
 VARIANTS = ("as run", "scored", "scored at 2x threshold", "scored at 3x threshold", "excursion baseline",
             "excursion baseline + spread", "excursion baseline, its range", "excursion baseline + spread, its range")
-#: For series written with the stage: as run (pdm.detect.excursion), and the envelope alone (its windows unscored).
-STAGED_VARIANTS = ("as run", "envelope alone")
+#: For series written with the stage: as run (pdm.detect.excursion), the envelope alone (its windows unscored),
+#: and the stage again with each baseline's spread about its median or about its trend.
+STAGED_VARIANTS = ("as run", "envelope alone", "spread about its median", "spread about its trend")
 
 
 def machine_score(z: np.ndarray, channels: list[str]) -> np.ndarray:
@@ -97,8 +107,49 @@ def excursions(s: _Series) -> list[np.ndarray]:
     return out
 
 
-def rescored(s: _Series, variant: str, need: int) -> _Series:
-    """``s`` with its outside windows handled as ``variant`` says."""
+def stages_of(folder: Path) -> dict[str, Any]:
+    """The product stages' settings a run's series were written with (``stages.json``; before it: the excursion's
+    spread about its median, and the windows' length and stride from the results file beside the folder)."""
+    got = read_stages(folder)
+    if got is not None:
+        return got
+    results = folder.parent / f"{folder.name.removesuffix('_series')}.json"
+    cfg = json.loads(results.read_text())["config"]
+    step = int(pd.Timedelta(cfg["step"]).value)
+    return {"excursion": {"detrend": False}, "window_ns": cfg["window"] * step, "stride_ns": cfg["stride"] * step}
+
+
+def _kinds(s: _Series) -> np.ndarray:
+    """Each window as :meth:`ExcursionBaseline.apply` saw it in the run (inside, outside, re-baselined, idle)."""
+    state = np.asarray(s.state)
+    idle = ~np.isfinite(s.z).any(axis=1)
+    return np.where(state == BASELINE, RESET, np.where(idle, IDLE, np.where(state == SCORED, INSIDE, OUT)))
+
+
+def calibration_z(s: _Series, stages: dict[str, Any]) -> np.ndarray:
+    """``s``'s channel z-scores against the calibration (windows scored against an excursion's baseline taken back
+    with the fit the run used: its baseline windows hold the calibration's z-scores, so the fit is the run's)."""
+    rule = ExcursionBaseline.from_dict(stages["excursion"])
+    got = rule.apply(s.z, _kinds(s), s.times, int(stages["stride_ns"]), window_ns=int(stages["window_ns"]))
+    if not np.array_equal(got.scored, np.asarray(s.state) == NEW_REGIME):
+        raise ValueError(f"{s.machine}: the excursion stage does not give the run's windows again; other settings?")
+    fits = {b["time"]: (np.asarray(b["levels"]), np.asarray(b["spread"])) for b in got.finished}
+    z = np.array(s.z, float)
+    start = None
+    for i, k in enumerate(_kinds(s)):
+        if k in (INSIDE, RESET):
+            start = None
+        elif k == OUT and start is None:
+            start = int(s.times[i])
+        if got.scored[i]:
+            level, spread = fits[start]
+            z[i] = s.z[i] * spread + level
+    return z
+
+
+def rescored(s: _Series, variant: str, need: int, stages: dict[str, Any] | None = None) -> _Series:
+    """``s`` with its outside windows handled as ``variant`` says (``stages``: the settings the run used,
+    :func:`stages_of`, for the staged variants)."""
     if variant == "as run":
         return s
     assert s.state is not None
@@ -106,6 +157,13 @@ def rescored(s: _Series, variant: str, need: int) -> _Series:
     if variant == "envelope alone":
         score[s.state == NEW_REGIME] = np.nan
         return _Series(s.machine, s.times, score, s.z, s.threshold, s.channels, s.resets, s.state, s.ranges)
+    if variant.startswith("spread about"):
+        assert stages is not None
+        rule = ExcursionBaseline.from_dict({**stages["excursion"], "detrend": variant.endswith("its trend")})
+        got = rule.apply(calibration_z(s, stages), _kinds(s), s.times, int(stages["stride_ns"]),
+                         window_ns=int(stages["window_ns"]))
+        score[got.scored] = machine_score(got.z[got.scored], s.channels)
+        return _Series(s.machine, s.times, score, got.z, s.threshold, s.channels, s.resets, s.state, s.ranges)
     outside = s.state == OUTSIDE
     if variant.startswith("scored"):
         factor = float(variant.split(" at ")[1].split("x")[0]) if " at " in variant else 1.0
@@ -148,12 +206,13 @@ def study(folder: Path, hours: float) -> dict[str, Any]:
         # stage's z-scores there, not the calibration's: only the stage and the envelope alone can be compared.
         staged = any(bool(np.any(np.asarray(s.state) == NEW_REGIME)) for s in series)
         variants = STAGED_VARIANTS if staged else VARIANTS
+        stages = stages_of(folder) if staged else None
         stride_ns = int(np.median(np.diff(series[0].times)))
         need = max(4, int(np.ceil(hours * 3.6e12 / stride_ns)))
         rows = {}
         for v in variants:
             t = time.perf_counter()
-            m = judge_series(folder, [rescored(s, v, need) for s in series]).to_dict()
+            m = judge_series(folder, [rescored(s, v, need, stages) for s in series]).to_dict()
             rows[v] = {k: m[k] for k in ("failures", "caught", "recall_72h", "recall_72h_after_onset",
                                          "false_alarms", "false_alarms_per_machine_month", "alarms")}
             rows[v]["false_alarms_by_cause"] = m["false_alarms_by_cause"]

@@ -24,7 +24,14 @@ So, as an analyst takes a new baseline after a change of duty:
   where that is above 0 (only up: the extrapolation's bias), and, with
   ``spread``, its z-scores are also divided by their spread over them (IQR
   / 1.349) where that is above 1 (a model extrapolating is noisier as well
-  as biased).
+  as biased). With ``detrend`` that spread is taken about the baseline's
+  trend (each channel's Theil-Sen line over the windows' times), not about
+  its median: the scatter from window to window is the extrapolation's
+  noise, a steady rise through the baseline is not (a fault growing there,
+  as on seed 2027's pump-016, whose bearing bands' z-scores rose from 29 to
+  43 over its 48 h baseline: measured about the median, that rise became a
+  spread of 5 and hid the next days' growth; about its line, the spread
+  is the noise's).
 - The excursion's later windows are scored against those levels (state
   ``new_regime`` in ``pdm_score``): a fault that grows during the run rises
   above its own baseline; a fault already there when the run began is in
@@ -88,6 +95,21 @@ class Excursions:
     change_z: np.ndarray | None = None  # (n, C) change / the baseline's spread of the level
 
 
+def theil_sen(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each column's Theil-Sen slope of ``y`` (n, C) on ``t`` (n,) (:func:`scipy.stats.theilslopes` over the
+    column's finite points; NaN with fewer than two): the median of the slopes between every two points, so a
+    few outlying windows do not tilt it."""
+    from scipy.stats import theilslopes
+
+    t, y = np.asarray(t, float), np.asarray(y, float).reshape(len(t), -1)
+    out = np.full(y.shape[1], np.nan)
+    for c in range(y.shape[1]):
+        ok = np.isfinite(y[:, c])
+        if np.unique(t[ok]).size >= 2:
+            out[c] = theilslopes(y[ok, c], t[ok]).slope
+    return out
+
+
 @dataclass
 class ExcursionBaseline:
     """Per-excursion channel levels (and spreads) for windows outside the operating envelope (module doc)."""
@@ -95,6 +117,7 @@ class ExcursionBaseline:
     hours: float = 48.0
     min_windows: int = 4
     spread: bool = True
+    detrend: bool = True
     settle: bool = True
     enabled: bool = True
 
@@ -106,13 +129,20 @@ class ExcursionBaseline:
         """Windows in which the machine ran that a baseline takes at this stride."""
         return max(self.min_windows, int(np.ceil(self.hours * 3.6e12 / stride_ns)))
 
-    def fit(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(levels, spreads) per channel from a baseline's z-scores (n, C); a channel never seen: 0 and 1."""
+    def fit(self, z: np.ndarray, times: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(levels, spreads) per channel from a baseline's z-scores (n, C) at ``times`` (ns, ascending; None:
+        evenly spaced); a channel never seen: 0 and 1. With ``detrend`` the spread is that of each channel's
+        residuals about its :func:`theil_sen` line."""
         z = np.asarray(z, float)
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # channels with no finite z
             level = np.nanmedian(z, axis=0)
-            q75, q25 = np.nanpercentile(z, [75, 25], axis=0)
+            about = z
+            if self.spread and self.detrend and len(z) > 1:
+                t = (np.arange(len(z), dtype=float) if times is None
+                     else (np.asarray(times, np.int64) - int(np.asarray(times)[0])) / 3.6e12)
+                about = z - t[:, None] * np.nan_to_num(theil_sen(t, z))
+            q75, q25 = np.nanpercentile(about, [75, 25], axis=0)
         level = np.where(np.isfinite(level), np.maximum(level, 0.0), 0.0)
         spread = np.ones_like(level)
         if self.spread:
@@ -176,7 +206,7 @@ class ExcursionBaseline:
                 members.append(i)
                 out.baseline[i] = True
                 if len(members) == need:
-                    fitted = Fitted(*self.fit(z[members]),
+                    fitted = Fitted(*self.fit(z[members], times[members]),
                                     *(self.fit_values(levels[members]) if levels is not None else (None, None)))
                     done = {"time": start, "levels": fitted.levels.tolist(), "spread": fitted.spread.tolist(),
                             "windows": need, "last_ns": int(times[i])}
@@ -202,4 +232,4 @@ class ExcursionBaseline:
 
 
 __all__ = ["EXCURSION", "IDLE", "INSIDE", "OUT", "RESET", "VALUE_SPREAD_MIN", "ExcursionBaseline", "Excursions",
-           "Fitted"]
+           "Fitted", "theil_sen"]

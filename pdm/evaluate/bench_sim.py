@@ -252,6 +252,29 @@ def judge_series(folder: Path, series: list[_Series], factor: float = 1.0, rule:
                          nuis if len(nuis.columns) else None)
 
 
+#: The product stages' settings beside a run's series (:func:`write_stages`); series written before it had
+#: an excursion's spread taken about its median (``detrend`` false).
+STAGES_FILE = "stages.json"
+
+
+def write_stages(folder: Path, window_ns: int, stride_ns: int) -> Path:
+    """``stages.json``: the excursion stage's settings and the windows' length and stride, so that a series'
+    windows scored against an excursion's baseline can be taken back to the calibration's z-scores and
+    judged under another rule (``benchmarks/outside_envelope.py``)."""
+    from pdm.detect.excursion import ExcursionBaseline
+
+    path = Path(folder) / STAGES_FILE
+    path.write_text(json.dumps({"excursion": ExcursionBaseline().to_dict(), "window_ns": int(window_ns),
+                                "stride_ns": int(stride_ns)}, indent=1))
+    return path
+
+
+def read_stages(folder: Path) -> dict[str, Any] | None:
+    """What :func:`write_stages` wrote (None: nothing; a series written before it)."""
+    path = Path(folder) / STAGES_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def write_truth(failures: pd.DataFrame, observed: pd.DataFrame, nuisances: pd.DataFrame | None, folder: Path) -> None:
     """``failures.parquet``, ``observed.parquet`` and ``nuisances.parquet`` (the arguments of
     :func:`pdm.evaluate.events.event_metrics` a run judged every detector's alarms with) into ``folder``."""
@@ -552,8 +575,9 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         f"scored: {sum(len(t) for t in test_sets.values())} windows, {len(failures)} failures")
     if series_dir is not None:  # what the series are judged against, so that they can be judged again alone
         write_truth(failures, observed, nuisances, series_dir)
-        if product:  # the alarm rule's resets, beside every detector's series
+        if product:  # the alarm rule's resets, and the excursion stage's settings, beside every detector's series
             write_work_orders(orders, series_dir / "work_orders.parquet")
+            write_stages(series_dir, cfg.window * step_ns, cfg.stride * step_ns)
     results: dict[str, Any] = {}
     for key in cfg.detectors:
         began = time.perf_counter()

@@ -82,6 +82,13 @@ def test_sim_benchmark_with_the_products_stages(tmp_path: Path) -> None:
         assert all("recall_72h_after_onset" in pt for pt in saved["results"][key]["sweep"])
     # each window's counted share travels with the series; the stop effect is measured from it
     assert frame["counted"].between(0, 1).all()
+    # the excursion stage's settings and the windows' length and stride travel with them (stages.json)
+    from pdm.detect.excursion import ExcursionBaseline
+    from pdm.evaluate.bench_sim import read_stages
+
+    stages = read_stages(folder)
+    assert stages is not None and stages["excursion"] == ExcursionBaseline().to_dict()
+    assert stages["window_ns"] == 72 * 600 * 10**9 and stages["stride_ns"] == 12 * 600 * 10**9
     assert all(s.counted is not None for s in read_series(folder, "pca"))
     effect = doc["results"]["pca"]["stop_effect"]
     assert effect is None or effect["windows_running"] + effect["windows_with_stop"] <= len(frame)

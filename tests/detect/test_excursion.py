@@ -16,6 +16,7 @@ from pdm.detect.excursion import (
     VALUE_SPREAD_MIN,
     ExcursionBaseline,
     Fitted,
+    theil_sen,
 )
 from pdm.detect.persist import read_baselines, read_excursion_baseline
 from pdm.detect.rootcause import EXCURSION_CHANGE
@@ -56,8 +57,9 @@ def test_a_noisy_baseline_scales_its_channel_down_and_a_work_order_ends_the_excu
     z = np.zeros((len(kind), 1))
     z[:8, 0] = [-3.0, 1.0, 5.0, 9.0, 0.0, 4.0, 2.0, 6.0]  # the baseline: median 3, quartiles 0 and 6
     z[8:12, 0] = 20.0
-    got = RULE.apply(z, kind, _times(len(kind)), STRIDE)
-    level, spread = RULE.fit(z[:4])
+    about_median = ExcursionBaseline(hours=8.0, min_windows=4, detrend=False)  # the baseline is a ramp
+    got = about_median.apply(z, kind, _times(len(kind)), STRIDE)
+    level, spread = about_median.fit(z[:4])
     assert level[0] == 3.0 and spread[0] == pytest.approx(6.0 / 1.349)
     assert got.z[8:12, 0] == pytest.approx((20.0 - level[0]) / spread[0])
     plain = ExcursionBaseline(hours=8.0, spread=False).apply(z, kind, _times(len(kind)), STRIDE)
@@ -65,6 +67,40 @@ def test_a_noisy_baseline_scales_its_channel_down_and_a_work_order_ends_the_excu
     # after the work order, a new excursion and a new baseline
     assert got.baseline[13:17].all() and got.scored[17:].all() and len(got.finished) == 2
     assert not ExcursionBaseline(enabled=False).apply(z, kind, _times(len(kind)), STRIDE).scored.any()
+
+
+def test_a_baseline_rising_throughout_is_spread_about_its_trend_not_about_its_median():
+    """A fault growing through an excursion's baseline: measured about the median, its rise would count as the
+    extrapolation's noise and hide the growth after it (seed 2027's pump-016); about its line, only the window
+    to window scatter does. A baseline without a trend is spread alike either way."""
+    rng = np.random.default_rng(3)
+    rule = ExcursionBaseline(hours=48.0)  # 24 windows at a 2 h stride
+    kind = np.array([OUT] * 30)
+    t = _times(30)
+    noise = rng.normal(0.0, 1.5, 30)
+    rising = np.c_[np.linspace(29.0, 43.0, 24).tolist() + [44.0, 45.0, 46.0, 47.0, 48.0, 49.0] + noise]
+    got = rule.apply(rising, kind, t, STRIDE)
+    flat = ExcursionBaseline(hours=48.0, detrend=False).apply(rising, kind, t, STRIDE)
+    spread, flat_spread = got.finished[0]["spread"][0], flat.finished[0]["spread"][0]
+    assert flat_spread > 4.0  # the ramp's 14 over 48 h, read as noise
+    assert 1.0 <= spread < 2.5  # the noise's 1.5
+    assert got.finished[0]["levels"] == flat.finished[0]["levels"]  # the level is the median either way
+    assert (got.z[24:, 0] > 3.0 * flat.z[24:, 0]).all() and (got.z[24:, 0] > 5.0).all()
+    # with no trend the two agree to the noise
+    steady = np.c_[36.0 + noise]
+    a = rule.fit(steady[:24], t[:24])[1][0]
+    b = ExcursionBaseline(detrend=False).fit(steady[:24])[1][0]
+    assert a == pytest.approx(b, rel=0.25)
+
+
+def test_theil_sen_slopes_per_channel_ignore_an_outlier_and_unseen_windows():
+    t = np.arange(10, dtype=float) * 2.0
+    y = np.c_[3.0 * t + 1.0, 0.5 * t, np.full(10, np.nan), np.r_[1.0, [np.nan] * 9]]
+    y[9, 1] = 100.0  # one outlying window
+    y[4, 0] = np.nan
+    slope = theil_sen(t, y)
+    assert slope[0] == pytest.approx(3.0) and slope[1] == pytest.approx(0.5)
+    assert np.isnan(slope[2]) and np.isnan(slope[3])  # fewer than two points
 
 
 def test_windows_that_began_before_the_excursion_are_in_no_baseline():

@@ -57,6 +57,7 @@ class SimBenchConfig:
     running_scaling: bool = False  # vibration and currents scaled on running steps (FeatureConfig.running_scaling)
     temperatures_running: bool = False  # temperatures' median and IQR from running steps (FeatureConfig's)
     error_trim: float = 0.0  # share of each window's largest step errors left out (pdm.detect.errors.masked_mean)
+    count_scaling: bool = False  # z-scores times sqrt(the window's counted share) (pdm.detect.errors.count_scaled)
     detectors: tuple[str, ...] = ("tshae", "pca", "iforest", "conv_ae", "lstm_ae", "tst_mvp")
     #: "plain": calibration + POT + alarm rule on every window (the detectors alone);
     #: "product": every detector through pdm's scorer's stages as well (see :data:`STAGES`).
@@ -419,8 +420,10 @@ def save_tshae(det: Any, scalers: dict[str, Any], cfg: SimBenchConfig) -> Path:
 
 
 def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: int,
-                   stride_ns: int, trim: float = 0.0) -> _Series | None:
-    """One machine's series through the product's stages (None: no calibration window could be scored)."""
+                   stride_ns: int, trim: float = 0.0, count_scaling: bool = False) -> _Series | None:
+    """One machine's series through the product's stages (None: no calibration window could be scored);
+    ``count_scaling``: calibration and scored z-scores by :func:`pdm.detect.errors.count_scaled`."""
+    from pdm.detect.errors import count_scaled
     from pdm.detect.excursion import IDLE, INSIDE, OUT, RESET, ExcursionBaseline
     from pdm.detect.rebaseline import Rebaseline
     from pdm.detect.rootcause import environment_mask
@@ -430,7 +433,10 @@ def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: 
     env = environment_mask(list(st.test.channels))
     healthy = _gated(det, st.cal, st.cal_gate, trim)
     cal = ChannelCalibrator().fit(healthy, min_rel_spread=MIN_REL_SPREAD)
-    h_scores = cal.apply(healthy, exclude=env)
+    h_z = cal.channel_scores(healthy)
+    if count_scaling:
+        h_z = count_scaled(h_z, np.asarray(st.cal_gate, float).mean(axis=1))
+    h_scores = cal.score_z(h_z, exclude=env)
     if not np.isfinite(h_scores).any():
         return None
     pot = POTThreshold(min_scores=100, floor=THRESHOLD_FLOOR).fit(h_scores)
@@ -440,6 +446,8 @@ def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: 
         starts, err = np.concatenate([st.pre.start, starts]), np.concatenate([_gated(det, st.pre, st.pre_gate, trim), err])
     rb = Rebaseline().apply(err, starts, starts + window_ns, st.orders, cal.median, cal.iqr, stride_ns)
     z, unscored = rb.z[-n:], rb.unscored[-n:]
+    if count_scaling:
+        z = count_scaled(z, np.asarray(st.gate, float).mean(axis=1))
     scores = cal.score_z(z, exclude=env)
     # Outside the envelope: scored against its excursion's own baseline once that is taken (pdm's scorer alike).
     kind = np.where(unscored, RESET, np.where(~np.isfinite(scores), IDLE, np.where(st.inside, INSIDE, OUT)))
@@ -601,7 +609,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             times = t.start + (cfg.window - 1) * step_ns
             if product:
                 got = _staged_series(det, m, staged[m], times, cfg.window * step_ns, cfg.stride * step_ns,
-                                     cfg.error_trim)
+                                     cfg.error_trim, cfg.count_scaling)
                 if got is None:
                     log.warning("%s: %s: no calibration window could be scored; machine not scored", key, m)
                     continue
@@ -865,10 +873,14 @@ def ceiling_note(doc: dict[str, Any]) -> str | None:
 def _trim_note(doc: dict[str, Any]) -> str:
     """How window errors were averaged, where not the plain mean over the counted steps."""
     trim = doc["config"].get("error_trim", 0.0)
-    if not trim:
-        return ""
-    return (f"; each window's channel errors the mean over its counted steps less the largest {trim:.0%} of them "
-            "(pdm.detect.errors.masked_mean; window-level detectors as they score)")
+    out = ""
+    if trim:
+        out = (f"; each window's channel errors the mean over its counted steps less the largest {trim:.0%} of them "
+               "(pdm.detect.errors.masked_mean; window-level detectors as they score)")
+    if doc["config"].get("count_scaling"):
+        out += ("; every window's channel z-scores (calibration and scored) times the square root of its share of "
+                "counted steps (pdm.detect.errors.count_scaled)")
+    return out
 
 
 def markdown(doc: dict[str, Any], stem: str, plotted: bool) -> str:

@@ -342,3 +342,12 @@ def test_the_results_say_when_window_errors_were_trimmed() -> None:
 
     assert _trim_note({"config": {}}) == "" and _trim_note({"config": {"error_trim": 0.0}}) == ""
     assert "largest 2%" in _trim_note({"config": {"error_trim": 0.02}})
+
+
+def test_the_results_header_says_how_window_errors_and_z_scores_were_taken() -> None:
+    from pdm.evaluate.bench_sim import _trim_note
+
+    assert _trim_note({"config": {}}) == ""
+    assert "largest 2%" in _trim_note({"config": {"error_trim": 0.02}})
+    both = _trim_note({"config": {"error_trim": 0.02, "count_scaling": True}})
+    assert "largest 2%" in both and "count_scaled" in both

@@ -174,3 +174,20 @@ def test_a_trimmed_window_error_leaves_out_one_spike_but_not_a_lasting_change():
     assert np.isnan(gated_step_errors(steps, w, gate_few, trim=0.02)).all()
     with pytest.raises(ValueError, match="trim"):
         masked_mean(x, m, trim=0.5)
+
+
+def test_count_scaling_gives_a_part_windows_mean_the_scatter_of_a_full_ones():
+    """Means over a third of a window scatter sqrt(3) times as far; scaled by sqrt(share) they scatter alike."""
+    from pdm.detect.errors import count_scaled
+
+    rng = np.random.default_rng(5)
+    steps = rng.normal(0.0, 1.0, (4000, 144))
+    full, third = steps.mean(axis=1), steps[:, :48].mean(axis=1)
+    z = np.c_[full, third].T.reshape(-1, 1)  # 8000 windows, one channel
+    share = np.r_[np.ones(4000), np.full(4000, 48 / 144)]
+    assert third.std() / full.std() == pytest.approx(np.sqrt(3), rel=0.05)
+    scaled = count_scaled(z, share)[:, 0]
+    assert scaled[4000:].std() / scaled[:4000].std() == pytest.approx(1.0, rel=0.05)
+    assert np.array_equal(count_scaled(z[:3], np.array([1.0, np.nan, 1.0])), z[:3])  # full and unknown: as they were
+    assert np.isnan(count_scaled(np.array([[np.nan, 2.0]]), np.array([0.25]))[0, 0])
+    assert count_scaled(np.array([[np.nan, 2.0]]), np.array([0.25]))[0, 1] == 1.0

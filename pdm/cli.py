@@ -89,6 +89,8 @@ def _train_cmd(args: argparse.Namespace, settings: Settings) -> int:
 
     machines = [m for chunk in (args.machines or []) for m in chunk.split(",") if m] or None
     trim = {} if args.error_trim is None else {"error_trim": args.error_trim}
+    if args.count_scaling is not None:
+        trim["count_scaling"] = args.count_scaling
     features = FeatureConfig(step=args.step, window=args.window, stride=args.stride, **trim)
     overrides = {"attention": args.attention, "d_model": args.d_model, "layers": args.layers, "patch": args.patch}
     cfg = TrainConfig(epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, mvp_epochs=args.mvp_epochs)
@@ -419,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--error-trim", dest="error_trim", type=_trim_share, metavar="SHARE",
                    help="leave each window's largest SHARE of step errors out of its channel errors, in calibration "
                         "and scoring (default: FeatureConfig.error_trim)")
+    p.add_argument("--count-scaling", dest="count_scaling", action=argparse.BooleanOptionalAction, default=None,
+                   help="scale every window's channel z-scores by the square root of its share of counted steps, "
+                        "in calibration and scoring (default: FeatureConfig.count_scaling)")
     p.add_argument("--patch", type=int, default=8, help="time steps per token")
     p.add_argument("--attention", choices=["hybrid", "full", "window"], default="hybrid")
     p.add_argument("--d-model", dest="d_model", type=int, default=64)

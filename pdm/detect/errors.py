@@ -24,8 +24,10 @@ its channels get no error (NaN; with none left the window has no score) unless a
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from pdm.detect.stages import OperatingEnvelope
 from pdm.features.grid import MachineGrid
@@ -50,6 +52,12 @@ def count_scaled(z: np.ndarray, counted: np.ndarray) -> np.ndarray:
     """
     share = np.clip(np.nan_to_num(np.asarray(counted, float), nan=1.0), 0.0, 1.0)
     return np.asarray(z, float) * np.sqrt(share)[:, None]
+
+
+def counted_share(running: np.ndarray, step: Any) -> np.ndarray:
+    """(n,) each window's share of steps whose errors count (:func:`step_gate` of its ``running`` values (n, T)
+    on a grid of ``step``, a pandas frequency string or Timedelta): what :func:`count_scaled` scales by."""
+    return step_gate(np.asarray(running, float), pd.Timedelta(step).total_seconds() / 3600).mean(axis=1)
 
 
 def step_gate(running: np.ndarray, step_hours: float, warmup_hours: float = WARMUP_HOURS) -> np.ndarray:
@@ -308,7 +316,8 @@ def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: n
     return gated_errors(windows, reconstruction, running_gate(grid, windows, window, running=running), trim)
 
 
-__all__ = ["KEPT_WHEN_STOPPED", "MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "check_trim", "gated_errors", "gated_step_errors", "gated_window_errors", "grid_windows_errors",
+__all__ = ["KEPT_WHEN_STOPPED", "MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "check_trim", "count_scaled",
+           "counted_share", "gated_errors", "gated_step_errors", "gated_window_errors", "grid_windows_errors",
            "grid_operating_ranges", "hide_environment", "hide_steps", "hide_stopped", "inside_envelope", "masked_mean",
            "operating_points", "operating_ranges", "ran", "running_gate", "running_values", "step_gate", "training_envelope", "window_errors", "window_levels", "window_residuals",
            "window_running"]

@@ -266,6 +266,7 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
     w_end = ws.start + window_ns
     z, rebased = _rebaselined_z(store, bundle, m, calib, ws.start, w_end, err, step_ns, window, stride, det,
                                 log, write=write)
+    z = _count_scaled(bundle, z, running, step_ns)
     scores = calib.score_z(z, exclude=environment_mask(channels))
     state = np.where(np.isfinite(scores), SCORED, NOT_RUNNING).astype(object)
     exc: Excursions | None = None
@@ -419,6 +420,17 @@ def _window_errors(store: Store, bundle: Any, m: str, ends: np.ndarray, step_ns:
     return ws, running, grid_windows_errors(grid, ws, recon, window, running=running, trim=trim)
 
 
+def _count_scaled(bundle: Any, z: np.ndarray, running: np.ndarray, step_ns: int) -> np.ndarray:
+    """``z`` by :func:`pdm.detect.errors.count_scaled` where the model was calibrated so
+    (``FeatureConfig.count_scaling``), else as it is."""
+    from pdm.detect.errors import count_scaled, counted_share
+    from pdm.model.pipeline import bundle_features
+
+    if not bundle_features(bundle).count_scaling:
+        return z
+    return count_scaled(z, counted_share(running, pd.Timedelta(step_ns, unit="ns")))
+
+
 def mostly_observed(ws: Any) -> Any:
     """The windows of ``ws`` with at least :data:`MIN_OBSERVED` of their steps observed (any sensor): those scored."""
     return ws.take(np.nonzero(ws.mask.any(axis=1).mean(axis=1) >= MIN_OBSERVED)[0])
@@ -565,6 +577,7 @@ def _excursions(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, z: 
                     keep = np.isin(ws0.start + window_ns, before)
                     z0, _ = _rebaselined_z(store, bundle, m, calib, ws0.start, ws0.start + window_ns, got[2],
                                            step_ns, window, stride, det, log)
+                    z0 = _count_scaled(bundle, z0, got[1], step_ns)
                     z = np.concatenate([z0[keep], z])
                     kind = np.concatenate([np.full(int(keep.sum()), OUT), kind])
                     times = np.concatenate([(ws0.start + window_ns)[keep], times])

@@ -57,6 +57,11 @@ class FeatureConfig:
     #: before this setting are scored so). Measured at 0.02 (README, "Stops in a window"): spike alarms gone,
     #: but on the held-back fleets one catch fewer and the alarms 11 h later after a fault's onset.
     error_trim: float = 0.0
+    #: Every window's channel z-scores, in calibration and scoring alike, times the square root of its share
+    #: of counted steps (:func:`pdm.detect.errors.count_scaled`): a window's mean error over a third of its
+    #: steps (a stop begins in it) scatters sqrt(3) times as far as over all of them. Directories written
+    #: before this setting are scored without it.
+    count_scaling: bool = False
 
     def cal_stride(self) -> int:
         """The calibration windows' stride in steps (at least 1, at most ``stride``)."""
@@ -258,7 +263,7 @@ def bundle_features(bundle: ModelBundle) -> FeatureConfig:
     known = {f.name for f in dataclasses.fields(FeatureConfig)}
     stored = bundle.config.get("features", {})
     # Settings a directory predates are read as what it was trained and calibrated with, not today's defaults.
-    return FeatureConfig(**{"error_trim": 0.0, **{k: v for k, v in stored.items() if k in known}})
+    return FeatureConfig(**{"error_trim": 0.0, "count_scaling": False, **{k: v for k, v in stored.items() if k in known}})
 
 
 def bundle_windows(store: Store, bundle: ModelBundle, start: Any, stop: Any, features: FeatureConfig,
@@ -389,7 +394,7 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
     with the machines' ``scalers``, the ambient channel hidden where temperatures are read as rises,
     :func:`pdm.detect.errors.hide_environment`).
     """
-    from pdm.detect.errors import training_envelope
+    from pdm.detect.errors import count_scaled, counted_share, training_envelope, window_running
     from pdm.detect.rebaseline import Rebaseline
     from pdm.detect.rootcause import environment_mask
     from pdm.detect.stages import AlarmRule, ChannelCalibrator, POTThreshold
@@ -401,7 +406,10 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
         rise_over = scalers[m].rise_over if scalers and m in scalers else None
         w, err = scored_errors(model, grids[m], w, features, rise_over)
         calib = ChannelCalibrator().fit(err, min_rel_spread=MIN_REL_SPREAD)
-        scores = calib.apply(err, exclude=environment_mask(list(w.channels)))
+        z = calib.channel_scores(err)
+        if features.count_scaling:
+            z = count_scaled(z, counted_share(window_running(grids[m], w, features.window), features.step))
+        scores = calib.score_z(z, exclude=environment_mask(list(w.channels)))
         scored = scores[np.isfinite(scores)]
         if not len(scored):  # it ran in these windows, but too briefly for any to be scored
             skipped[m] = (f"none of its {len(w)} calibration windows has enough running steps to score: "

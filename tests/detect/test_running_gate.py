@@ -191,3 +191,18 @@ def test_count_scaling_gives_a_part_windows_mean_the_scatter_of_a_full_ones():
     assert np.array_equal(count_scaled(z[:3], np.array([1.0, np.nan, 1.0])), z[:3])  # full and unknown: as they were
     assert np.isnan(count_scaled(np.array([[np.nan, 2.0]]), np.array([0.25]))[0, 0])
     assert count_scaled(np.array([[np.nan, 2.0]]), np.array([0.25]))[0, 1] == 1.0
+
+
+def test_the_counted_share_follows_the_gate_and_the_scorer_scales_only_where_calibrated_so():
+    from pdm.detect.errors import counted_share
+    from pdm.detect.score import _count_scaled
+
+    running = np.array([[1.0] * 12, [1.0] * 4 + [0.0] * 8, [0.0] * 4 + [1.0] * 8])
+    share = counted_share(running, "1h")
+    assert share.tolist() == pytest.approx([1.0, 4 / 12, 5 / 12])  # a start: 3 warm-up hours do not count
+    z = np.full((3, 2), 4.0)
+    bundle = SimpleNamespace(config={"features": {"step": "1h", "window": 12, "stride": 1}})  # older: unscaled
+    assert np.array_equal(_count_scaled(bundle, z, running, 3_600_000_000_000), z)
+    bundle.config["features"]["count_scaling"] = True
+    got = _count_scaled(bundle, z, running, 3_600_000_000_000)
+    assert got[:, 0] == pytest.approx(4.0 * np.sqrt(share))

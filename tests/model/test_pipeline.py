@@ -14,7 +14,7 @@ def test_train_reads_the_store_and_writes_a_loadable_model_directory(tmp_path, m
     monkeypatch.setenv("PDM_DATA_DIR", str(tmp_path))
     assert main(["simulate", "backfill", "--machines", "3", "--days", "2", "--seed", "3"]) == 0
     code = main(["train", "--from", "2024-01-01", "--to", "2024-01-03", "--window", "64", "--stride", "8",
-                 "--epochs", "2", "--d-model", "16", "--layers", "1", "--error-trim", "0.03"])
+                 "--epochs", "2", "--d-model", "16", "--layers", "1", "--error-trim", "0.03", "--count-scaling"])
     assert code == 0
     out = capsys.readouterr().out
     path = out.strip().splitlines()[-1].split("model directory: ")[1]
@@ -36,6 +36,7 @@ def test_train_reads_the_store_and_writes_a_loadable_model_directory(tmp_path, m
     from pdm.model.pipeline import bundle_features
 
     assert bundle.config["features"]["error_trim"] == 0.03 and bundle_features(bundle).error_trim == 0.03
+    assert bundle.config["features"]["count_scaling"] is True and bundle_features(bundle).count_scaling
 
 
 def test_an_error_trim_out_of_range_is_refused_before_any_work(capsys):
@@ -57,11 +58,13 @@ def test_a_directory_without_an_error_trim_is_scored_with_the_plain_mean():
 
     old = SimpleNamespace(config={"features": {"step": "10min", "window": 144, "stride": 12}})
     assert bundle_features(old).error_trim == 0.0 and bundle_features(old).window == 144
+    assert bundle_features(old).count_scaling is False  # calibrated on unscaled z-scores
     trimmed = SimpleNamespace(config={"features": {**old.config["features"], "error_trim": 0.02}})
     assert bundle_features(trimmed).error_trim == 0.02
     # And a setting the reader does not know (a newer directory's) is left out rather than refused.
     newer = SimpleNamespace(config={"features": {**old.config["features"], "not_yet": 1}})
-    assert dataclasses.asdict(bundle_features(newer)) == dataclasses.asdict(FeatureConfig(error_trim=0.0))
+    assert dataclasses.asdict(bundle_features(newer)) == dataclasses.asdict(FeatureConfig(error_trim=0.0,
+                                                                                          count_scaling=False))
 
 
 def test_training_hides_the_ambient_channel_where_the_scorer_hides_it():

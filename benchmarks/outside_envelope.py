@@ -207,6 +207,9 @@ def study(folder: Path, hours: float) -> dict[str, Any]:
         staged = any(bool(np.any(np.asarray(s.state) == NEW_REGIME)) for s in series)
         variants = STAGED_VARIANTS if staged else VARIANTS
         stages = stages_of(folder) if staged else None
+        if stages is not None:
+            about = "trend" if stages["excursion"].get("detrend", True) else "median"
+            out["as_run"] = f"the excursion stage with each baseline's spread about its {about}"
         stride_ns = int(np.median(np.diff(series[0].times)))
         need = max(4, int(np.ceil(hours * 3.6e12 / stride_ns)))
         rows = {}
@@ -238,6 +241,7 @@ def markdown(doc: dict[str, Any]) -> str:
              "caught >= 72 h ahead (after onset: by an alarm raised at or after the fault's onset).", ""]
     for run in doc["runs"]:
         lines += [f"## {Path(run['series']).name}", "",
+                  *([f"As run: {run['as_run']}.", ""] if run.get("as_run") else []),
                   "| detector | outside share of running windows | rule | caught | recall @72 h | after onset "
                   "| false alarms | per machine-month |", "|---|---:|---|---:|---:|---:|---:|---:|"]
         for key, d in run["detectors"].items():

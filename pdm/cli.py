@@ -343,7 +343,8 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
     cfg_sim.running_scaling = args.running_scaling
     cfg_sim.temperatures_running = args.temperatures_running
     cfg_sim.error_trim = args.error_trim
-    cfg_sim.count_scaling = args.count_scaling
+    if args.count_scaling is not None:
+        cfg_sim.count_scaling = args.count_scaling
     try:
         benchmark_sim(cfg_sim, out, quick=args.quick, tag=args.tag or "")
     except (ValueError, ModelDirectoryError) as exc:
@@ -504,9 +505,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--error-trim", dest="error_trim", type=_trim_share, default=0.0, metavar="SHARE",
                    help="sim: leave each window's largest SHARE of step errors out of its channel errors "
                         "(an upper-trimmed mean, so one spike does not carry a window; default 0)")
-    p.add_argument("--count-scaling", dest="count_scaling", action="store_true",
+    p.add_argument("--count-scaling", dest="count_scaling", action=argparse.BooleanOptionalAction, default=None,
                    help="sim (product stages): every window's channel z-scores times the square root of its share "
-                        "of counted steps, in calibration and scoring (a part-window's mean scatters more)")
+                        "of counted steps, in calibration and scoring (a part-window's mean scatters more; "
+                        "default: off, as the product)")
     p.add_argument("--tag", help="sim: appended to the results files' names (sim_TAG.json), so runs do not overwrite")
     p.set_defaults(func=_benchmark_cmd)
 

@@ -57,7 +57,9 @@ class SimBenchConfig:
     running_scaling: bool = False  # vibration and currents scaled on running steps (FeatureConfig.running_scaling)
     temperatures_running: bool = False  # temperatures' median and IQR from running steps (FeatureConfig's)
     error_trim: float = 0.0  # share of each window's largest step errors left out (pdm.detect.errors.masked_mean)
-    count_scaling: bool = False  # z-scores times sqrt(the window's counted share) (pdm.detect.errors.count_scaled)
+    #: Product stages: z-scores times sqrt(the window's counted share), as FeatureConfig.count_scaling does
+    #: (pdm.detect.errors.count_scaled); off, as the product's default.
+    count_scaling: bool = False
     detectors: tuple[str, ...] = ("tshae", "pca", "iforest", "conv_ae", "lstm_ae", "tst_mvp")
     #: "plain": calibration + POT + alarm rule on every window (the detectors alone);
     #: "product": every detector through pdm's scorer's stages as well (see :data:`STAGES`).
@@ -877,7 +879,7 @@ def _trim_note(doc: dict[str, Any]) -> str:
     if trim:
         out = (f"; each window's channel errors the mean over its counted steps less the largest {trim:.0%} of them "
                "(pdm.detect.errors.masked_mean; window-level detectors as they score)")
-    if doc["config"].get("count_scaling"):
+    if doc["config"].get("count_scaling") and doc["config"].get("stages") == "product":
         out += ("; every window's channel z-scores (calibration and scored) times the square root of its share of "
                 "counted steps (pdm.detect.errors.count_scaled)")
     return out

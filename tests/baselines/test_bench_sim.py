@@ -349,5 +349,6 @@ def test_the_results_header_says_how_window_errors_and_z_scores_were_taken() -> 
 
     assert _trim_note({"config": {}}) == ""
     assert "largest 2%" in _trim_note({"config": {"error_trim": 0.02}})
-    both = _trim_note({"config": {"error_trim": 0.02, "count_scaling": True}})
+    both = _trim_note({"config": {"error_trim": 0.02, "count_scaling": True, "stages": "product"}})
     assert "largest 2%" in both and "count_scaled" in both
+    assert "count_scaled" not in _trim_note({"config": {"count_scaling": True, "stages": "plain"}})  # product only

@@ -101,3 +101,29 @@ def test_a_machine_whose_calibration_windows_cannot_be_scored_is_skipped_not_fat
     before = {"idles": {"threshold": {"threshold": 4.0}}, "runs": {"threshold": {"threshold": 9.0}}}
     merged = merge_calibration(before, detect["machines"])
     assert merged["idles"] == before["idles"] and merged["runs"] is detect["machines"]["runs"]
+
+
+def test_count_scaling_calibrates_on_the_scaled_scores_of_windows_the_machine_stopped_in(trained, tmp_path):
+    """With ``count_scaling`` the POT threshold is fitted on scores scaled by each window's counted share."""
+    import dataclasses
+
+    from pdm.model.directory import load
+    from pdm.model.pipeline import bundle_features, bundle_windows, calibrate
+    from tests.detect.conftest import HEALTHY
+
+    bundle = load(trained.model)
+    feats = bundle_features(bundle)
+    store = trained.fresh_store(tmp_path / "s.duckdb")
+    grids, sets, _ = bundle_windows(store, bundle, trained.start, trained.stop, feats)
+    store.close()
+    grid = grids[HEALTHY]
+    running = grid.context["running"].to_numpy(dtype=float).copy()
+    running[grid.index.hour >= 16] = 0.0  # the line now stops every evening
+    grid.context["running"] = running
+    got = {on: calibrate(bundle.model, {HEALTHY: sets[HEALTHY]}, {HEALTHY: grid},
+                         dataclasses.replace(feats, count_scaling=on), bundle.scalers)["machines"][HEALTHY]
+           for on in (False, True)}
+    plain, scaled = got[False]["calibration_scores"], got[True]["calibration_scores"]
+    # every window's z shrinks by sqrt(its counted share) (<= 1; < 1 where the machine stopped): so do the scores
+    assert scaled["max"] < plain["max"] and scaled["median"] < plain["median"]
+    assert got[True]["calibrator"] == got[False]["calibrator"]  # the error levels and spreads are the same

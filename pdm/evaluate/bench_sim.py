@@ -433,6 +433,7 @@ def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: 
     from pdm.model.pipeline import MIN_REL_SPREAD, THRESHOLD_FLOOR
 
     env = environment_mask(list(st.test.channels))
+    counted = np.asarray(st.gate, float).mean(axis=1)  # each scored window's share of counted steps
     healthy = _gated(det, st.cal, st.cal_gate, trim)
     cal = ChannelCalibrator().fit(healthy, min_rel_spread=MIN_REL_SPREAD)
     h_z = cal.channel_scores(healthy)
@@ -449,7 +450,7 @@ def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: 
     rb = Rebaseline().apply(err, starts, starts + window_ns, st.orders, cal.median, cal.iqr, stride_ns)
     z, unscored = rb.z[-n:], rb.unscored[-n:]
     if count_scaling:
-        z = count_scaled(z, np.asarray(st.gate, float).mean(axis=1))
+        z = count_scaled(z, counted)
     scores = cal.score_z(z, exclude=env)
     # Outside the envelope: scored against its excursion's own baseline once that is taken (pdm's scorer alike).
     kind = np.where(unscored, RESET, np.where(~np.isfinite(scores), IDLE, np.where(st.inside, INSIDE, OUT)))
@@ -459,7 +460,7 @@ def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: 
     state = np.where(unscored, SERIES_REBASELINE, np.where(st.inside, SERIES_SCORED, np.where(
         exc.scored, SERIES_NEW_REGIME, SERIES_OUTSIDE))).astype(np.int8)
     return _Series(m, times, scores, exc.z, pot.threshold, list(st.test.channels), state=state, ranges=st.ranges,
-                   counted=np.asarray(st.gate, float).mean(axis=1))
+                   counted=counted)
 
 
 def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] | None = print,
@@ -873,7 +874,8 @@ def ceiling_note(doc: dict[str, Any]) -> str | None:
 
 
 def _trim_note(doc: dict[str, Any]) -> str:
-    """How window errors were averaged, where not the plain mean over the counted steps."""
+    """How window errors were averaged (where not the plain mean over the counted steps) and whether their
+    z-scores were count-scaled (product stages)."""
     trim = doc["config"].get("error_trim", 0.0)
     out = ""
     if trim:

@@ -183,13 +183,15 @@ def training_windows(fit_sets: dict[str, WindowSet], scalers: dict[str, RobustSc
 
 
 def scored_errors(model: Any, grid: MachineGrid, w: WindowSet, features: FeatureConfig,
-                  rise_over: str | None) -> tuple[WindowSet, np.ndarray]:
+                  rise_over: str | None, *, running: np.ndarray | None = None) -> tuple[WindowSet, np.ndarray]:
     """The windows as scoring shows them to the model (stopped steps and, where temperatures are read as
     rises, the ambient channel hidden) and their per-channel errors as scoring computes them (running steps
-    only, :func:`pdm.detect.errors.grid_windows_errors`): (shown windows, (n, C) errors)."""
+    only, :func:`pdm.detect.errors.grid_windows_errors`): (shown windows, (n, C) errors). ``running``: the
+    windows' :func:`pdm.detect.errors.window_running` values when the caller already cut them."""
     from pdm.detect.errors import grid_windows_errors, hide_environment, hide_steps, window_running
 
-    running = window_running(grid, w, features.window)  # cut once: hiding and the gate use it
+    if running is None:  # cut once: hiding and the gate use it
+        running = window_running(grid, w, features.window)
     w = hide_environment(hide_steps(w, running), rise_over)
     out = reconstruct(model, w)
     return w, grid_windows_errors(grid, w, out["reconstruction"], features.window, running=running,
@@ -406,11 +408,12 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
     step_ns = pd.Timedelta(features.step).value
     for m, w in cal_sets.items():
         rise_over = scalers[m].rise_over if scalers and m in scalers else None
-        w, err = scored_errors(model, grids[m], w, features, rise_over)
+        running = window_running(grids[m], w, features.window)  # cut once: errors and the counted share
+        w, err = scored_errors(model, grids[m], w, features, rise_over, running=running)
         calib = ChannelCalibrator().fit(err, min_rel_spread=MIN_REL_SPREAD)
         z = calib.channel_scores(err)
         if features.count_scaling:
-            z = count_scaled(z, counted_share(window_running(grids[m], w, features.window), features.step))
+            z = count_scaled(z, counted_share(running, features.step))
         scores = calib.score_z(z, exclude=environment_mask(list(w.channels)))
         scored = scores[np.isfinite(scores)]
         if not len(scored):  # it ran in these windows, but too briefly for any to be scored

@@ -91,6 +91,8 @@ def _train_cmd(args: argparse.Namespace, settings: Settings) -> int:
     trim = {} if args.error_trim is None else {"error_trim": args.error_trim}
     if args.count_scaling is not None:
         trim["count_scaling"] = args.count_scaling
+    if args.stops_as_gaps is not None:
+        trim["stops_as_gaps"] = args.stops_as_gaps
     features = FeatureConfig(step=args.step, window=args.window, stride=args.stride, **trim)
     overrides = {"attention": args.attention, "d_model": args.d_model, "layers": args.layers, "patch": args.patch}
     cfg = TrainConfig(epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, mvp_epochs=args.mvp_epochs)
@@ -345,6 +347,8 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
     cfg_sim.error_trim = args.error_trim
     if args.count_scaling is not None:
         cfg_sim.count_scaling = args.count_scaling
+    if args.stops_as_gaps is not None:
+        cfg_sim.stops_as_gaps = args.stops_as_gaps
     try:
         benchmark_sim(cfg_sim, out, quick=args.quick, tag=args.tag or "")
     except (ValueError, ModelDirectoryError) as exc:
@@ -425,6 +429,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count-scaling", dest="count_scaling", action=argparse.BooleanOptionalAction, default=None,
                    help="scale every window's channel z-scores by the square root of its share of counted steps, "
                         "in calibration and scoring (default: FeatureConfig.count_scaling)")
+    p.add_argument("--stops-as-gaps", dest="stops_as_gaps", action=argparse.BooleanOptionalAction, default=None,
+                   help="show a stop inside a window, and the warm-up after a start, to the model as a gap in a "
+                        "running record (every sensor unobserved, speed, load and running held), in training, "
+                        "calibration and scoring (default: FeatureConfig.stops_as_gaps)")
     p.add_argument("--patch", type=int, default=8, help="time steps per token")
     p.add_argument("--attention", choices=["hybrid", "full", "window"], default="hybrid")
     p.add_argument("--d-model", dest="d_model", type=int, default=64)
@@ -509,6 +517,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sim (product stages): every window's channel z-scores times the square root of its share "
                         "of counted steps, in calibration and scoring (a part-window's mean scatters more; "
                         "default: off, as the product)")
+    p.add_argument("--stops-as-gaps", dest="stops_as_gaps", action=argparse.BooleanOptionalAction, default=None,
+                   help="sim (product stages): a stop inside a window, and the warm-up after a start, shown to every "
+                        "detector as a gap in a running record, in training, calibration and scoring "
+                        "(FeatureConfig.stops_as_gaps; default: off, as the product)")
     p.add_argument("--tag", help="sim: appended to the results files' names (sim_TAG.json), so runs do not overwrite")
     p.set_defaults(func=_benchmark_cmd)
 

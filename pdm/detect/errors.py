@@ -210,13 +210,72 @@ def _unobserved(windows: WindowSet, where: np.ndarray) -> WindowSet:
     return dataclasses.replace(windows, values=values, mask=mask)
 
 
-def hide_steps(windows: WindowSet, running: np.ndarray) -> WindowSet:
-    """:func:`hide_stopped` from the windows' own ``running`` values (n, T) (NaN = not recorded)."""
+def hide_steps(windows: WindowSet, running: np.ndarray, *, as_gaps: bool = False,
+               step_hours: float | None = None) -> WindowSet:
+    """:func:`hide_stopped` from the windows' own ``running`` values (n, T) (NaN = not recorded).
+
+    ``as_gaps``: a stop, and with ``step_hours`` (the grid's step) the warm-up after each start too, is
+    shown as a gap in the record of a machine that ran on (:func:`stops_as_gaps`): the model sees the
+    steps whose errors count and nothing else.
+    """
     stopped = ~ran(running)
+    if as_gaps:
+        uncounted = stopped if step_hours is None else step_gate(np.asarray(running, float), step_hours) == 0
+        return stops_as_gaps(windows, stopped, uncounted)
     hide = np.array([stops_with_machine(c) for c in windows.channels], bool)
     if not stopped.any() or not hide.any():
         return windows
     return _unobserved(windows, stopped[:, None, :] & hide[None, :, None])
+
+
+#: Context fields that say whether and how a machine ran: :func:`stops_as_gaps` holds them over a stop.
+OPERATING_FIELDS = ("speed", "load", "running")
+
+
+def stops_as_gaps(windows: WindowSet, stopped: np.ndarray, hidden: np.ndarray | None = None) -> WindowSet:
+    """A copy of ``windows`` in which each stopped step (``stopped``, (n, T)) reads as a gap in a running record.
+
+    Every sensor channel is unobserved there, temperatures included (and at
+    the steps ``hidden`` as well, (n, T), which default to the stopped ones:
+    the scorer adds the warm-up after each start), and the operating context
+    (:data:`OPERATING_FIELDS`) holds the last running step's values (a stop at
+    the window's start: the first running step's). A window with no step left
+    shown is returned as it was (it is not scored).
+
+    Why: a fleet model reads a machine's duty cycle from the stops a window
+    shows it. Temperatures are scaled over every step, so a machine that stops
+    every night has its running temperatures well above its median and one that
+    runs around the clock at it; shown a stop, the model expects the former's
+    level even from the latter (README, "Stops in a window": a three-shift
+    fan's imputed temperatures and current 0.6-0.8 IQR high over the running
+    hours of every window holding its weekend stop, back to normal with the
+    stop held out of the context). Only counted steps are scored (running, past
+    the warm-up, :data:`WARMUP_HOURS`), so the others' values are never needed;
+    shown a cold restart's warm-up with no stop before it, the model would
+    read the cold machine as a running one gone wrong.
+    """
+    import dataclasses
+
+    from pdm.features.grid import CONTEXT_CHANNELS
+
+    stopped = np.asarray(stopped, bool)
+    hidden = stopped if hidden is None else np.asarray(hidden, bool) | stopped
+    if not hidden.any():
+        return windows
+    on = ~stopped
+    some = np.asarray((~hidden).any(axis=1), bool)[:, None]
+    steps = np.arange(stopped.shape[1])
+    last = np.maximum.accumulate(np.where(on, steps, -1), axis=1)  # the latest running step so far
+    first = np.argmax(on, axis=1)  # each window's first running step (0 where none: unused)
+    src = np.where(last >= 0, last, first[:, None])
+    rows = np.arange(len(stopped))[:, None]
+    context = windows.context.copy()
+    for f in OPERATING_FIELDS:
+        if f in CONTEXT_CHANNELS and CONTEXT_CHANNELS.index(f) < context.shape[1]:
+            k = CONTEXT_CHANNELS.index(f)
+            context[:, k, :] = np.where(stopped & some, context[rows, k, src], context[:, k, :])
+    gaps = _unobserved(windows, (hidden & some)[:, None, :])
+    return dataclasses.replace(gaps, context=context)
 
 
 def check_trim(share: float, name: str = "trim") -> float:
@@ -318,6 +377,6 @@ def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: n
 
 __all__ = ["KEPT_WHEN_STOPPED", "MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "check_trim", "count_scaled",
            "counted_share", "gated_errors", "gated_step_errors", "gated_window_errors", "grid_windows_errors",
-           "grid_operating_ranges", "hide_environment", "hide_steps", "hide_stopped", "inside_envelope", "masked_mean",
+           "grid_operating_ranges", "hide_environment", "hide_steps", "hide_stopped", "stops_as_gaps", "inside_envelope", "masked_mean",
            "operating_points", "operating_ranges", "ran", "running_gate", "running_values", "step_gate", "training_envelope", "window_errors", "window_levels", "window_residuals",
            "window_running"]

@@ -414,10 +414,10 @@ def _window_errors(store: Store, bundle: Any, m: str, ends: np.ndarray, step_ns:
     # As calibration saw them: stopped steps hidden, and the ambient channel where it was (directories
     # calibrated before hide_environment showed it to the model, and are scored so until recalibrated).
     hidden_env = bundle.scalers[m].rise_over if det.get("environment_hidden") else None
-    ws = hide_environment(hide_steps(ws, running), hidden_env)
+    feats = bundle_features(bundle)  # as calibration showed and computed them
+    ws = hide_environment(hide_steps(ws, running, as_gaps=feats.stops_as_gaps, step_hours=step_ns / 3.6e12), hidden_env)
     recon = reconstruct(bundle.model, ws)["reconstruction"]
-    trim = bundle_features(bundle).error_trim  # as calibration computed them
-    return ws, running, grid_windows_errors(grid, ws, recon, window, running=running, trim=trim)
+    return ws, running, grid_windows_errors(grid, ws, recon, window, running=running, trim=feats.error_trim)
 
 
 def _count_scaled(bundle: Any, z: np.ndarray, running: np.ndarray, step_ns: int) -> np.ndarray:

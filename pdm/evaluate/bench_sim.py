@@ -60,6 +60,10 @@ class SimBenchConfig:
     #: Product stages: z-scores times sqrt(the window's counted share), as FeatureConfig.count_scaling does
     #: (pdm.detect.errors.count_scaled); off, as the product's default.
     count_scaling: bool = False
+    #: Product stages: a stop in a window (and the warm-up after a start) shown to every detector as a gap in a
+    #: running record, in training, calibration and scoring, as FeatureConfig.stops_as_gaps does
+    #: (pdm.detect.errors.stops_as_gaps); off, as the product's default.
+    stops_as_gaps: bool = False
     detectors: tuple[str, ...] = ("tshae", "pca", "iforest", "conv_ae", "lstm_ae", "tst_mvp")
     #: "plain": calibration + POT + alarm rule on every window (the detectors alone);
     #: "product": every detector through pdm's scorer's stages as well (see :data:`STAGES`).
@@ -341,13 +345,16 @@ class _Staged:
     pre_gate: np.ndarray | None = None
 
 
-def _hidden(grid: Any, ws: Any, window: int, rise_over: str | None = None) -> tuple[Any, np.ndarray, np.ndarray]:
+def _hidden(grid: Any, ws: Any, window: int, rise_over: str | None = None,
+            as_gaps: bool = False) -> tuple[Any, np.ndarray, np.ndarray]:
     """(windows with stopped steps hidden, their running values, their step gate), as pdm's scorer cuts them
-    (the ambient channel hidden too where temperatures are read as rises over it, ``rise_over``)."""
+    (the ambient channel hidden too where temperatures are read as rises over it, ``rise_over``; stops shown
+    as gaps in a running record with ``as_gaps``, :func:`pdm.detect.errors.stops_as_gaps`)."""
     from pdm.detect.errors import hide_environment, hide_steps, running_gate, window_running
 
     running = window_running(grid, ws, window)
-    return (hide_environment(hide_steps(ws, running), rise_over), running,
+    step_h = (grid.index[1] - grid.index[0]).total_seconds() / 3600 if len(grid.index) > 1 else None
+    return (hide_environment(hide_steps(ws, running, as_gaps=as_gaps, step_hours=step_h), rise_over), running,
             running_gate(grid, ws, window, running=running))
 
 
@@ -540,15 +547,16 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     staged: dict[str, _Staged] = {}
     if product:  # the training part of each machine's healthy windows, and held-out calibration windows
         feats = FeatureConfig(step=cfg.step, window=cfg.window, stride=cfg.stride, running_scaling=cfg.running_scaling,
-                              temperatures_running=cfg.temperatures_running, error_trim=cfg.error_trim)
+                              temperatures_running=cfg.temperatures_running, error_trim=cfg.error_trim,
+                              stops_as_gaps=cfg.stops_as_gaps)
         fit_sets, cal_sets, notes = split_sets(grids, fit_sets, feats, scalers, labels)
         rb_rule = Rebaseline()
         for note in notes:
             log.warning("%s", note)
         for m, t in test_sets.items():
             g = grids[m]
-            cal, _, cal_gate = _hidden(g, cal_sets[m], cfg.window, scalers[m].rise_over)
-            test, running, gate = _hidden(g, t, cfg.window, scalers[m].rise_over)
+            cal, _, cal_gate = _hidden(g, cal_sets[m], cfg.window, scalers[m].rise_over, cfg.stops_as_gaps)
+            test, running, gate = _hidden(g, t, cfg.window, scalers[m].rise_over, cfg.stops_as_gaps)
             env = training_envelope(g.rows(0, int(np.searchsorted(g.index.asi8, split.value))), cfg.window)
             # As pdm's scorer (orders_from): orders after which the calibration held less than a baseline.
             seen = rb_rule.seen_until(cal_sets[m].start, feats.cal_stride() * step_ns)  # 0: no calibration windows
@@ -563,7 +571,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
                 near = make_windows(g.rows(lo, hi), scalers[m], cfg.window, cfg.stride)
                 near = near.take(np.flatnonzero((near.start >= k) & (near.start < until)))
                 if len(got := mostly_observed(near)):
-                    pre, _, pre_gate = _hidden(g, got, cfg.window, scalers[m].rise_over)
+                    pre, _, pre_gate = _hidden(g, got, cfg.window, scalers[m].rise_over, cfg.stops_as_gaps)
             ranges = operating_ranges(test, running, env.fields, env.spread)
             staged[m] = _Staged(cal, cal_gate, test, gate, env.apply(ranges), ranges, o, pre, pre_gate)
     # The product's training windows (the ambient hidden as its scorer hides it) for every detector alike.
@@ -874,8 +882,8 @@ def ceiling_note(doc: dict[str, Any]) -> str | None:
 
 
 def _trim_note(doc: dict[str, Any]) -> str:
-    """How window errors were averaged (where not the plain mean over the counted steps) and whether their
-    z-scores were count-scaled (product stages)."""
+    """How window errors were averaged (where not the plain mean over the counted steps), whether their
+    z-scores were count-scaled and whether stops were shown as gaps (product stages)."""
     trim = doc["config"].get("error_trim", 0.0)
     out = ""
     if trim:
@@ -884,6 +892,10 @@ def _trim_note(doc: dict[str, Any]) -> str:
     if doc["config"].get("count_scaling") and doc["config"].get("stages") == "product":
         out += ("; every window's channel z-scores (calibration and scored) times the square root of its share of "
                 "counted steps (pdm.detect.errors.count_scaled)")
+    if doc["config"].get("stops_as_gaps") and doc["config"].get("stages") == "product":
+        out += ("; a stop inside a window, and the warm-up after a start, shown as a gap in a running record in "
+                "training, calibration and scoring: every sensor unobserved, speed, load and running held at the last "
+                "running step's (pdm.detect.errors.stops_as_gaps)")
     return out
 
 

@@ -64,6 +64,12 @@ class FeatureConfig:
     #: but on development seed 11 they rose 4 -> 16 (Saturday alarms: the model's weekend bias, not scatter,
     #: above thresholds that scaling lowered). Directories written before this setting are scored without it.
     count_scaling: bool = False
+    #: In training, calibration and scoring alike, a stop inside a window, and the warm-up after a start, are
+    #: shown to the model as a gap in the record of a machine that ran on (:func:`pdm.detect.errors.stops_as_gaps`:
+    #: every sensor unobserved, speed, load and running held at the last running step's), so that the model
+    #: cannot read a duty cycle from them (README, "Stops in a window"). False (the default until measured):
+    #: temperatures and the stop's context shown. Directories written before this setting are scored without it.
+    stops_as_gaps: bool = False
 
     def cal_stride(self) -> int:
         """The calibration windows' stride in steps (at least 1, at most ``stride``)."""
@@ -168,18 +174,27 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
 
 def training_windows(fit_sets: dict[str, WindowSet], scalers: dict[str, RobustScaler],
                      features: FeatureConfig) -> WindowSet:
-    """The machines' training windows as one set, the ambient channel hidden where the scorer hides it.
+    """The machines' training windows as one set, shown to the model as the scorer will show them.
 
     With :attr:`FeatureConfig.train_hides_environment`, a machine whose scaler reads temperatures as rises
     over the ambient (``rise_over``) has that channel unobserved in training too, so the model never
-    learns to lean on the weather it will not be shown when scoring.
+    learns to lean on the weather it will not be shown when scoring. With
+    :attr:`FeatureConfig.stops_as_gaps`, stops and warm-ups are gaps in a running record in training too
+    (:func:`pdm.detect.errors.stops_as_gaps`, from each window's own ``running`` context): a model trained
+    on windows that showed its stops meets windows mostly masked in every channel only when scored.
     """
-    from pdm.detect.errors import hide_environment
+    from pdm.detect.errors import hide_environment, hide_steps
 
-    if not features.train_hides_environment:
-        return WindowSet.concat(list(fit_sets.values()))
-    return WindowSet.concat([hide_environment(w, scalers[m].rise_over if m in scalers else None)
-                             for m, w in fit_sets.items()])
+    step_h = pd.Timedelta(features.step).total_seconds() / 3600
+    running = CONTEXT_CHANNELS.index("running")
+    out = []
+    for m, w in fit_sets.items():
+        if features.stops_as_gaps:
+            w = hide_steps(w, w.context[:, running], as_gaps=True, step_hours=step_h)
+        if features.train_hides_environment:
+            w = hide_environment(w, scalers[m].rise_over if m in scalers else None)
+        out.append(w)
+    return WindowSet.concat(out)
 
 
 def scored_errors(model: Any, grid: MachineGrid, w: WindowSet, features: FeatureConfig,
@@ -192,7 +207,8 @@ def scored_errors(model: Any, grid: MachineGrid, w: WindowSet, features: Feature
 
     if running is None:  # cut once: hiding and the gate use it
         running = window_running(grid, w, features.window)
-    w = hide_environment(hide_steps(w, running), rise_over)
+    step_h = pd.Timedelta(features.step).total_seconds() / 3600
+    w = hide_environment(hide_steps(w, running, as_gaps=features.stops_as_gaps, step_hours=step_h), rise_over)
     out = reconstruct(model, w)
     return w, grid_windows_errors(grid, w, out["reconstruction"], features.window, running=running,
                                   trim=features.error_trim)
@@ -267,7 +283,7 @@ def bundle_features(bundle: ModelBundle) -> FeatureConfig:
     known = {f.name for f in dataclasses.fields(FeatureConfig)}
     stored = bundle.config.get("features", {})
     # Settings a directory predates are read as what it was trained and calibrated with, not today's defaults.
-    return FeatureConfig(**{"error_trim": 0.0, "count_scaling": False, **{k: v for k, v in stored.items() if k in known}})
+    return FeatureConfig(**{"error_trim": 0.0, "count_scaling": False, "stops_as_gaps": False, **{k: v for k, v in stored.items() if k in known}})
 
 
 def bundle_windows(store: Store, bundle: ModelBundle, start: Any, stop: Any, features: FeatureConfig,

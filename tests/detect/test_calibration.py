@@ -103,8 +103,9 @@ def test_a_machine_whose_calibration_windows_cannot_be_scored_is_skipped_not_fat
     assert merged["idles"] == before["idles"] and merged["runs"] is detect["machines"]["runs"]
 
 
-def test_count_scaling_calibrates_on_the_scaled_scores_of_windows_the_machine_stopped_in(trained, tmp_path):
-    """With ``count_scaling`` the POT threshold is fitted on scores scaled by each window's counted share."""
+def _healthy_calibration(trained, tmp_path):
+    """``calibrated(running_at, **settings)``: the fixture's healthy machine calibrated with those feature
+    settings, its ``running`` record replaced by ``running_at(grid index, the recorded running values)``."""
     import dataclasses
 
     from pdm.model.directory import load
@@ -117,13 +118,40 @@ def test_count_scaling_calibrates_on_the_scaled_scores_of_windows_the_machine_st
     grids, sets, _ = bundle_windows(store, bundle, trained.start, trained.stop, feats)
     store.close()
     grid = grids[HEALTHY]
-    running = grid.context["running"].to_numpy(dtype=float).copy()
-    running[grid.index.hour >= 16] = 0.0  # the line now stops every evening
-    grid.context["running"] = running
-    got = {on: calibrate(bundle.model, {HEALTHY: sets[HEALTHY]}, {HEALTHY: grid},
-                         dataclasses.replace(feats, count_scaling=on), bundle.scalers)["machines"][HEALTHY]
-           for on in (False, True)}
+    recorded = grid.context["running"].to_numpy(dtype=float).copy()
+
+    def calibrated(running_at, **settings):
+        grid.context["running"] = running_at(grid.index, recorded.copy())
+        return calibrate(bundle.model, {HEALTHY: sets[HEALTHY]}, {HEALTHY: grid},
+                         dataclasses.replace(feats, **settings), bundle.scalers)["machines"][HEALTHY]
+
+    return calibrated
+
+
+def _evening_stops(index, running):
+    """The recorded running values, the line now stopping every evening."""
+    running[index.hour >= 16] = 0.0
+    return running
+
+
+def test_count_scaling_calibrates_on_the_scaled_scores_of_windows_the_machine_stopped_in(trained, tmp_path):
+    """With ``count_scaling`` the POT threshold is fitted on scores scaled by each window's counted share."""
+    calibrated = _healthy_calibration(trained, tmp_path)
+    got = {on: calibrated(_evening_stops, count_scaling=on) for on in (False, True)}
     plain, scaled = got[False]["calibration_scores"], got[True]["calibration_scores"]
     # every window's z shrinks by sqrt(its counted share) (<= 1; < 1 where the machine stopped): so do the scores
     assert scaled["max"] < plain["max"] and scaled["median"] < plain["median"]
     assert got[True]["calibrator"] == got[False]["calibrator"]  # the error levels and spreads are the same
+
+
+def test_stops_as_gaps_changes_what_calibration_shows_the_model_only_where_the_machine_stopped(trained, tmp_path):
+    """With ``stops_as_gaps`` calibration scores the windows as the scorer will: a stop read as a gap."""
+    calibrated = _healthy_calibration(trained, tmp_path)
+
+    def never_stopped(index, running):  # nothing to show as a gap
+        return np.ones_like(running)
+
+    assert calibrated(never_stopped, stops_as_gaps=True)["calibrator"] == \
+        calibrated(never_stopped, stops_as_gaps=False)["calibrator"]
+    gaps, shown = calibrated(_evening_stops, stops_as_gaps=True), calibrated(_evening_stops, stops_as_gaps=False)
+    assert gaps["calibrator"] != shown["calibrator"]  # the model saw other inputs, so the errors differ

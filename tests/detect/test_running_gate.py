@@ -17,6 +17,7 @@ from pdm.detect.errors import (
     step_gate,
     window_errors,
 )
+from pdm.features.windows import WindowSet
 
 
 def _grid(running: list[float], step: str = "1h") -> SimpleNamespace:
@@ -206,3 +207,48 @@ def test_the_counted_share_follows_the_gate_and_the_scorer_scales_only_where_cal
     bundle.config["features"]["count_scaling"] = True
     got = _count_scaled(bundle, z, running, 3_600_000_000_000)
     assert got[:, 0] == pytest.approx(4.0 * np.sqrt(share))
+
+
+def _context_windows(running: np.ndarray, speed: np.ndarray) -> WindowSet:
+    from pdm.features.grid import CONTEXT_CHANNELS
+
+    n, t = running.shape
+    values = np.arange(n * 3 * t, dtype=np.float32).reshape(n, 3, t)
+    context = np.zeros((n, len(CONTEXT_CHANNELS), t), np.float32)
+    context[:, CONTEXT_CHANNELS.index("speed")] = speed
+    context[:, CONTEXT_CHANNELS.index("load")] = np.where(running > 0, 0.8, 0.0)
+    context[:, CONTEXT_CHANNELS.index("running")] = running
+    context[:, CONTEXT_CHANNELS.index("days_since_work_order")] = 0.5
+    return WindowSet(values, np.ones_like(values), context, np.zeros((n, 1, t), np.float32),
+                     np.arange(n, dtype=np.int64), np.full(n, "m", object),
+                     ["vibration.de.rms", "temperature.bearing.celsius", "process.current_a"])
+
+
+def test_a_stop_shown_as_a_gap_reads_as_a_running_machine_whose_sensors_were_out():
+    """``as_gaps``: the model gets what it would have got had the machine run on with every sensor out."""
+    from pdm.features.grid import CONTEXT_CHANNELS
+
+    running = np.array([[1, 1, 1, 0, 0, 0.5, 1, 1], [0, 0, 1, 1, 1, 1, 1, 1], [0] * 8], float)
+    speed = np.array([[0.9, 0.91, 0.92, 0, 0, 0.4, 0.95, 0.96], [0, 0, 0.7, 0.8, 0.8, 0.8, 0.8, 0.8], [0] * 8])
+    w = _context_windows(running, speed)
+    got = hide_steps(w, running, as_gaps=True)
+    # What a running machine with its sensors out at those steps would have given the model:
+    held_speed = np.array([[0.9, 0.91, 0.92, 0.92, 0.92, 0.92, 0.95, 0.96], [0.7, 0.7, 0.7, 0.8, 0.8, 0.8, 0.8, 0.8]])
+    expect = _context_windows(np.ones((2, 8)), held_speed)
+    out = np.zeros((2, 8), bool)
+    out[0, 3:6] = out[1, :2] = True
+    hidden = np.broadcast_to(out[:, None], (2, 3, 8))  # every channel, temperatures too
+    assert np.array_equal(got.mask[:2] == 0, hidden) and np.array_equal(np.isnan(got.values[:2]), hidden)
+    assert np.array_equal(got.values[:2][~hidden], w.values[:2][~hidden])  # running steps as they were
+    assert np.allclose(got.context[:2], expect.context)  # speed, load, running held; days since work order kept
+    # A window in which the machine never ran is left as it was (it is not scored); the input is not modified.
+    assert np.array_equal(got.mask[2], w.mask[2]) and np.array_equal(got.context[2], w.context[2])
+    assert w.mask.all() and w.context[0, CONTEXT_CHANNELS.index("running"), 3] == 0
+    # With the grid's step, the warm-up after each start (3 h: three hourly steps) is a gap too; the context
+    # is held over the stop only (the warm-up ran at its own speed).
+    warm = hide_steps(w, running, as_gaps=True, step_hours=1.0)
+    assert (warm.mask[0, 0] == 0).tolist() == [False] * 3 + [True] * 5
+    assert (warm.mask[1, 0] == 0).tolist() == [True] * 5 + [False] * 3
+    assert np.allclose(warm.context[:2], got.context[:2])
+    # Unrecorded running (NaN) counts as running, as everywhere else.
+    assert hide_steps(w.take(slice(0, 1)), np.full((1, 8), np.nan), as_gaps=True).mask.all()

@@ -271,3 +271,32 @@ def test_the_ambient_channel_is_hidden_when_scoring_only_where_the_calibration_h
     del bundle.detect["machines"][HEALTHY]["environment_hidden"]  # calibrated before: the model saw it
     score_machines(store, bundle, [HEALTHY], start=trained.start, stop=stop, progress=False, write=False)
     assert seen and set(seen) == {None}
+
+
+def test_stops_are_shown_as_gaps_when_scoring_only_where_the_directory_says_so(trained, monkeypatch, tmp_path):
+    """``FeatureConfig.stops_as_gaps`` is read from the model directory (older ones: off), as calibration used it."""
+    import pdm.detect.errors
+
+    seen: list[bool] = []
+    real = pdm.detect.errors.hide_steps
+
+    def spy(windows, running, *, as_gaps=False, step_hours=None):
+        seen.append(as_gaps)
+        assert step_hours == 1 / 6  # the warm-up after a start is shown as a gap too (a 10-minute grid)
+        return real(windows, running, as_gaps=as_gaps, step_hours=step_hours)
+
+    monkeypatch.setattr(pdm.detect.errors, "hide_steps", spy)
+    store = trained.fresh_store(tmp_path / "s.duckdb")
+    bundle = load(trained.model)
+    stop = trained.start + pd.Timedelta("2D")
+    assert "stops_as_gaps" in bundle.config["features"]  # written by this version: off by default
+    score_machines(store, bundle, [HEALTHY], start=trained.start, stop=stop, progress=False, write=False)
+    assert seen and set(seen) == {False}
+    seen.clear()
+    bundle.config["features"]["stops_as_gaps"] = True
+    score_machines(store, bundle, [HEALTHY], start=trained.start, stop=stop, progress=False, write=False)
+    assert seen and set(seen) == {True}
+    seen.clear()
+    del bundle.config["features"]["stops_as_gaps"]  # a directory written before the setting
+    score_machines(store, bundle, [HEALTHY], start=trained.start, stop=stop, progress=False, write=False)
+    assert seen and set(seen) == {False}

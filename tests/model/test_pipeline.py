@@ -14,7 +14,8 @@ def test_train_reads_the_store_and_writes_a_loadable_model_directory(tmp_path, m
     monkeypatch.setenv("PDM_DATA_DIR", str(tmp_path))
     assert main(["simulate", "backfill", "--machines", "3", "--days", "2", "--seed", "3"]) == 0
     code = main(["train", "--from", "2024-01-01", "--to", "2024-01-03", "--window", "64", "--stride", "8",
-                 "--epochs", "2", "--d-model", "16", "--layers", "1", "--error-trim", "0.03", "--count-scaling"])
+                 "--epochs", "2", "--d-model", "16", "--layers", "1", "--error-trim", "0.03", "--count-scaling",
+                 "--stops-as-gaps"])
     assert code == 0
     out = capsys.readouterr().out
     path = out.strip().splitlines()[-1].split("model directory: ")[1]
@@ -37,6 +38,7 @@ def test_train_reads_the_store_and_writes_a_loadable_model_directory(tmp_path, m
 
     assert bundle.config["features"]["error_trim"] == 0.03 and bundle_features(bundle).error_trim == 0.03
     assert bundle.config["features"]["count_scaling"] is True and bundle_features(bundle).count_scaling
+    assert bundle.config["features"]["stops_as_gaps"] is True and bundle_features(bundle).stops_as_gaps
 
 
 def test_an_error_trim_out_of_range_is_refused_before_any_work(capsys):
@@ -59,6 +61,7 @@ def test_a_directory_without_an_error_trim_is_scored_with_the_plain_mean():
     old = SimpleNamespace(config={"features": {"step": "10min", "window": 144, "stride": 12}})
     assert bundle_features(old).error_trim == 0.0 and bundle_features(old).window == 144
     assert bundle_features(old).count_scaling is False  # calibrated on unscaled z-scores
+    assert bundle_features(old).stops_as_gaps is False  # calibrated with stops shown
     trimmed = SimpleNamespace(config={"features": {**old.config["features"], "error_trim": 0.02}})
     assert bundle_features(trimmed).error_trim == 0.02
     # And a setting the reader does not know (a newer directory's) is left out rather than refused.
@@ -89,3 +92,31 @@ def test_training_hides_the_ambient_channel_where_the_scorer_hides_it():
     assert sets["a"].mask.all()  # the input is not modified
     shown = training_windows(sets, {"a": rises, "b": measured}, FeatureConfig(train_hides_environment=False))
     assert shown.mask.all()
+
+
+def test_training_shows_stops_and_warm_ups_as_gaps_where_the_scorer_will():
+    """``stops_as_gaps``: training windows lose their stopped and warm-up steps in every channel, context held."""
+    from pdm.features import RobustScaler, WindowSet
+    from pdm.features.grid import CONTEXT_CHANNELS
+    from pdm.model.pipeline import FeatureConfig, training_windows
+
+    channels = ["temperature.bearing.celsius", "vibration.de.rms"]
+    t = 36  # 10-minute steps: 6 h
+    values = np.ones((1, 2, t), np.float32)
+    context = np.zeros((1, len(CONTEXT_CHANNELS), t), np.float32)
+    running = np.ones(t)
+    running[6:12] = 0  # a one-hour stop; the machine starts again at step 12
+    context[0, CONTEXT_CHANNELS.index("running")] = running
+    context[0, CONTEXT_CHANNELS.index("speed")] = np.where(running > 0, 0.9, 0.0)
+    w = WindowSet(values, np.ones_like(values), context, np.zeros((1, 5, t), np.float32), np.zeros(1, np.int64),
+                  np.array(["a"], dtype=object), channels)
+    feats = FeatureConfig(step="10min", stops_as_gaps=True, train_hides_environment=False)
+    got = training_windows({"a": w}, {"a": RobustScaler(channels)}, feats)
+    gap = np.zeros(t, bool)
+    gap[6:30] = True  # the stop and three hours' warm-up after it
+    assert (got.mask[0] == 0).tolist() == [gap.tolist()] * 2 and np.isnan(got.values[0][:, gap]).all()
+    assert (got.context[0, CONTEXT_CHANNELS.index("running")] == 1).all()
+    assert (got.context[0, CONTEXT_CHANNELS.index("speed")] == np.float32(0.9)).all()
+    assert w.mask.all()  # the input is not modified
+    assert training_windows({"a": w}, {"a": RobustScaler(channels)},
+                            FeatureConfig(train_hides_environment=False)).mask.all()  # off: shown

@@ -57,7 +57,17 @@ def count_scaled(z: np.ndarray, counted: np.ndarray) -> np.ndarray:
 def counted_share(running: np.ndarray, step: Any) -> np.ndarray:
     """(n,) each window's share of steps whose errors count (:func:`step_gate` of its ``running`` values (n, T)
     on a grid of ``step``, a pandas frequency string or Timedelta): what :func:`count_scaled` scales by."""
-    return step_gate(np.asarray(running, float), pd.Timedelta(step).total_seconds() / 3600).mean(axis=1)
+    return step_gate(np.asarray(running, float), step_hours(step)).mean(axis=1)
+
+
+def step_hours(step: Any) -> float:
+    """A grid step in hours, from a pandas frequency string, a Timedelta or nanoseconds (int)."""
+    return float(pd.Timedelta(step).total_seconds() / 3600)
+
+
+def grid_step_hours(grid: MachineGrid) -> float:
+    """The step of ``grid``'s time index in hours (0.0 for a grid of fewer than two steps)."""
+    return step_hours(grid.index[1] - grid.index[0]) if len(grid.index) > 1 else 0.0
 
 
 def step_gate(running: np.ndarray, step_hours: float, warmup_hours: float = WARMUP_HOURS) -> np.ndarray:
@@ -85,8 +95,8 @@ def running_gate(grid: MachineGrid, windows: WindowSet, window: int,
 
     ``running``: the windows' :func:`window_running` values when the caller already cut them.
     """
-    step_h = (grid.index[1] - grid.index[0]).total_seconds() / 3600 if len(grid.index) > 1 else 0.0
-    return step_gate(window_running(grid, windows, window) if running is None else running, step_h, warmup_hours)
+    return step_gate(window_running(grid, windows, window) if running is None else running,
+                     grid_step_hours(grid), warmup_hours)
 
 
 def window_running(grid: MachineGrid, windows: WindowSet, window: int) -> np.ndarray:

@@ -230,7 +230,7 @@ def score_machines(store: Store, bundle_or_path: Any = None, machines: list[str]
 
 def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None, step_ns: int,
                window: int, stride: int, write: bool) -> tuple[MachineScore, int]:
-    from pdm.detect.errors import inside_envelope, step_gate, window_residuals
+    from pdm.detect.errors import inside_envelope, step_gate, step_hours, window_residuals
     from pdm.model.train import reconstruct
 
     det = bundle.detect["machines"].get(m)
@@ -307,7 +307,7 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
         sub = ws.take(idx)
         maps = reconstruct(bundle.model, sub, need_maps=True)
         # Which way each channel moved, over the steps its errors counted, in its own units (log for amplitudes).
-        resid = window_residuals(sub, maps["reconstruction"], step_gate(running[idx], step_ns / 3.6e12))
+        resid = window_residuals(sub, maps["reconstruction"], step_gate(running[idx], step_hours(step_ns)))
         resid = resid * bundle.scalers[m].iqr[None, :]
         baseline = np.asarray(det.get("baseline_spatial") or [], float)
         for j, k in enumerate(idx):
@@ -397,7 +397,13 @@ def _window_errors(store: Store, bundle: Any, m: str, ends: np.ndarray, step_ns:
     ``log``: the machine's operator log from at least :data:`WORK_ORDER_LOOKBACK` before the first
     window. Windows mostly without data are dropped; None when none is left.
     """
-    from pdm.detect.errors import grid_windows_errors, hide_environment, hide_steps, window_running
+    from pdm.detect.errors import (
+        grid_windows_errors,
+        hide_environment,
+        hide_steps,
+        step_hours,
+        window_running,
+    )
     from pdm.features import align_machine, make_windows
     from pdm.model.pipeline import bundle_features
     from pdm.model.train import reconstruct
@@ -415,7 +421,7 @@ def _window_errors(store: Store, bundle: Any, m: str, ends: np.ndarray, step_ns:
     # calibrated before hide_environment showed it to the model, and are scored so until recalibrated).
     hidden_env = bundle.scalers[m].rise_over if det.get("environment_hidden") else None
     feats = bundle_features(bundle)  # as calibration showed and computed them
-    ws = hide_environment(hide_steps(ws, running, as_gaps=feats.stops_as_gaps, step_hours=step_ns / 3.6e12), hidden_env)
+    ws = hide_environment(hide_steps(ws, running, as_gaps=feats.stops_as_gaps, step_hours=step_hours(step_ns)), hidden_env)
     recon = reconstruct(bundle.model, ws)["reconstruction"]
     return ws, running, grid_windows_errors(grid, ws, recon, window, running=running, trim=feats.error_trim)
 
@@ -551,10 +557,10 @@ def _excursions(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, z: 
     version (a retrain or fine-tune, with an envelope and errors of its own)
     takes a baseline of its own from its first windows outside.
     """
-    from pdm.detect.errors import step_gate, window_levels
+    from pdm.detect.errors import step_gate, step_hours, window_levels
 
     def levels_of(ws: Any, running: np.ndarray) -> np.ndarray:
-        return window_levels(ws, step_gate(running, step_ns / 3.6e12))
+        return window_levels(ws, step_gate(running, step_hours(step_ns)))
 
     exc = ExcursionBaseline.from_dict(bundle.detect.get("excursion"))
     if not exc.enabled or not (kind == OUT).any():

@@ -350,11 +350,17 @@ def _hidden(grid: Any, ws: Any, window: int, rise_over: str | None = None,
     """(windows with stopped steps hidden, their running values, their step gate), as pdm's scorer cuts them
     (the ambient channel hidden too where temperatures are read as rises over it, ``rise_over``; stops shown
     as gaps in a running record with ``as_gaps``, :func:`pdm.detect.errors.stops_as_gaps`)."""
-    from pdm.detect.errors import hide_environment, hide_steps, running_gate, window_running
+    from pdm.detect.errors import (
+        grid_step_hours,
+        hide_environment,
+        hide_steps,
+        running_gate,
+        window_running,
+    )
 
     running = window_running(grid, ws, window)
-    step_h = (grid.index[1] - grid.index[0]).total_seconds() / 3600 if len(grid.index) > 1 else None
-    return (hide_environment(hide_steps(ws, running, as_gaps=as_gaps, step_hours=step_h), rise_over), running,
+    shown = hide_steps(ws, running, as_gaps=as_gaps, step_hours=grid_step_hours(grid))
+    return (hide_environment(shown, rise_over), running,
             running_gate(grid, ws, window, running=running))
 
 

@@ -185,9 +185,9 @@ def training_windows(fit_sets: dict[str, WindowSet], scalers: dict[str, RobustSc
     (:func:`pdm.detect.errors.stops_as_gaps`, from each window's own ``running`` context): a model trained
     on windows that showed its stops meets windows mostly masked in every channel only when scored.
     """
-    from pdm.detect.errors import hide_environment, hide_steps
+    from pdm.detect.errors import hide_environment, hide_steps, step_hours
 
-    step_h = pd.Timedelta(features.step).total_seconds() / 3600
+    step_h = step_hours(features.step)
     running = CONTEXT_CHANNELS.index("running")
     out = []
     for m, w in fit_sets.items():
@@ -205,12 +205,18 @@ def scored_errors(model: Any, grid: MachineGrid, w: WindowSet, features: Feature
     rises, the ambient channel hidden) and their per-channel errors as scoring computes them (running steps
     only, :func:`pdm.detect.errors.grid_windows_errors`): (shown windows, (n, C) errors). ``running``: the
     windows' :func:`pdm.detect.errors.window_running` values when the caller already cut them."""
-    from pdm.detect.errors import grid_windows_errors, hide_environment, hide_steps, window_running
+    from pdm.detect.errors import (
+        grid_windows_errors,
+        hide_environment,
+        hide_steps,
+        step_hours,
+        window_running,
+    )
 
     if running is None:  # cut once: hiding and the gate use it
         running = window_running(grid, w, features.window)
-    step_h = pd.Timedelta(features.step).total_seconds() / 3600
-    w = hide_environment(hide_steps(w, running, as_gaps=features.stops_as_gaps, step_hours=step_h), rise_over)
+    w = hide_environment(hide_steps(w, running, as_gaps=features.stops_as_gaps,
+                                    step_hours=step_hours(features.step)), rise_over)
     out = reconstruct(model, w)
     return w, grid_windows_errors(grid, w, out["reconstruction"], features.window, running=running,
                                   trim=features.error_trim)

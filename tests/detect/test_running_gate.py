@@ -11,10 +11,12 @@ import pytest
 
 from pdm.detect.errors import (
     gated_errors,
+    grid_step_hours,
     hide_environment,
     hide_steps,
     running_gate,
     step_gate,
+    step_hours,
     window_errors,
 )
 from pdm.features.windows import WindowSet
@@ -43,6 +45,14 @@ def test_warm_up_follows_the_grid_step_and_can_be_switched_off():
     assert gate[0, :24].sum() == 0 and gate[0, 24:].all()
     off = running_gate(grid, _starts(grid, 0), 48, warmup_hours=0)
     assert off[0, :6].sum() == 0 and off[0, 6:].all()
+
+
+def test_one_grid_step_in_hours_from_every_spelling_the_callers_hold():
+    # Features hold a frequency string, the scorer nanoseconds, the harness a grid: one answer.
+    assert step_hours("10min") == step_hours(pd.Timedelta(minutes=10)) == step_hours(600 * 10**9) == pytest.approx(1 / 6)
+    assert grid_step_hours(_grid([1] * 4, step="10min")) == pytest.approx(1 / 6)
+    assert grid_step_hours(_grid([1])) == 0.0  # one step: no warm-up can be placed
+    assert step_gate(np.array([[0, 1, 1, 1]], float), grid_step_hours(_grid([1]))).tolist() == [[0, 1, 1, 1]]
 
 
 def test_a_window_that_begins_running_has_no_start_so_pieces_and_whole_agree():

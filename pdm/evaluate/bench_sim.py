@@ -420,6 +420,20 @@ def kept_run_in(src: Any) -> float:
     return days.pop()
 
 
+def kept_stops_as_gaps(src: Any) -> bool:
+    """Whether a kept model directory was trained on windows whose stops were gaps (:func:`pdm.detect.errors.stops_as_gaps`).
+
+    From its feature settings (a directory ``pdmctl train`` or ``benchmarks/detection.py`` wrote), else from the
+    harness settings in its metadata (one ``--tshae-save`` wrote); a directory that predates the setting: False.
+    ``src``: the directory's path, or the directory already loaded."""
+    from pdm.model.pipeline import bundle_features
+
+    bundle, _ = _kept(src)
+    if "features" in bundle.config:
+        return bundle_features(bundle).stops_as_gaps
+    return bool(bundle.metadata.get("settings", {}).get("stops_as_gaps", False))
+
+
 def save_tshae(det: Any, scalers: dict[str, Any], cfg: SimBenchConfig) -> Path:
     """Write the harness's trained TSHAE and its scalers as a model directory that :func:`kept_tshae` reads back.
 
@@ -513,6 +527,12 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     if cfg.stages not in STAGES:
         raise ValueError(f"stages must be one of {', '.join(STAGES)}, not {cfg.stages!r}")
     product = cfg.stages == "product"
+    kept = load(cfg.tshae_from) if cfg.tshae_from and "tshae" in cfg.detectors else None  # loaded once
+    if kept is not None and kept_stops_as_gaps(kept) != cfg.stops_as_gaps:
+        trained = kept_stops_as_gaps(kept)
+        raise ValueError(f"{cfg.tshae_from}: its weights were trained with stops shown as "
+                         f"{'gaps' if trained else 'stops'}; score them "
+                         f"{'with' if trained else 'without'} --stops-as-gaps (stops_as_gaps={trained})")
     with open_store(StoreSettings(backend="embedded", path=workdir / "sim.duckdb")) as store:
         t0 = time.perf_counter()
         res = backfill(store, fleet_config(machines=cfg.machines, seed=cfg.seed), cfg.days)
@@ -529,7 +549,6 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     fit_sets, test_sets, scalers = {}, {}, {}
     rise_over = ambient_channel(channels)
     # Kept weights read the context as they were trained on it; a TSHAE trained here, the product's run-in.
-    kept = load(cfg.tshae_from) if cfg.tshae_from and "tshae" in cfg.detectors else None  # loaded once
     run_in = kept_run_in(kept) if kept is not None else WORK_ORDER_RUN_IN_DAYS
     for m, g in grids.items():
         in_train = g.index < split

@@ -251,6 +251,15 @@ def test_kept_tshae_scores_a_model_directory_that_fits_the_windows() -> None:
         kept_tshae(path, windows(mc["channel_names"][::-1], t))
 
 
+def test_kept_directories_say_whether_their_weights_saw_stops_as_gaps() -> None:
+    from pdm.evaluate.bench_sim import kept_stops_as_gaps
+
+    models = Path(__file__).resolve().parents[2] / "benchmarks" / "models"
+    assert kept_stops_as_gaps(models / "heldback-4242-gaps") is True  # the harness's settings, in its metadata
+    assert kept_stops_as_gaps(models / "heldback-2027-rise") is False  # train_fleet's features, older than the key
+    assert kept_stops_as_gaps(models / "dev11-runin-2026-12-05") is False  # harness settings older than the key
+
+
 def test_model_seed_trains_the_detectors_apart_from_the_fleet_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pdm.baselines
 
@@ -305,9 +314,14 @@ def test_a_tshae_saved_by_one_run_scores_the_same_when_read_back(tmp_path: Path)
     benchmark_sim(cfg, tmp_path / "out", quick=True, progress=None, tag="a")
     (saved,) = list((tmp_path / "models").iterdir())
     assert (saved / "weights.safetensors").exists()
-    from pdm.evaluate.bench_sim import kept_run_in
+    from pdm.evaluate.bench_sim import kept_run_in, kept_stops_as_gaps
 
     assert kept_run_in(saved) == 2.0  # the run-in its windows were cut with, which a rescore cuts them with again
+    assert kept_stops_as_gaps(saved) is False  # from the harness settings the directory's metadata keeps
+    gapped = SimBenchConfig(machines=2, days=6.0, train_days=3.0, window=72, stride=12, epochs=1,
+                            detectors=("tshae",), tshae_from=str(saved), stops_as_gaps=True)
+    with pytest.raises(ValueError, match="trained with stops shown as stops; score them without --stops-as-gaps"):
+        benchmark_sim(gapped, tmp_path / "out", quick=True, progress=None, tag="c")  # refused before simulating
     again = SimBenchConfig(machines=2, days=6.0, train_days=3.0, window=72, stride=12, epochs=1, detectors=("tshae",),
                            series=True, tshae_from=str(saved), tshae_save=str(tmp_path / "models"))
     doc = benchmark_sim(again, tmp_path / "out", quick=True, progress=None, tag="b")

@@ -528,8 +528,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         raise ValueError(f"stages must be one of {', '.join(STAGES)}, not {cfg.stages!r}")
     product = cfg.stages == "product"
     kept = load(cfg.tshae_from) if cfg.tshae_from and "tshae" in cfg.detectors else None  # loaded once
-    if kept is not None and kept_stops_as_gaps(kept) != cfg.stops_as_gaps:
-        trained = kept_stops_as_gaps(kept)
+    if kept is not None and (trained := kept_stops_as_gaps(kept)) != cfg.stops_as_gaps:
         raise ValueError(f"{cfg.tshae_from}: its weights were trained with stops shown as "
                          f"{'gaps' if trained else 'stops'}; score them "
                          f"{'with' if trained else 'without'} --stops-as-gaps (stops_as_gaps={trained})")

@@ -339,6 +339,7 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
     if args.tshae_d_model:
         cfg_sim.tshae_d_model = args.tshae_d_model
     cfg_sim.tshae_from = args.tshae_from
+    cfg_sim.tshae_also = tuple(args.tshae_also or ())
     cfg_sim.tshae_save = args.tshae_save
     cfg_sim.model_seed = args.model_seed
     cfg_sim.series = args.series
@@ -500,6 +501,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tshae-from", dest="tshae_from", metavar="DIR",
                    help="sim: score this model directory's TSHAE weights instead of training one (same windows, "
                         "scaling, calibration and thresholds as the others)")
+    p.add_argument("--tshae-also", dest="tshae_also", metavar="DIR", action="append",
+                   help="sim: a further model directory scored with --tshae-from's as one detector, the mean of "
+                        "their errors (a seed ensemble); repeat for more")
     p.add_argument("--tshae-save", dest="tshae_save", metavar="DIR",
                    help="sim: write the TSHAE trained here as a model directory under DIR (read back with --tshae-from)")
     p.add_argument("--series", action="store_true",

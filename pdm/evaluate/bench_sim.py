@@ -72,6 +72,10 @@ class SimBenchConfig:
     #: A model directory whose TSHAE weights are scored instead of training one here (the harness's own
     #: windows, scaling, calibration and thresholds): tells a training's luck from the harness.
     tshae_from: str | None = None
+    #: Further model directories scored with ``tshae_from``'s as one detector, the mean of their errors
+    #: (:class:`pdm.baselines.base.MeanEnsemble`): a seed ensemble. They must have been trained on the same
+    #: windows (stops shown alike, the same work-order run-in).
+    tshae_also: tuple[str, ...] = ()
     #: Write the TSHAE trained here as a model directory under this folder (its scalers are the harness's),
     #: so that a later run can score it again with ``tshae_from`` instead of training it again.
     tshae_save: str | None = None
@@ -494,6 +498,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             series_dir: Path | None = None) -> dict[str, Any]:
     """The benchmark's run (see :func:`benchmark_sim`); with ``series_dir``, each detector's series go there."""
     from pdm.baselines import make_detector
+    from pdm.baselines.base import MeanEnsemble
     from pdm.detect.errors import check_trim, operating_ranges, training_envelope
     from pdm.detect.rebaseline import Rebaseline
     from pdm.detect.score import mostly_observed, work_orders
@@ -527,11 +532,19 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     if cfg.stages not in STAGES:
         raise ValueError(f"stages must be one of {', '.join(STAGES)}, not {cfg.stages!r}")
     product = cfg.stages == "product"
+    if cfg.tshae_also and not cfg.tshae_from:
+        raise ValueError("tshae_also: the ensemble's further members need a first one, tshae_from")
     kept = load(cfg.tshae_from) if cfg.tshae_from and "tshae" in cfg.detectors else None  # loaded once
-    if kept is not None and (trained := kept_stops_as_gaps(kept)) != cfg.stops_as_gaps:
-        raise ValueError(f"{cfg.tshae_from}: its weights were trained with stops shown as "
-                         f"{'gaps' if trained else 'stops'}; score them "
-                         f"{'with' if trained else 'without'} --stops-as-gaps (stops_as_gaps={trained})")
+    also = [load(d) for d in cfg.tshae_also] if kept is not None else []
+    members = [(cfg.tshae_from, kept), *zip(cfg.tshae_also, also, strict=True)] if kept is not None else []
+    for where, bundle in members:
+        if (trained := kept_stops_as_gaps(bundle)) != cfg.stops_as_gaps:
+            raise ValueError(f"{where}: its weights were trained with stops shown as "
+                             f"{'gaps' if trained else 'stops'}; score them "
+                             f"{'with' if trained else 'without'} --stops-as-gaps (stops_as_gaps={trained})")
+    if kept is not None and len(run_ins := {kept_run_in(b) for b in [kept, *also]}) > 1:
+        raise ValueError(f"the ensemble's model directories cut their windows with different work-order run-ins "
+                         f"({sorted(run_ins)} days): they cannot read one set of windows")
     with open_store(StoreSettings(backend="embedded", path=workdir / "sim.duckdb")) as store:
         t0 = time.perf_counter()
         res = backfill(store, fleet_config(machines=cfg.machines, seed=cfg.seed), cfg.days)
@@ -625,8 +638,10 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     for key in cfg.detectors:
         began = time.perf_counter()
         if key == "tshae" and cfg.tshae_from:
-            say(f"{key}: weights from {cfg.tshae_from} (not trained here)")
+            say(f"{key}: weights from {', '.join((cfg.tshae_from, *cfg.tshae_also))} (not trained here)")
             det = kept_tshae(kept, fit_all)
+            if also:
+                det = MeanEnsemble([det, *(kept_tshae(b, fit_all) for b in also)])
         else:
             say(f"{key}: fitting on {len(fit_all)} windows")
             det = make_detector(key, seed=cfg.seed if cfg.model_seed is None else cfg.model_seed,

@@ -330,6 +330,20 @@ def test_a_tshae_saved_by_one_run_scores_the_same_when_read_back(tmp_path: Path)
     a = pd.read_parquet(tmp_path / "out" / "sim_quick_a_series" / "tshae.parquet")
     b = pd.read_parquet(tmp_path / "out" / "sim_quick_b_series" / "tshae.parquet")
     pd.testing.assert_frame_equal(a, b)
+    # An ensemble of the directory with itself: the mean of two equal errors, so the same series again.
+    twice = SimBenchConfig(machines=2, days=6.0, train_days=3.0, window=72, stride=12, epochs=1, detectors=("tshae",),
+                           series=True, tshae_from=str(saved), tshae_also=(str(saved),))
+    doc = benchmark_sim(twice, tmp_path / "out", quick=True, progress=None, tag="e")
+    assert doc["results"]["tshae"]["name"] == "TSHAE x2 (mean of errors) (kept weights)"
+    pd.testing.assert_frame_equal(a, pd.read_parquet(tmp_path / "out" / "sim_quick_e_series" / "tshae.parquet"))
+    with pytest.raises(ValueError, match="trained with stops shown as stops"):  # every member is checked
+        benchmark_sim(SimBenchConfig(machines=2, days=6.0, train_days=3.0, window=72, stride=12, epochs=1,
+                                     detectors=("tshae",), tshae_from=str(saved), tshae_also=(str(saved),),
+                                     stops_as_gaps=True), tmp_path / "out", quick=True, progress=None, tag="f")
+    with pytest.raises(ValueError, match="need a first one, tshae_from"):
+        benchmark_sim(SimBenchConfig(machines=2, days=6.0, train_days=3.0, window=72, stride=12, epochs=1,
+                                     detectors=("tshae",), tshae_also=(str(saved),)), tmp_path / "out",
+                      quick=True, progress=None, tag="g")
 
 
 def test_stop_effect_compares_windows_holding_a_stop_with_windows_run_throughout() -> None:

@@ -94,3 +94,38 @@ def test_a_fit_without_a_bar_says_each_epoch(key: str, caplog: pytest.LogCapture
     lines = [r.getMessage() for r in caplog.records if "epoch" in r.getMessage()]
     assert [ln.split("epoch ")[1].split(" ")[0] for ln in lines] == ["1/2", "2/2"], lines
     assert all("train loss" in ln and "valid loss" in ln for ln in lines), lines
+
+
+def test_a_mean_ensemble_averages_its_members_errors(fitted: dict) -> None:
+    from pdm.baselines.base import MeanEnsemble
+
+    w = windows(20, 5, anomaly=2, missing=True)
+    a, b = fitted["tshae"], fitted["conv_ae"]
+    ens = MeanEnsemble([a, b])
+    assert ens.name == "TSHAE x2 (mean of errors)"
+    got = ens.step_errors(w)
+    want = (a.step_errors(w) + b.step_errors(w)) / 2
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert np.array_equal(np.isnan(got), w.mask == 0)  # unobserved stays unknown
+    np.testing.assert_allclose(ens.errors(w), (a.errors(w) + b.errors(w)) / 2, rtol=1e-6)
+    with pytest.raises(ValueError, match="two or more"):
+        MeanEnsemble([a])
+
+
+def test_a_mean_ensemble_refuses_members_of_other_shapes() -> None:
+    from pdm.baselines.base import MeanEnsemble
+
+    class Fixed:
+        name = "fixed"
+
+        def __init__(self, c: int) -> None:
+            self.c = c
+
+        def errors(self, w: WindowSet) -> np.ndarray:
+            return np.ones((len(w), self.c))
+
+    with pytest.raises(ValueError, match="errors of different shapes"):
+        MeanEnsemble([Fixed(C), Fixed(C - 1)]).errors(windows(3, 1))
+    # Members without per-step errors: the ensemble has none either (readers fall back to per-window errors).
+    assert not hasattr(MeanEnsemble([Fixed(C), Fixed(C)]), "step_errors")
+    np.testing.assert_array_equal(MeanEnsemble([Fixed(C), Fixed(C)]).errors(windows(3, 1)), np.ones((3, C)))

@@ -342,6 +342,11 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
     cfg_sim.tshae_also = tuple(args.tshae_also or ())
     cfg_sim.tshae_save = args.tshae_save
     cfg_sim.model_seed = args.model_seed
+    if args.ensemble_seeds:
+        try:
+            cfg_sim.ensemble_seeds = tuple(int(v) for v in args.ensemble_seeds.split(","))
+        except ValueError:
+            raise SystemExit(f"--ensemble-seeds: comma-separated integers, not {args.ensemble_seeds!r}") from None
     cfg_sim.series = args.series
     cfg_sim.running_scaling = args.running_scaling
     cfg_sim.temperatures_running = args.temperatures_running
@@ -498,6 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sim: TSHAE's model width (default 32; pdm's own model has 64)")
     p.add_argument("--model-seed", dest="model_seed", type=int,
                    help="sim: the detectors' training seed (default: --seed, the fleet's), for other trainings on one fleet")
+    p.add_argument("--ensemble-seeds", dest="ensemble_seeds", metavar="S1,S2,...",
+                   help="sim: fit every detector trained here once per seed and score the mean of their errors (a "
+                        "seed ensemble; TSHAE trains once per seed unless --tshae-from/--tshae-also give its members)")
     p.add_argument("--tshae-from", dest="tshae_from", metavar="DIR",
                    help="sim: score this model directory's TSHAE weights instead of training one (same windows, "
                         "scaling, calibration and thresholds as the others)")

@@ -54,6 +54,10 @@ class SimBenchConfig:
     seed: int = 3  # the simulator's failures are sparse; this seed has several after the fit period
     #: The detectors' training seed (None: ``seed``, the fleet's): other trainings on the same fleet.
     model_seed: int | None = None
+    #: Fit every detector trained here once per seed and score the mean of their errors
+    #: (:class:`pdm.baselines.base.MeanEnsemble`), instead of one training with ``model_seed``: a seed ensemble of
+    #: each baseline beside a TSHAE ensemble of kept weights (``tshae_from`` + ``tshae_also``). Empty: one training.
+    ensemble_seeds: tuple[int, ...] = ()
     running_scaling: bool = False  # vibration and currents scaled on running steps (FeatureConfig.running_scaling)
     temperatures_running: bool = False  # temperatures' median and IQR from running steps (FeatureConfig's)
     error_trim: float = 0.0  # share of each window's largest step errors left out (pdm.detect.errors.masked_mean)
@@ -438,18 +442,20 @@ def kept_stops_as_gaps(src: Any) -> bool:
     return bool(bundle.metadata.get("settings", {}).get("stops_as_gaps", False))
 
 
-def save_tshae(det: Any, scalers: dict[str, Any], cfg: SimBenchConfig) -> Path:
+def save_tshae(det: Any, scalers: dict[str, Any], cfg: SimBenchConfig, model_seed: int | None = None) -> Path:
     """Write the harness's trained TSHAE and its scalers as a model directory that :func:`kept_tshae` reads back.
 
     The directory has no calibration (``detect.json`` is empty) nor healthy error statistics: the harness
-    calibrates again whenever it scores it.
+    calibrates again whenever it scores it. ``model_seed``: the training's seed, named in the directory's
+    name (one directory per member of a seed ensemble).
     """
     from pdm.model.directory import ModelBundle, save
 
     bundle = ModelBundle(det.model_, dict(scalers), {}, {"model": det.model_.cfg.to_dict()},
-                         metadata={"source": "pdmctl benchmark sim", "settings": asdict(cfg),
+                         metadata={"source": "pdmctl benchmark sim", "settings": asdict(cfg), "model_seed": model_seed,
                                    "training": getattr(det, "metrics_", {})})
-    return save(bundle, cfg.tshae_save or ".", f"sim-seed{cfg.seed}-{time.strftime('%Y%m%dT%H%M%S')}")
+    member = "" if model_seed is None else f"-model{model_seed}"
+    return save(bundle, cfg.tshae_save or ".", f"sim-seed{cfg.seed}{member}-{time.strftime('%Y%m%dT%H%M%S')}")
 
 
 def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: int,
@@ -532,6 +538,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     if cfg.stages not in STAGES:
         raise ValueError(f"stages must be one of {', '.join(STAGES)}, not {cfg.stages!r}")
     product = cfg.stages == "product"
+    if cfg.ensemble_seeds and (len(cfg.ensemble_seeds) < 2 or len(set(cfg.ensemble_seeds)) < len(cfg.ensemble_seeds)):
+        raise ValueError(f"ensemble_seeds: two or more different seeds, not {list(cfg.ensemble_seeds)}")
     if cfg.tshae_also and not cfg.tshae_from:
         raise ValueError("tshae_also: the ensemble's further members need a first one, tshae_from")
     kept = load(cfg.tshae_from) if cfg.tshae_from and "tshae" in cfg.detectors else None  # loaded once
@@ -643,12 +651,14 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             if also:
                 det = MeanEnsemble([det, *(kept_tshae(b, fit_all) for b in also)])
         else:
-            say(f"{key}: fitting on {len(fit_all)} windows")
-            det = make_detector(key, seed=cfg.seed if cfg.model_seed is None else cfg.model_seed,
-                                **_overrides(key, cfg)).fit(fit_all)
+            seeds = cfg.ensemble_seeds or (cfg.seed if cfg.model_seed is None else cfg.model_seed,)
+            say(f"{key}: fitting on {len(fit_all)} windows" + (f", seeds {list(seeds)}" if len(seeds) > 1 else ""))
+            fitted = [make_detector(key, seed=s, **_overrides(key, cfg)).fit(fit_all) for s in seeds]
+            det = fitted[0] if len(fitted) == 1 else MeanEnsemble(fitted)
         fit_s = time.perf_counter() - began
         if key == "tshae" and cfg.tshae_save and not cfg.tshae_from:
-            say(f"{key}: model directory written to {save_tshae(det, scalers, cfg)}")
+            for s, one in zip(seeds, fitted, strict=True) if len(fitted) > 1 else [(None, det)]:
+                say(f"{key}: model directory written to {save_tshae(one, scalers, cfg, s)}")
         say(f"{key}: fitted in {fit_s:.0f}s; calibrating and scoring {len(test_sets)} machines")
         series = []
         last = time.perf_counter()

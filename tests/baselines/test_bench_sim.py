@@ -346,6 +346,34 @@ def test_a_tshae_saved_by_one_run_scores_the_same_when_read_back(tmp_path: Path)
                       quick=True, progress=None, tag="g")
 
 
+def test_a_seed_ensemble_trained_here_scores_as_its_kept_members_do(tmp_path: Path) -> None:
+    """ensemble_seeds: each detector fitted once per seed, the mean of their errors scored; TSHAE's members saved
+    one directory per seed score the same when read back as tshae_from + tshae_also."""
+    import pandas as pd
+
+    base = {"machines": 2, "days": 6.0, "train_days": 3.0, "window": 72, "stride": 12, "epochs": 1, "series": True}
+    doc = benchmark_sim(SimBenchConfig(**base, detectors=("tshae", "pca"), ensemble_seeds=(0, 1),
+                                       tshae_save=str(tmp_path / "models")), tmp_path / "out", quick=True,
+                        progress=None, tag="ens")
+    assert doc["results"]["tshae"]["name"] == "TSHAE x2 (mean of errors)"
+    saved = sorted((tmp_path / "models").iterdir())
+    assert [p.name.split("-")[2] for p in saved] == ["model0", "model1"]
+    series = tmp_path / "out" / "sim_quick_ens_series"
+    single = benchmark_sim(SimBenchConfig(**base, detectors=("pca",)), tmp_path / "out", quick=True, progress=None,
+                           tag="one")
+    # PCA has no seed: its ensemble is itself, through every stage
+    assert doc["results"]["pca"]["name"] == single["results"]["pca"]["name"] + " x2 (mean of errors)"
+    pd.testing.assert_frame_equal(pd.read_parquet(series / "pca.parquet"),
+                                  pd.read_parquet(tmp_path / "out" / "sim_quick_one_series" / "pca.parquet"))
+    benchmark_sim(SimBenchConfig(**base, detectors=("tshae",), tshae_from=str(saved[0]), tshae_also=(str(saved[1]),)),
+                  tmp_path / "out", quick=True, progress=None, tag="kept")
+    pd.testing.assert_frame_equal(pd.read_parquet(series / "tshae.parquet"),
+                                  pd.read_parquet(tmp_path / "out" / "sim_quick_kept_series" / "tshae.parquet"))
+    with pytest.raises(ValueError, match="two or more different seeds"):
+        benchmark_sim(SimBenchConfig(**base, detectors=("pca",), ensemble_seeds=(1, 1)), tmp_path / "out",
+                      quick=True, progress=None, tag="bad")
+
+
 def test_stop_effect_compares_windows_holding_a_stop_with_windows_run_throughout() -> None:
     from pdm.evaluate.bench_sim import _Series, stop_effect, stop_note
 

@@ -540,6 +540,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     product = cfg.stages == "product"
     if cfg.ensemble_seeds and (len(cfg.ensemble_seeds) < 2 or len(set(cfg.ensemble_seeds)) < len(cfg.ensemble_seeds)):
         raise ValueError(f"ensemble_seeds: two or more different seeds, not {list(cfg.ensemble_seeds)}")
+    if cfg.ensemble_seeds and cfg.model_seed is not None:
+        raise ValueError("give either model_seed (one training) or ensemble_seeds (one per seed), not both")
     if cfg.tshae_also and not cfg.tshae_from:
         raise ValueError("tshae_also: the ensemble's further members need a first one, tshae_from")
     kept = load(cfg.tshae_from) if cfg.tshae_from and "tshae" in cfg.detectors else None  # loaded once

@@ -372,6 +372,9 @@ def test_a_seed_ensemble_trained_here_scores_as_its_kept_members_do(tmp_path: Pa
     with pytest.raises(ValueError, match="two or more different seeds"):
         benchmark_sim(SimBenchConfig(**base, detectors=("pca",), ensemble_seeds=(1, 1)), tmp_path / "out",
                       quick=True, progress=None, tag="bad")
+    with pytest.raises(ValueError, match="not both"):
+        benchmark_sim(SimBenchConfig(**base, detectors=("pca",), ensemble_seeds=(1, 2), model_seed=3), tmp_path / "out",
+                      quick=True, progress=None, tag="bad")
 
 
 def test_stop_effect_compares_windows_holding_a_stop_with_windows_run_throughout() -> None:

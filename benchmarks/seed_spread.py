@@ -33,6 +33,8 @@ HELD_BACK_9001 = [
     f"Conv-AE/seed 4={_R}_convae_seed4.json:conv_ae",
     f"TSHAE x2 (mean of errors)/seeds 9001+1={_R}_ens2.json:tshae",
     f"Conv-AE x2 (mean of errors)/seeds 9001+1={_R}_ens2.json:conv_ae",
+    f"TSHAE x3 (mean of errors)/seeds 9001+1+0 (product training)={_R}_ens3.json:tshae",
+    f"Conv-AE x3 (mean of errors)/seeds 9001+1+0={_R}_ens3.json:conv_ae",
 ]
 
 

@@ -552,7 +552,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             raise ValueError(f"{where}: its weights were trained with stops shown as "
                              f"{'gaps' if trained else 'stops'}; score them "
                              f"{'with' if trained else 'without'} --stops-as-gaps (stops_as_gaps={trained})")
-    if kept is not None and len(run_ins := {kept_run_in(b) for b in [kept, *also]}) > 1:
+    if len(run_ins := {kept_run_in(b) for _, b in members}) > 1:
         raise ValueError(f"the ensemble's model directories cut their windows with different work-order run-ins "
                          f"({sorted(run_ins)} days): they cannot read one set of windows")
     with open_store(StoreSettings(backend="embedded", path=workdir / "sim.duckdb")) as store:

@@ -65,9 +65,11 @@ def spread(trainings: list[dict[str, Any]]) -> dict[str, Any]:
                      "caught_by_failure": caught,
                      "lead_after_onset_h": [p.get("lead_after_onset_h") for p in per]})
     assert ref is not None
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_group.setdefault(r["group"], []).append(r)
     groups: dict[str, Any] = {}
-    for g in dict.fromkeys(r["group"] for r in rows):
-        mine = [r for r in rows if r["group"] == g]
+    for g, mine in by_group.items():
         c = np.array([r["caught"] for r in mine])
         fa = np.array([r["false_alarms"] for r in mine])
         groups[g] = {"trainings": len(mine), "caught_min": int(c.min()), "caught_median": float(np.median(c)),
@@ -78,8 +80,7 @@ def spread(trainings: list[dict[str, Any]]) -> dict[str, Any]:
     per_failure = []
     for i, (machine, failure) in enumerate(ref):
         row: dict[str, Any] = {"machine": machine, "failure": failure}
-        for g in groups:
-            mine = [r for r in rows if r["group"] == g]
+        for g, mine in by_group.items():
             leads = [r["lead_after_onset_h"][i] for r in mine if r["lead_after_onset_h"][i] is not None]
             row[g] = {"caught": sum(r["caught_by_failure"][i] for r in mine), "of": len(mine),
                       "lead_after_onset_h_median": float(np.median(leads)) if leads else None}
@@ -132,11 +133,11 @@ def plot(doc: dict[str, Any], path: Any) -> bool:
         mine = [r for r in doc["trainings"] if r["group"] == g]
         jitter = (k - (len(doc["groups"]) - 1) / 2) * 0.06  # groups side by side where they land on one count
         at = Counter((round(r["false_alarms_per_machine_month"], 4), r["caught"]) for r in mine)
-        pts = ax.scatter([x for x, _ in at], [y + jitter for _, y in at], s=[40 * k for k in at.values()],
+        pts = ax.scatter([x for x, _ in at], [y + jitter for _, y in at], s=[40 * n for n in at.values()],
                          label=f"{g} ({len(mine)} training{'s' if len(mine) > 1 else ''})")
-        for (x, y), k in at.items():
-            if k > 1:  # trainings that landed on one point: how many
-                ax.annotate(f"x{k}", (x, y + jitter), xytext=(6, 4), textcoords="offset points", fontsize=8,
+        for (x, y), n in at.items():
+            if n > 1:  # trainings that landed on one point: how many
+                ax.annotate(f"x{n}", (x, y + jitter), xytext=(6, 4), textcoords="offset points", fontsize=8,
                             color=pts.get_facecolor()[0])
     ax.set_xlabel("false alarms per machine-month")
     ax.set_ylabel(f"failures caught >= 72 h after onset (of {doc['failures']})")

@@ -344,6 +344,18 @@ class AlarmRule:
     and the trend count only those), so an alarm raised for one failure does
     not stay open through its repair and pass for a warning of the next.
 
+    Sustained evidence below the threshold (``cusum``, off by default): a
+    slowly growing fault can hold its score at 0.6-0.9 × threshold for days
+    before k of n windows cross it. With ``cusum`` on, an episode is also
+    raised when the one-sided CUSUM of the score over the last
+    ``cusum_windows`` scored windows reaches ``cusum_h``: the largest sum,
+    over a run of recent windows ending at this one, of ``min(ratio,
+    cusum_cap) - cusum_ref`` (Page's CUSUM with a finite memory, ratio =
+    score / threshold; ``cusum_cap`` keeps one spike from raising alone).
+    While that evidence holds the episode does not clear. A work order
+    starts the evidence afresh, as it does k of n. The memory makes a
+    continued run exact with :meth:`history` earlier windows.
+
     Severity by score / threshold: ≥ 1 watch, ≥ ``warning_ratio`` warning,
     ≥ ``critical_ratio`` (or an estimated time to failure under
     ``critical_ttf_h``) critical. Time to failure: the log-score trend over
@@ -362,14 +374,33 @@ class AlarmRule:
     critical_ttf_h: float = 72.0
     trend_windows: int = 24
     close_at_work_order: bool = True
+    cusum: bool = False
+    cusum_ref: float = 0.5
+    cusum_cap: float = 1.5
+    cusum_h: float = 3.0
+    cusum_windows: int = 24
+
+    def __post_init__(self) -> None:
+        if self.cusum and not (0 <= self.cusum_ref < self.cusum_cap and self.cusum_h > 0 and self.cusum_windows >= 1):
+            raise ValueError("AlarmRule: the CUSUM needs 0 <= cusum_ref < cusum_cap, cusum_h > 0 and "
+                             f"cusum_windows >= 1 (got ref {self.cusum_ref}, cap {self.cusum_cap}, h {self.cusum_h}, "
+                             f"windows {self.cusum_windows})")
 
     def fit(self, *_: Any) -> AlarmRule:
         return self
 
     def history(self, stride_ns: int) -> int:
-        """Earlier windows a continued run needs (k of n, trend, clearing) at this stride."""
+        """Earlier windows a continued run needs (k of n, trend, clearing, the CUSUM's memory) at this stride."""
         hours = int(math.ceil(self.clear_hours * 3.6e12 / stride_ns)) if stride_ns > 0 else 0
-        return max(self.n, self.trend_windows, self.clear_n, hours + 1)
+        return max(self.n, self.trend_windows, self.clear_n, hours + 1, self.cusum_windows if self.cusum else 0)
+
+    def evidence(self, ratio: np.ndarray, lo: int, i: int) -> float:
+        """The CUSUM at window ``i`` over windows ``lo`` .. ``i`` (ratios score / threshold, scored windows only)."""
+        d = np.minimum(ratio[max(lo, i - self.cusum_windows + 1) : i + 1], self.cusum_cap) - self.cusum_ref
+        if not len(d):
+            return 0.0
+        tail = np.cumsum(d[::-1])  # sums of the runs ending at i, shortest first
+        return max(0.0, float(tail.max()))
 
     def ttf_hours(self, times: np.ndarray, ratio: np.ndarray) -> float | None:
         """Hours until the ratio reaches ``failure_ratio`` on its log-linear trend (None: not rising)."""
@@ -450,8 +481,9 @@ class AlarmRule:
                 p = int(np.searchsorted(resets, times[i], side="left"))
                 floor = i
             window = above[max(floor, i - self.n + 1) : i + 1]
+            held_up = self.cusum and self.evidence(ratio, floor, i) >= self.cusum_h
             if current is None:
-                if window.sum() >= self.k or i == open_at:
+                if window.sum() >= self.k or held_up or i == open_at:
                     current = Alarm(int(times[i]), None, "watch", float(ratio[i]), None)
                     below_run, last_high = 0, int(times[i])
                 continue
@@ -459,7 +491,7 @@ class AlarmRule:
             lo = max(floor, i - self.trend_windows + 1)
             current.ttf_hours = self.ttf_hours(times[lo : i + 1], ratio[lo : i + 1])
             current.severity = self.severity(current.peak_ratio, current.ttf_hours, current.severity)
-            below_run = below_run + 1 if ratio[i] < self.hysteresis else 0
+            below_run = below_run + 1 if ratio[i] < self.hysteresis and not held_up else 0
             if not below_run:
                 last_high = int(times[i])
             if below_run >= self.clear_n and times[i] - last_high >= self.clear_hours * 3.6e12:

@@ -1,0 +1,80 @@
+"""Alarm rules on the same scores: k of n alone against k of n with the CUSUM's raising path (no rerun).
+
+Reads `pdmctl benchmark sim --series` runs (LABEL=FILE, each results JSON with its ``<stem>_series/`` beside
+it), judges every detector's scores under each rule of :data:`pdm.evaluate.rules.RULES` at every threshold
+factor of the harness's sweep, pools the fleets as one plant and writes ``benchmarks/results/<out>.json`` /
+``.md`` / ``.png``: failures caught >= 72 h ahead by an alarm raised after the fault's onset, false alarms,
+the best catches within each false-alarm budget, and the hours from a fault's onset to its first alarm.
+
+    python benchmarks/alarm_rules.py --run 11=sim_product_dev11_cs.json --out alarm_rules_dev11
+    python benchmarks/alarm_rules.py --run 2027=... --run 4242=... --run 9001=... --rule "+ CUSUM ref 0.5, h 3" \
+        --out alarm_rules_heldback
+
+The series are gitignored (hundreds of MB): regenerate them with the command in each results file's config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pdm.evaluate.rules import RULES, judge_run, markdown, plot, pool
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", action="append", required=True, metavar="LABEL=FILE",
+                    help="a results JSON of `pdmctl benchmark sim --series` (relative to --results, or a path)")
+    ap.add_argument("--rule", action="append", default=None, metavar="NAME",
+                    help=f"rules to judge (default: all); k of n is always one. Known: {', '.join(RULES)}")
+    ap.add_argument("--plot-rule", action="append", default=None, metavar="NAME",
+                    help="rules drawn in the plot (default: k of n and the --rule ones, or all)")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--out", default="alarm_rules")
+    args = ap.parse_args(argv)
+    names = ["k of n"] + [r for r in (args.rule or list(RULES)) if r != "k of n"]
+    unknown = [r for r in names if r not in RULES]
+    if unknown:
+        ap.error(f"unknown rule(s) {unknown}; known: {list(RULES)}")
+    rules = {r: RULES[r] for r in names}
+    runs = {}
+    t0 = time.perf_counter()
+    for spec in args.run:
+        label, sep, path = spec.partition("=")
+        if not sep:
+            ap.error(f"--run {spec!r}: LABEL=FILE")
+        p = Path(path) if Path(path).is_absolute() or Path(path).exists() else args.results / path
+        runs[label] = judge_run(p, rules, progress=print)
+    doc = pool(runs)
+    doc.update({"benchmark": "alarm_rules", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "seconds": round(time.perf_counter() - t0, 1), "rules": rules})
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / f"{args.out}.json").write_text(json.dumps(doc, indent=1, default=str))
+    plotted = plot(doc, args.results / f"{args.out}.png", args.plot_rule or (names if args.rule else ["k of n"]))
+    fleets = ", ".join(f"`{k}` (`{v['file']}`, seed {v['seed']}, {v['failures']} failures, "
+                       f"{v['machine_months']:.0f} machine-months)" for k, v in doc["fleets"].items())
+    md = [f"# Alarm rules on the same scores ({doc['date']})", "",
+          f"Runs of `pdmctl benchmark sim --series` judged again without a rerun (`benchmarks/alarm_rules.py`, "
+          f"`pdm.evaluate.rules`): {fleets}. Each detector's calibrated scores and thresholds as run; the rule "
+          "differs. Counts: failures caught >= 72 h ahead by an alarm raised after the fault's onset, at the "
+          "default threshold (per fleet and pooled, with false alarms), and the most caught within each budget "
+          "of false alarms per machine-month over the threshold sweep (its factor and false alarms). Hours from "
+          "onset: from the fault's onset (or the start of scoring) to the first alarm raised after it, "
+          "failures so caught; last columns: caught >= 72 h of the failures whose fault gave that long.", "",
+          markdown(doc), ""]
+    if plotted:
+        md += [f"![curves]({args.out}.png)", ""]
+    (args.results / f"{args.out}.md").write_text("\n".join(md))
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -340,6 +340,7 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
         cfg_sim.tshae_d_model = args.tshae_d_model
     cfg_sim.tshae_from = args.tshae_from
     cfg_sim.tshae_also = tuple(args.tshae_also or ())
+    cfg_sim.tshae_scoring = args.tshae_scoring
     cfg_sim.tshae_save = args.tshae_save
     cfg_sim.model_seed = args.model_seed
     if args.ensemble_seeds:
@@ -512,6 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tshae-also", dest="tshae_also", metavar="DIR", action="append",
                    help="sim: a further model directory scored with --tshae-from's as one detector, the mean of "
                         "their errors (a seed ensemble); repeat for more")
+    p.add_argument("--tshae-scoring", dest="tshae_scoring", choices=("modality", "vibration", "reconstruct"),  # pdm.model.tshae.SCORING
+                   help="sim: score the --tshae-from weights this way instead of as saved (modality: each modality "
+                        "imputed from the other; vibration: only vibration imputed, the rest reconstructed shown; "
+                        "reconstruct: every channel shown)")
     p.add_argument("--tshae-save", dest="tshae_save", metavar="DIR",
                    help="sim: write the TSHAE trained here as a model directory under DIR (read back with --tshae-from)")
     p.add_argument("--series", action="store_true",

@@ -27,12 +27,13 @@ there has its own baseline, and a new baseline after each work order.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,9 @@ class SimBenchConfig:
     #: (:class:`pdm.baselines.base.MeanEnsemble`): a seed ensemble. They must have been trained on the same
     #: windows (stops shown alike, the same work-order run-in).
     tshae_also: tuple[str, ...] = ()
+    #: Score the kept weights with another of :data:`pdm.model.tshae.SCORING` than they were saved with
+    #: (None: theirs): how the errors are read, the weights unchanged.
+    tshae_scoring: str | None = None
     #: Write the TSHAE trained here as a model directory under this folder (its scalers are the harness's),
     #: so that a later run can score it again with ``tshae_from`` instead of training it again.
     tshae_save: str | None = None
@@ -393,7 +397,7 @@ def _kept(src: Any) -> tuple[Any, str]:
     return load(src), str(src)
 
 
-def kept_tshae(src: Any, fit: Any) -> Any:
+def kept_tshae(src: Any, fit: Any, scoring: str | None = None) -> Any:
     """A :class:`~pdm.baselines.TSHAEDetector` holding a model directory's weights (checked against the harness's windows).
 
     ``src``: the directory's path, or the directory already loaded.
@@ -413,7 +417,10 @@ def kept_tshae(src: Any, fit: Any) -> Any:
                          + "; ".join(f"{k} {a!r} in the model, {b!r} here" for k, (a, b) in wrong.items()))
     det = TSHAEDetector(d_model=mc["d_model"], layers=mc["layers"], patch=mc["patch"])
     det.model_ = bundle.model
-    det.metrics_ = {"from": name, "version": bundle.version}
+    if scoring is not None:  # validated as the config is; the bundle's own model is left as loaded
+        det.model_ = copy.copy(bundle.model)
+        det.model_.cfg = replace(bundle.model.cfg, scoring=scoring)
+    det.metrics_ = {"from": name, "version": bundle.version, "scoring": det.model_.cfg.scoring}
     return det
 
 
@@ -542,6 +549,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         raise ValueError(f"ensemble_seeds: two or more different seeds, not {list(cfg.ensemble_seeds)}")
     if cfg.ensemble_seeds and cfg.model_seed is not None:
         raise ValueError("give either model_seed (one training) or ensemble_seeds (one per seed), not both")
+    if cfg.tshae_scoring is not None and not cfg.tshae_from:
+        raise ValueError("tshae_scoring: reads kept weights another way; give them with tshae_from")
     if cfg.tshae_also and not cfg.tshae_from:
         raise ValueError("tshae_also: the ensemble's further members need a first one, tshae_from")
     kept = load(cfg.tshae_from) if cfg.tshae_from and "tshae" in cfg.detectors else None  # loaded once
@@ -649,9 +658,9 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         began = time.perf_counter()
         if key == "tshae" and cfg.tshae_from:
             say(f"{key}: weights from {', '.join((cfg.tshae_from, *cfg.tshae_also))} (not trained here)")
-            det = kept_tshae(kept, fit_all)
+            det = kept_tshae(kept, fit_all, cfg.tshae_scoring)
             if also:
-                det = MeanEnsemble([det, *(kept_tshae(b, fit_all) for b in also)])
+                det = MeanEnsemble([det, *(kept_tshae(b, fit_all, cfg.tshae_scoring) for b in also)])
         else:
             seeds = cfg.ensemble_seeds or (cfg.seed if cfg.model_seed is None else cfg.model_seed,)
             say(f"{key}: fitting on {len(fit_all)} windows" + (f", seeds {list(seeds)}" if len(seeds) > 1 else ""))

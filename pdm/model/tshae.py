@@ -65,8 +65,10 @@ class TSHAEConfig:
     huber_delta: float = 1.0
     channel_names: list[str] = field(default_factory=list)
     #: How errors are scored: "modality" (imputation: each modality's channels
-    #: hidden in turn, see :func:`impute_groups`) or "reconstruct" (every channel
-    #: seen; what models saved before this option was added did).
+    #: hidden in turn, see :func:`impute_groups`), "vibration" (the vibration
+    #: channels imputed from the rest; the other sensors reconstructed in the same
+    #: pass, shown: one pass) or "reconstruct" (every channel seen; what models
+    #: saved before this option was added did).
     scoring: str = "modality"
 
     def __post_init__(self) -> None:
@@ -84,7 +86,10 @@ class TSHAEConfig:
     @property
     def groups(self) -> list[list[int]]:
         """Channel groups hidden together when scoring by imputation ([] = plain reconstruction)."""
-        return impute_groups(self.channel_names) if self.scoring == "modality" else []
+        if self.scoring == "reconstruct":
+            return []
+        groups = impute_groups(self.channel_names)
+        return groups[:1] if self.scoring == "vibration" else groups  # [vibration, the rest] or []
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,7 +99,7 @@ class TSHAEConfig:
         return cls(**{"scoring": "reconstruct", **d})  # a directory saved without it was trained to reconstruct
 
 
-SCORING = ("reconstruct", "modality")
+SCORING = ("reconstruct", "modality", "vibration")
 
 
 def is_vibration(name: str) -> bool:

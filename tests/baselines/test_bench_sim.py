@@ -249,6 +249,17 @@ def test_kept_tshae_scores_a_model_directory_that_fits_the_windows() -> None:
         kept_tshae(path, windows(mc["channel_names"], t // 2))
     with pytest.raises(ValueError, match="channel_names"):
         kept_tshae(path, windows(mc["channel_names"][::-1], t))
+    # Read another way: only vibration imputed; its vibration errors are the modality pass's, the rest's not.
+    other = kept_tshae(path, ws, "vibration")
+    assert other.model_.cfg.scoring == "vibration" and det.model_.cfg.scoring == "modality"
+    assert other.metrics_["scoring"] == "vibration"
+    vib = np.array([n.startswith("vibration.") for n in mc["channel_names"]])
+    again = other.errors(ws)
+    np.testing.assert_allclose(again[:, vib], err[:, vib], rtol=1e-4)
+    assert not np.allclose(again[:, ~vib], err[:, ~vib], rtol=1e-3)
+    assert np.allclose(kept_tshae(path, ws).errors(ws), err)  # the loaded directory left as it was
+    with pytest.raises(ValueError, match="scoring"):
+        kept_tshae(path, ws, "no such")
 
 
 def test_kept_directories_say_whether_their_weights_saw_stops_as_gaps() -> None:
@@ -344,6 +355,10 @@ def test_a_tshae_saved_by_one_run_scores_the_same_when_read_back(tmp_path: Path)
         benchmark_sim(SimBenchConfig(machines=2, days=6.0, train_days=3.0, window=72, stride=12, epochs=1,
                                      detectors=("tshae",), tshae_also=(str(saved),)), tmp_path / "out",
                       quick=True, progress=None, tag="g")
+    with pytest.raises(ValueError, match="give them with tshae_from"):  # a training's scoring is its own
+        benchmark_sim(SimBenchConfig(machines=2, days=6.0, train_days=3.0, window=72, stride=12, epochs=1,
+                                     detectors=("tshae",), tshae_scoring="vibration"), tmp_path / "out",
+                      quick=True, progress=None, tag="h")
 
 
 def test_a_seed_ensemble_trained_here_scores_as_its_kept_members_do(tmp_path: Path) -> None:

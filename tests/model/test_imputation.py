@@ -35,6 +35,10 @@ def test_groups_are_vibration_and_the_other_sensors_with_the_ambient_never_hidde
     assert impute_groups(["Accelerometer1RMS", "Current", "Accelerometer2RMS", "Pressure"]) == [[0, 2], [1, 3]]
     assert TSHAEConfig(channels=6, window=64, channel_names=NAMES).groups == [[0, 1, 2], [3, 5]]  # the default
     assert TSHAEConfig(channels=6, window=64, channel_names=NAMES, scoring="reconstruct").groups == []
+    assert TSHAEConfig(channels=6, window=64, channel_names=NAMES, scoring="vibration").groups == [[0, 1, 2]]
+    assert TSHAEConfig(channels=2, window=64, channel_names=NAMES[3:5], scoring="vibration").groups == []
+    with pytest.raises(ValueError, match="scoring"):
+        TSHAEConfig(channels=6, window=64, channel_names=NAMES, scoring="other")
 
 
 def test_a_channel_is_never_reconstructed_from_its_own_values():
@@ -56,6 +60,24 @@ def test_plain_reconstruction_does_see_a_channels_own_values():
     shifted[:, 0] += 50.0
     again = reconstruct(model, dataclasses.replace(w, values=shifted))["reconstruction"]
     assert not np.allclose(again[:, 0], base[:, 0], atol=1e-3)
+
+
+def test_vibration_scoring_imputes_vibration_and_shows_the_rest_in_the_same_pass():
+    model, w = _model("vibration"), _windows()
+    base = reconstruct(model, w)["reconstruction"]
+    shifted = w.values.copy()
+    shifted[:, [0, 1, 2]] += 50.0
+    again = reconstruct(model, dataclasses.replace(w, values=shifted))["reconstruction"]
+    np.testing.assert_allclose(again, base, atol=1e-4)  # vibration hidden: nothing reads it
+    shifted = w.values.copy()
+    shifted[:, 3] += 50.0
+    again = reconstruct(model, dataclasses.replace(w, values=shifted))["reconstruction"]
+    assert not np.allclose(again[:, 3], base[:, 3], atol=1e-3)  # a temperature is seen by its own reconstruction
+    # the same weights (one seed) scored by modality: the same vibration (that pass hides it alike), the
+    # temperature imputed instead
+    both = reconstruct(_model("modality"), w)["reconstruction"]
+    np.testing.assert_allclose(both[:, [0, 1, 2]], base[:, [0, 1, 2]], atol=1e-5)
+    assert not np.allclose(both[:, 3], base[:, 3], atol=1e-3)
 
 
 def test_maps_come_with_the_imputed_reconstruction():

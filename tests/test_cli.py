@@ -66,3 +66,13 @@ def test_an_unreachable_store_exits_1_with_the_url_not_the_token(monkeypatch, ca
 def test_the_console_script_is_installed_and_answers():
     out = subprocess.run([sys.executable, "-m", "pdm.cli", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("pdmctl ")
+
+
+def test_benchmark_sim_offers_every_tshae_scoring_and_no_other():
+    from pdm.model.tshae import SCORING
+
+    parser = build_parser()
+    for s in SCORING:
+        assert parser.parse_args(["benchmark", "sim", "--tshae-scoring", s]).tshae_scoring == s
+    with pytest.raises(SystemExit):
+        parser.parse_args(["benchmark", "sim", "--tshae-scoring", "other"])

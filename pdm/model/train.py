@@ -73,9 +73,9 @@ class PackedTSHAE(nn.Module):
         super().__init__()
         self.model = model
         self.hide_frac = hide_frac
-        self.group_frac = group_frac if model.cfg.groups else 0.0
+        self.group_frac = group_frac if model.cfg.train_groups else 0.0
         self.member: Tensor
-        self.register_buffer("member", group_members(model.cfg.groups, model.cfg.channels), persistent=False)
+        self.register_buffer("member", group_members(model.cfg.train_groups, model.cfg.channels), persistent=False)
         cfg = model.cfg
         self.splits = (cfg.channels, cfg.channels, cfg.context_channels, max(cfg.event_channels, 0))
 

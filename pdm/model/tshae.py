@@ -86,10 +86,17 @@ class TSHAEConfig:
     @property
     def groups(self) -> list[list[int]]:
         """Channel groups hidden together when scoring by imputation ([] = plain reconstruction)."""
-        if self.scoring == "reconstruct":
-            return []
-        groups = impute_groups(self.channel_names)
+        groups = self.train_groups
         return groups[:1] if self.scoring == "vibration" else groups  # [vibration, the rest] or []
+
+    @property
+    def train_groups(self) -> list[list[int]]:
+        """Channel groups training hides in some windows, so that the model learns to impute each from the other.
+
+        Both modalities with either imputing scoring: a model trained for "vibration" can be read by
+        "modality" and back (its weights are the same kind), and both were measured on such weights.
+        """
+        return [] if self.scoring == "reconstruct" else impute_groups(self.channel_names)
 
     def to_dict(self) -> dict:
         return asdict(self)

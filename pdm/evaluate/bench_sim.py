@@ -697,7 +697,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         mets = sweep(series, failures, observed, nuisances)
         met = mets[1.0]  # the default thresholds
         full = met.to_dict()
-        results[key] = {"name": det.name + (" (kept weights)" if key == "tshae" and cfg.tshae_from else ""),
+        kept_as = f" (kept weights{f', scored by {cfg.tshae_scoring}' if cfg.tshae_scoring else ''})"
+        results[key] = {"name": det.name + (kept_as if key == "tshae" and cfg.tshae_from else ""),
                         "fit_seconds": round(fit_s, 1), "seconds": round(time.perf_counter() - began, 1),
                         "metrics": {k: v for k, v in full.items() if k != "per_failure"}, "sweep": curve(mets),
                         "stop_effect": stop_effect(series),

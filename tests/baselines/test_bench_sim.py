@@ -341,6 +341,18 @@ def test_a_tshae_saved_by_one_run_scores_the_same_when_read_back(tmp_path: Path)
     a = pd.read_parquet(tmp_path / "out" / "sim_quick_a_series" / "tshae.parquet")
     b = pd.read_parquet(tmp_path / "out" / "sim_quick_b_series" / "tshae.parquet")
     pd.testing.assert_frame_equal(a, b)
+    # The same weights read another way: vibration imputed alike (the same z-scores), the other sensors shown.
+    vib = SimBenchConfig(machines=2, days=6.0, train_days=3.0, window=72, stride=12, epochs=1, detectors=("tshae",),
+                         series=True, tshae_from=str(saved), tshae_scoring="vibration")
+    doc = benchmark_sim(vib, tmp_path / "out", quick=True, progress=None, tag="v")
+    assert doc["results"]["tshae"]["name"] == "TSHAE (kept weights, scored by vibration)"
+    assert doc["config"]["tshae_scoring"] == "vibration"
+    v = pd.read_parquet(tmp_path / "out" / "sim_quick_v_series" / "tshae.parquet")
+    zs = [c for c in v.columns if c.startswith("z:vibration.")]
+    others = [c for c in v.columns if c.startswith("z:") and c not in zs and "ambient" not in c]
+    assert zs and others
+    pd.testing.assert_frame_equal(v[zs], a[zs], rtol=1e-4)
+    assert not np.allclose(v[others].to_numpy(), a[others].to_numpy(), equal_nan=True)
     # An ensemble of the directory with itself: the mean of two equal errors, so the same series again.
     twice = SimBenchConfig(machines=2, days=6.0, train_days=3.0, window=72, stride=12, epochs=1, detectors=("tshae",),
                            series=True, tshae_from=str(saved), tshae_also=(str(saved),))

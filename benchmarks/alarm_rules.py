@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pdm.evaluate.rules import RULES, judge_run, markdown, plot, pool
+    from pdm.evaluate.rules import RULES, judge_run, markdown, plot, pool, verdict
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", action="append", required=True, metavar="LABEL=FILE",
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rule", action="append", default=None, metavar="NAME",
                     help=f"rules to judge (default: all); k of n is always one. Known: {', '.join(RULES)}")
     ap.add_argument("--plot-rule", action="append", default=None, metavar="NAME",
-                    help="rules drawn in the plot (default: k of n and the --rule ones, or all)")
+                    help="rules drawn in the plot (default: all if three or fewer, else k of n and the middle CUSUM)")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--out", default="alarm_rules")
     args = ap.parse_args(argv)
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": round(time.perf_counter() - t0, 1), "rules": rules})
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"{args.out}.json").write_text(json.dumps(doc, indent=1, default=str))
-    plotted = plot(doc, args.results / f"{args.out}.png", args.plot_rule or (names if args.rule else ["k of n"]))
+    middle = [r for r in ("k of n", "+ CUSUM ref 0.5, h 3") if r in names]  # six curves, not thirty, by default
+    plotted = plot(doc, args.results / f"{args.out}.png", args.plot_rule or (names if len(names) <= 3 else middle))
     fleets = ", ".join(f"`{k}` (`{v['file']}`, seed {v['seed']}, {v['failures']} failures, "
                        f"{v['machine_months']:.0f} machine-months)" for k, v in doc["fleets"].items())
     md = [f"# Alarm rules on the same scores ({doc['date']})", "",
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
           "of false alarms per machine-month over the threshold sweep (its factor and false alarms). Hours from "
           "onset: from the fault's onset (or the start of scoring) to the first alarm raised after it, "
           "failures so caught; last columns: caught >= 72 h of the failures whose fault gave that long.", "",
-          markdown(doc), ""]
+          markdown(doc), "", *(f"- {line}" for line in verdict(doc)), ""]
     if plotted:
         md += [f"![curves]({args.out}.png)", ""]
     (args.results / f"{args.out}.md").write_text("\n".join(md))

@@ -20,6 +20,7 @@ luck of which failures came.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -273,8 +274,10 @@ def markdown(doc: dict[str, Any], stem: str, plotted: bool, date: str = "", mach
         verdict,
     )
 
-    fleets = "; ".join(f"`{name}` (seed {f['seed']}, {f['machines']} machines, {f['failures']} failures scored from "
-                       f"{f['split']} to {f['end']})" for name, f in doc["fleets"].items())
+    files = doc.get("runs") or {}
+    fleets = "; ".join(f"`{name}` ({f'`{Path(files[name]).name}`, ' if name in files else ''}seed {f['seed']}, "
+                       f"{f['machines']} machines, {f['failures']} failures scored from {f['split']} to {f['end']})"
+                       for name, f in doc["fleets"].items())
     n = doc["failures"]
     out = [f"# Held-back fleets pooled ({date})" if date else "# Held-back fleets pooled", "",
            f"Runs of `pdmctl benchmark sim` pooled as one plant (pdm.evaluate.pooled): {fleets}. Failures, "

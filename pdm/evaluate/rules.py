@@ -171,13 +171,16 @@ def plot(doc: dict[str, Any], path: Path, rules: list[str] | None = None) -> boo
     except ImportError:
         return False
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    for key, d in doc["detectors"].items():
-        for rule, r in d["rules"].items():
-            if rules is not None and rule not in rules:
-                continue
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ["-", "--", ":", "-."]
+    for i, (key, d) in enumerate(doc["detectors"].items()):
+        shown = [rule for rule in d["rules"] if rules is None or rule in rules]
+        for j, rule in enumerate(shown):  # one colour per detector, one line style per rule
+            r = d["rules"][rule]
             pts = sorted(r["curve"], key=lambda p: -p["factor"])
             ax.plot([p["false_alarms_per_machine_month"] for p in pts], [p["caught"] for p in pts], marker="o", ms=3,
-                    lw=2.2 if key == "tshae" else 1.2, ls="-" if rule == "k of n" else "--", label=f"{d['name']}, {rule}")
+                    color=colours[i % len(colours)], lw=2.2 if key == "tshae" else 1.2, ls=styles[j % len(styles)],
+                    label=f"{d['name']}, {rule}")
             ax.plot([r["false_alarms_per_machine_month"]], [r["caught"]], "k*", ms=8)
     for b in BUDGETS:
         ax.axvline(b, color="0.8", lw=0.8, ls="--")
@@ -192,3 +195,25 @@ def plot(doc: dict[str, Any], path: Path, rules: list[str] | None = None) -> boo
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def verdict(doc: dict[str, Any], base: str = "k of n") -> list[str]:
+    """Per detector, the rules that do better than ``base`` on the pooled curve: more failures caught at the
+    default threshold with no more false alarms, or more within a false-alarm budget and fewer within none."""
+    lines = []
+    for d in doc["detectors"].values():
+        ref = d["rules"].get(base)
+        if ref is None:
+            continue
+        better = []
+        for rule, r in d["rules"].items():
+            if rule == base:
+                continue
+            default = r["caught"] > ref["caught"] and r["false_alarms"] <= ref["false_alarms"]
+            diffs = [(r["budgets"][b] or {"caught": 0})["caught"] - (ref["budgets"][b] or {"caught": 0})["caught"]
+                     for b in ref["budgets"]]
+            if default or (max(diffs) > 0 and min(diffs) >= 0):
+                better.append(rule)
+        lines.append(f"{d['name']}: better than {base}: {', '.join(better) if better else 'none'} "
+                     f"(of {len(d['rules']) - 1} rules)")
+    return lines

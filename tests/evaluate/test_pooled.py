@@ -120,7 +120,9 @@ def test_markdown_and_script(tmp_path: Path) -> None:
     md = (out / "p.md").read_text()
     assert "| TSHAE | 1/3 at 0.20 | 2/2 at 0.05 | 3/5 at 0.10 |" in md
     assert "| Conv-AE | 2/3 at 0.30 | 1/2 at 0.00 | 3/5 at 0.10 |" in md
-    assert md == markdown(pool(fleets), "p", (out / "p_curves.png").exists(), date=doc["date"]) + "\n"
+    assert md == markdown({**pool(fleets), "runs": doc["runs"]}, "p", (out / "p_curves.png").exists(),
+                          date=doc["date"]) + "\n"
+    assert "`A` (`A.json`, seed" in md and "`B` (`B.json`, seed" in md  # which files were pooled
     fleets["B"]["results"]["tshae"]["per_failure"] = []  # an older results file without per-failure rows
     (out / "B.json").write_text(json.dumps(fleets["B"]))
     assert main(["--run", f"A={tmp_path / 'A.json'}", "--run", "B=B.json", "--results", str(out), "--out", "q"]) == 2

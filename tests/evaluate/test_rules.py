@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.alarm_rules import main
 from pdm.evaluate.bench_sim import _Series, write_series, write_truth, write_work_orders
-from pdm.evaluate.rules import judge_run, markdown, pool
+from pdm.evaluate.rules import judge_run, markdown, pool, verdict
 
 H = 3_600_000_000_000
 STRIDE = 2 * H
@@ -75,6 +75,7 @@ def test_fleets_pool_as_one_plant_and_the_script_writes_its_files(tmp_path: Path
     assert r["cusum"]["bands"][">= 96 h"] == [2, 2] and r["cusum"]["budgets"]["0.25"]["caught"] == 2
     assert r["cusum"]["to_alarm_h"][1] == pytest.approx(23.0, abs=0.01)
     assert "| TSHAE | cusum | 1 at 0 | 1 at 0 | 2 at 0 | 0.00 |" in markdown(doc)
+    assert verdict(doc)[0] == "TSHAE: better than k of n: cusum (of 1 rules)"
     with pytest.raises(ValueError, match="no runs"):
         pool({})
     out = tmp_path / "out"
@@ -83,6 +84,7 @@ def test_fleets_pool_as_one_plant_and_the_script_writes_its_files(tmp_path: Path
     written = json.loads((out / "rules.json").read_text())
     assert list(written["detectors"]["tshae"]["rules"]) == ["k of n", "+ CUSUM ref 0.5, h 3"]
     assert written["detectors"]["tshae"]["rules"]["+ CUSUM ref 0.5, h 3"]["caught"] == 2
-    assert (out / "rules.md").read_text().count("| TSHAE |") == 2 and (out / "rules.png").stat().st_size > 1000
+    assert (out / "rules.md").read_text().count("| TSHAE |") == 2
+    assert "- TSHAE: better than k of n: + CUSUM ref 0.5, h 3 (of 1 rules)" in (out / "rules.md").read_text() and (out / "rules.png").stat().st_size > 1000
     with pytest.raises(SystemExit):
         main(["--run", f"a={a}", "--rule", "no such rule", "--results", str(out)])

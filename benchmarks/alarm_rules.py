@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pdm.evaluate.bench_sim import results_file
     from pdm.evaluate.rules import RULES, judge_run, markdown, plot, pool, verdict
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         label, sep, path = spec.partition("=")
         if not sep:
             ap.error(f"--run {spec!r}: LABEL=FILE")
-        p = Path(path) if Path(path).is_absolute() or Path(path).exists() else args.results / path
+        p = Path(path) if Path(path).exists() else results_file(path, args.results)
         runs[label] = judge_run(p, rules, progress=print)
     doc = pool(runs)
     doc.update({"benchmark": "alarm_rules", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -39,13 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="pooled_heldback", help="results file stem under --results")
     ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    from pdm.evaluate.bench_sim import ONSET, plot_sweeps
+    from pdm.evaluate.bench_sim import ONSET, plot_sweeps, results_file
     from pdm.evaluate.pooled import markdown, paired_table, pool
 
     runs = dict(r.split("=", 1) for r in args.run) if args.run else HELD_BACK
     docs = {}
     for name, file in runs.items():
-        path = Path(file) if Path(file).is_absolute() else args.results / file
+        path = results_file(file, args.results)
         try:
             docs[name] = json.loads(path.read_text())
         except (OSError, ValueError) as e:

@@ -57,13 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="seed_spread_heldback9001", help="results file stem under --results")
     ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    from pdm.evaluate.bench_sim import results_file
     from pdm.evaluate.spread import markdown, plot, spread
 
     trainings, docs = [], {}
     try:
         for spec in args.training or HELD_BACK_9001:
             group, label, file, det = parse(spec)
-            path = Path(file) if Path(file).is_absolute() else args.results / file
+            path = results_file(file, args.results)
             if path not in docs:
                 docs[path] = json.loads(path.read_text())
             trainings.append({"group": group, "label": label, "run": docs[path], "detector": det, "file": str(file)})

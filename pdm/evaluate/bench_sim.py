@@ -288,6 +288,11 @@ def write_stages(folder: Path, window_ns: int, stride_ns: int) -> Path:
     return path
 
 
+def results_file(file: str | Path, results: Path) -> Path:
+    """A results file named on a command line: an absolute path as it is, a relative one under ``results``."""
+    return Path(file) if Path(file).is_absolute() else Path(results) / file
+
+
 def read_stages(folder: Path) -> dict[str, Any] | None:
     """What :func:`write_stages` wrote (None: nothing; a series written before it)."""
     path = Path(folder) / STAGES_FILE

@@ -76,9 +76,9 @@ def judge_run(results: Path, rules: dict[str, dict[str, Any]] | None = None,
                               "false_alarms": m.false_alarms})
                 if f == 1.0:
                     rows = [{"machine": p["machine"], "failure": str(p["failure"]),
-                             "lead_after_onset_h": p.get("lead_after_onset_h"),
-                             "gave_h": _delay(p, split)[0], "to_alarm_h": _delay(p, split)[1]}
-                            for p in m.per_failure if p.get("onset") is not None]
+                             "lead_after_onset_h": p.get("lead_after_onset_h"), "gave_h": gave, "to_alarm_h": delay}
+                            for p in m.per_failure if p.get("onset") is not None
+                            for gave, delay in [_delay(p, split)]]
             per_rule[name] = {"fields": fields, "curve": curve, "per_failure": rows}
             if progress:
                 d = next(p for p in curve if p["factor"] == 1.0) if 1.0 in factors else curve[0]

@@ -92,6 +92,8 @@ class _Plan:
     qrows: Tensor | None = None  # (R·B·H, nq·c) qkv rows of the queries in bucket order (padding: row 0)
     krows: Tensor | None = None  # (R·B·H, (nq+1)·c) qkv rows of the keys after a padding chunk (values: + H)
     orows: Tensor | None = None  # (R·B·H, nq·c) output rows of the queries (padding: the extra last row)
+    short: bool = False  # computed densely where that is exact and cheaper (short sequences, not recomputed)
+    dmask: Tensor | None = None  # (R·B, H, N, N) additive: the LSH branch's chunk pattern as a dense mask
 
 
 def _window_attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, w: int, p: float) -> Tensor:
@@ -162,6 +164,8 @@ def _sparse_forward(qkv: Tensor, gate: Tensor | None, plan: _Plan) -> Tensor:
     qkv5 = qkv.view(b, n, 3, h, d)
     out = qkv.new_empty(b * n * h + 1, d)  # last row: where padding queries write
     view = out[:-1].view(b, n, h, d)
+    if plan.short:
+        return _short_forward(qkv5, gate, plan).reshape(b, n, h * d)
     for b0, b1 in _segments(plan.nb, max(1, plan.seg // (b * h * w))):
         lo, hi = _window_span(plan, b0, b1)[:2]
         o = _window_attend(*_window_inputs(qkv5, plan, b0, b1), plan.wmask[:, b0:b1], w, plan.p)
@@ -176,6 +180,30 @@ def _sparse_forward(qkv: Tensor, gate: Tensor | None, plan: _Plan) -> Tensor:
             o = _lsh_attend(q, k, v, plan.lmask[:, c0:c1], plan.c, plan.p)
             out.index_add_(0, oi, o.reshape(-1, d) * other[oi, None])
     return out[:-1].view(b, n, h * d)
+
+
+def _short_forward(qkv5: Tensor, gate: Tensor | None, plan: _Plan) -> Tensor:
+    """The same attention for a short sequence, as dense fused calls on the unpadded tokens: (B, N, H, d).
+
+    With at most two window blocks every block's neighbours are all the blocks, so the window
+    branch is full attention, exactly (the blocked form's masked keys get zero weight); the
+    LSH branch is full attention under the mask its sorted chunks imply (query i sees key j
+    when j's chunk among the sorted keys is i's chunk among the sorted queries or the one
+    before), so the same pairs, weights and outputs, exactly. For tens of tokens this skips
+    the gathers, padded block copies and scattered adds of the chunked form (most of its
+    time: the product's one-day windows are 18 tokens).
+    """
+    q, k, v = qkv5.permute(2, 0, 3, 1, 4)  # (B, H, N, d) each
+    o = F.scaled_dot_product_attention(q, k, v, dropout_p=plan.p).transpose(1, 2)  # (B, N, H, d)
+    if gate is None:
+        return o
+    o = o * gate[..., None]
+    if plan.dmask is not None:
+        r = plan.rounds
+        qr, kr, vr = (t.expand(r, *t.shape).reshape(-1, *t.shape[1:]) for t in (q, k, v))
+        lsh = F.scaled_dot_product_attention(qr, kr, vr, attn_mask=plan.dmask, dropout_p=plan.p)
+        o = o + lsh.view(r, *q.shape).mean(dim=0).transpose(1, 2) * (1 - gate)[..., None]
+    return o
 
 
 class _SparseAttention(torch.autograd.Function):
@@ -268,6 +296,25 @@ class _replay:
         torch.set_rng_state(self.saved[0])
         if self.saved[1] is not None:
             torch.cuda.set_rng_state(self.saved[1], self.x.device)
+
+
+#: Longest sequence whose LSH branch may run as dense masked attention (its mask is
+#: rounds x B x H x N x N); beyond this the chunked form is cheaper.
+SHORT_LSH_TOKENS = 128
+
+
+def _chunk_mask(qs: Tensor, ks: Tensor, c: int, dtype: torch.dtype) -> Tensor:
+    """(R·B, H, N, N) additive mask: query i sees key j when j's sorted chunk is i's or the one before.
+
+    ``qs``, ``ks``: (R, B, H, N) positions in bucket order (the sorted chunks' contents).
+    """
+    n = qs.shape[-1]
+    pos = torch.arange(n, device=qs.device).expand_as(qs)
+    cq = torch.empty_like(qs).scatter_(-1, qs, pos) // c  # chunk of each query
+    ck = torch.empty_like(ks).scatter_(-1, ks, pos) // c
+    diff = cq[..., :, None] - ck[..., None, :]
+    mask = torch.zeros(diff.shape, dtype=dtype, device=qs.device).masked_fill_((diff != 0) & (diff != 1), float("-inf"))
+    return mask.flatten(0, 1)
 
 
 class TemporalAttention(nn.Module):
@@ -410,7 +457,8 @@ class TemporalAttention(nn.Module):
         nb = math.ceil(n / w)
         dev = q.device
         plan = _Plan(b=b, h=h, n=n, w=w, nb=nb, p=self._p(), seg=self.segment,
-                     wmask=_additive(_neighbour_mask(nb, w, n, 1, 1, dev), q.dtype))
+                     wmask=_additive(_neighbour_mask(nb, w, n, 1, 1, dev), q.dtype),
+                     short=nb <= 2 and n < self.recompute_from)
         if not lsh:
             return plan
         c = min(self.chunk, n)
@@ -427,6 +475,11 @@ class TemporalAttention(nn.Module):
         plan.krows = torch.cat([pad.new_zeros(rb, c), (bi + ks.reshape(rb, n)) * 3 * h + h + hi, pad], dim=1)
         plan.orows = torch.cat([(bi + qs.reshape(rb, n)) * h + hi, pad + b * n * h], dim=1)
         plan.lmask = _additive(_neighbour_mask(nq, c, n, 1, 0, dev), q.dtype)
+        if plan.short:
+            if nq <= 2 and n <= SHORT_LSH_TOKENS:
+                plan.dmask = _chunk_mask(qs, ks, c, q.dtype)
+            else:
+                plan.short = False  # the window branch alone could go dense; both go chunked
         return plan
 
     def _window_received(self, q: Tensor, k: Tensor, plan: _Plan) -> Tensor:

@@ -70,6 +70,32 @@ def test_scoring_gives_the_same_output_whatever_the_segments_it_runs_in(kind):
         torch.testing.assert_close(out, trained, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize(("kind", "n"), [("hybrid", 18), ("hybrid", 5), ("hybrid", 32), ("window", 30)])
+def test_a_short_sequence_computed_densely_equals_the_chunked_form(kind, n):
+    """At most two window blocks and two LSH chunks: dense fused calls, the same output and gradients."""
+    torch.manual_seed(3)
+    layer = TemporalAttention(32, 4, kind, window=16, chunk=16, rounds=3)
+    x = torch.randn(4, n, 32, requires_grad=True)
+    grads = []
+    for recompute_from in (512, 0):  # 0: every length takes the chunked (recomputing) path
+        layer.recompute_from = recompute_from
+        with torch.no_grad():
+            scored = layer.eval()(x)[0]
+        out = layer.train()(x)[0]  # dropout 0: the training path is deterministic
+        torch.testing.assert_close(out.detach(), scored, rtol=1e-5, atol=1e-6)
+        grads.append(torch.autograd.grad((out * torch.linspace(-1, 1, 32)).sum(), (x, *layer.parameters()),
+                                         allow_unused=True))
+        if recompute_from == 512:
+            dense = scored
+        else:
+            torch.testing.assert_close(scored, dense, rtol=1e-5, atol=1e-6)
+    for dense_grad, chunked_grad in zip(*grads, strict=True):
+        if dense_grad is None:  # the fixed rotations
+            assert chunked_grad is None
+            continue
+        torch.testing.assert_close(dense_grad, chunked_grad, rtol=1e-4, atol=1e-5)
+
+
 def test_the_temporal_map_is_a_distribution_over_tokens():
     layer = TemporalAttention(32, 4, "hybrid", window=8, chunk=8).eval()
     _, received = layer(torch.randn(2, 70, 32), need_weights=True)

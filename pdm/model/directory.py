@@ -162,7 +162,7 @@ def load(path: str | Path) -> ModelBundle:
     from safetensors.torch import load_file
 
     from pdm.features import RobustScaler
-    from pdm.model.tshae import TSHAE, TSHAEConfig
+    from pdm.model.tshae import TSHAE, TSHAEConfig, upgrade_state_dict
 
     path = Path(path)
     manifest = verify(path)
@@ -178,7 +178,7 @@ def load(path: str | Path) -> ModelBundle:
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelDirectoryError(f"{path}: configuration does not describe a TSHAE ({exc})") from None
     try:
-        state = load_file(str(path / "weights.safetensors"))
+        state = upgrade_state_dict(load_file(str(path / "weights.safetensors")))
     except (SafetensorError, OSError) as exc:
         raise ModelDirectoryError(f"{path}: weights.safetensors unreadable ({exc})") from None
     expected = model.state_dict()

@@ -162,6 +162,68 @@ class GatedFeedForward(nn.Module):
         return x + torch.sigmoid(self.gate(h)) * self.ff(h)
 
 
+class ChannelAttention(nn.Module):
+    """Multi-head attention for the spatial and cross-modal steps, with its projections as ``nn.Linear``.
+
+    The same function as ``nn.MultiheadAttention`` (batch first, weights averaged over heads),
+    whose input projection is a bare parameter that dynamic int8 quantisation cannot reach
+    (and whose output projection it skips by type): here the query and key/value projections
+    and the output are linear layers, so :func:`pdm.model.edge.quantize` quantises them too.
+    Directories saved with ``nn.MultiheadAttention``'s names load through
+    :func:`upgrade_state_dict`.
+    """
+
+    def __init__(self, d: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        if d % heads:
+            raise ValueError(f"d_model ({d}) must be divisible by heads ({heads})")
+        self.heads, self.dropout = heads, dropout
+        self.q_proj = nn.Linear(d, d)
+        self.kv_proj = nn.Linear(d, 2 * d)
+        self.out_proj = nn.Linear(d, d)
+
+    def forward(self, x: Tensor, kv: Tensor, key_padding_mask: Tensor | None = None,
+                need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
+        """x (B, L, D) attends to kv (B, S, D) (``key_padding_mask`` (B, S): True = not attended).
+
+        Returns the output (B, L, D) and, with ``need_weights``, the weights averaged over heads (B, L, S).
+        """
+        b, length, d = x.shape
+        h = self.heads
+        q = self.q_proj(x).view(b, length, h, d // h).transpose(1, 2)
+        k, v = self.kv_proj(kv).view(b, kv.shape[1], 2, h, d // h).permute(2, 0, 3, 1, 4)
+        mask = None
+        if key_padding_mask is not None:
+            mask = torch.zeros(key_padding_mask.shape, dtype=q.dtype, device=q.device)
+            mask = mask.masked_fill_(key_padding_mask, float("-inf"))[:, None, None, :]
+        p = self.dropout if self.training else 0.0
+        weights = None
+        if need_weights:
+            scores = (q @ k.transpose(-1, -2)) / math.sqrt(d // h)
+            w = torch.softmax(scores if mask is None else scores + mask, dim=-1)
+            o = F.dropout(w, p, self.training) @ v
+            weights = w.mean(dim=1)
+        else:
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        return self.out_proj(o.transpose(1, 2).reshape(b, length, d)), weights
+
+
+def upgrade_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Weights saved when the spatial and cross-modal steps were ``nn.MultiheadAttention``, renamed for
+    :class:`ChannelAttention` (its packed input projection split into query and key/value); others unchanged."""
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        prefix, _, name = key.rpartition(".")
+        if name in ("in_proj_weight", "in_proj_bias") and (".spatial" in prefix or ".cross" in prefix):
+            kind = name.removeprefix("in_proj_")
+            d = value.shape[0] // 3
+            out[f"{prefix}.q_proj.{kind}"] = value[:d]
+            out[f"{prefix}.kv_proj.{kind}"] = value[d:]
+        else:
+            out[key] = value
+    return out
+
+
 class _Layer(nn.Module):
     def __init__(self, cfg: TSHAEConfig, index: int) -> None:
         super().__init__()
@@ -171,10 +233,10 @@ class _Layer(nn.Module):
                                           rounds=cfg.lsh_rounds, dropout=cfg.dropout, seed=index)
         self.ff_t = GatedFeedForward(d, cfg.ff_mult, cfg.dropout)
         self.norm_s = nn.LayerNorm(d)
-        self.spatial = nn.MultiheadAttention(d, cfg.heads, dropout=cfg.dropout, batch_first=True)
+        self.spatial = ChannelAttention(d, cfg.heads, cfg.dropout)
         self.ff_s = GatedFeedForward(d, cfg.ff_mult, cfg.dropout)
         self.norm_c = nn.LayerNorm(d)
-        self.cross = nn.MultiheadAttention(d, cfg.heads, dropout=cfg.dropout, batch_first=True)
+        self.cross = ChannelAttention(d, cfg.heads, cfg.dropout)
         self.ff_c = GatedFeedForward(d, cfg.ff_mult, cfg.dropout)
 
     def forward(self, x: Tensor, events: Tensor, event_pad: Tensor, need: bool) -> tuple[Tensor, dict[str, Tensor]]:
@@ -188,13 +250,13 @@ class _Layer(nn.Module):
         # 2. spatial, per time token
         xs = x.permute(0, 2, 1, 3).reshape(b * n, c, d)
         hs = self.norm_s(xs)
-        h, w = self.spatial(hs, hs, hs, need_weights=need, average_attn_weights=True)
+        h, w = self.spatial(hs, hs, need_weights=need)
         x = self.ff_s(x + h.view(b, n, c, d).permute(0, 2, 1, 3))
         if need and w is not None:
             maps["spatial"] = w.view(b, n, c, c).mean(dim=1)
         # 3. cross-modal: sensor tokens → event tokens
         xc = self.norm_c(x).reshape(b, c * n, d)
-        h, w = self.cross(xc, events, events, key_padding_mask=event_pad, need_weights=need, average_attn_weights=True)
+        h, w = self.cross(xc, events, key_padding_mask=event_pad, need_weights=need)
         x = self.ff_c(x + h.view(b, c, n, d))
         if need and w is not None:
             maps["cross"] = w.view(b, c, n, -1).mean(dim=2)

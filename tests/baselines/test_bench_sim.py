@@ -351,7 +351,7 @@ def test_a_tshae_saved_by_one_run_scores_the_same_when_read_back(tmp_path: Path)
     zs = [c for c in v.columns if c.startswith("z:vibration.")]
     others = [c for c in v.columns if c.startswith("z:") and c not in zs and "ambient" not in c]
     assert zs and others
-    pd.testing.assert_frame_equal(v[zs], a[zs], rtol=1e-4)
+    pd.testing.assert_frame_equal(v[zs], a[zs], rtol=1e-4, atol=1e-5)  # batched apart: rounding
     assert not np.allclose(v[others].to_numpy(), a[others].to_numpy(), equal_nan=True)
     # An ensemble of the directory with itself: the mean of two equal errors, so the same series again.
     twice = SimBenchConfig(machines=2, days=6.0, train_days=3.0, window=72, stride=12, epochs=1, detectors=("tshae",),

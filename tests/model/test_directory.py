@@ -105,3 +105,19 @@ def test_the_detection_calibration_travels_with_the_model_and_is_required(tmp_pa
     (path / "detect.json").unlink()
     with pytest.raises(ModelDirectoryError, match="detect.json is missing"):
         load(path)
+
+
+def test_a_directory_saved_with_multihead_attention_names_loads():
+    """Kept models from before ChannelAttention store nn.MultiheadAttention's packed input projection."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "models" / "heldback-2027-rise"
+    saved = load_file(str(path / "weights.safetensors"))
+    assert "layers.0.spatial.in_proj_weight" in saved  # the old names, really
+    loaded = load(path).model
+    d = loaded.cfg.d_model
+    assert torch.equal(loaded.layers[0].spatial.q_proj.weight, saved["layers.0.spatial.in_proj_weight"][:d])
+    assert torch.equal(loaded.layers[1].cross.kv_proj.bias, saved["layers.1.cross.in_proj_bias"][d:])
+    assert torch.equal(loaded.layers[1].cross.out_proj.weight, saved["layers.1.cross.out_proj.weight"])

@@ -57,3 +57,12 @@ def test_pruning_removes_a_third_of_the_feed_forward_units_and_keeps_scores_clos
     assert first.out_features == round(64 * 0.7)
     r = np.corrcoef(_scores(model, batch), _scores(pruned, batch))[0, 1]
     assert r >= 0.9
+
+
+def test_every_linear_layer_is_quantised_the_attention_projections_included():
+    model, _ = _trained()
+    q = quantize(model)
+    dense = [n for n, m in q.named_modules() if isinstance(m, torch.nn.Linear)]
+    assert dense == []  # the spatial and cross-modal projections too (nn.MultiheadAttention's were skipped)
+    quantised = [n for n, m in q.named_modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    assert "layers.0.spatial.kv_proj" in quantised and "layers.1.cross.q_proj" in quantised

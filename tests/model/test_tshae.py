@@ -101,3 +101,25 @@ def test_only_the_attended_event_slots_are_kept_and_the_reconstruction_is_unchan
     none = torch.zeros_like(events)
     torch.testing.assert_close(model(values, mask, context, none).reconstruction,
                                model(values, mask, context, none, need_maps=True).reconstruction, rtol=1e-5, atol=1e-6)
+
+
+def test_channel_attention_is_multihead_attention_and_old_weights_load_into_it():
+    """The spatial and cross-modal steps compute what nn.MultiheadAttention did, from its saved weights."""
+    from pdm.model.tshae import ChannelAttention, upgrade_state_dict
+
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(32, 4, batch_first=True).eval()
+    mine = ChannelAttention(32, 4, 0.0).eval()
+    old = {f"layers.0.cross.{k}": v for k, v in mha.state_dict().items()}
+    new = upgrade_state_dict(old)
+    assert sorted(new) == sorted(f"layers.0.cross.{k}" for k in mine.state_dict())
+    mine.load_state_dict({k.removeprefix("layers.0.cross."): v for k, v in new.items()})
+    x, kv = torch.randn(5, 7, 32), torch.randn(5, 3, 32)
+    pad = torch.tensor([[True, False, False]] * 4 + [[False, False, True]])
+    for need in (False, True):
+        want, want_w = mha(x, kv, kv, key_padding_mask=pad, need_weights=need)
+        got, got_w = mine(x, kv, key_padding_mask=pad, need_weights=need)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        if need:
+            torch.testing.assert_close(got_w, want_w, rtol=1e-5, atol=1e-6)
+    assert upgrade_state_dict({"embed.weight": x}) == {"embed.weight": x}

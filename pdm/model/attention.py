@@ -191,9 +191,17 @@ def _short_forward(qkv5: Tensor, gate: Tensor | None, plan: _Plan) -> Tensor:
     when j's chunk among the sorted keys is i's chunk among the sorted queries or the one
     before), so the same pairs, weights and outputs, exactly. For tens of tokens this skips
     the gathers, padded block copies and scattered adds of the chunked form (most of its
-    time: the product's one-day windows are 18 tokens).
+    time: the product's one-day windows are 18 tokens). Without dropout (scoring) the two
+    branches also share one score matrix and one product with V.
     """
     q, k, v = qkv5.permute(2, 0, 3, 1, 4)  # (B, H, N, d) each
+    if gate is not None and plan.dmask is not None and plan.p == 0:
+        # Without dropout both branches share Q·Kᵀ and V: one score matrix, the branches'
+        # softmaxes mixed by the gate, one product with V (half the time of the fused calls).
+        s = (q @ k.transpose(-1, -2)) * (1 / math.sqrt(q.shape[-1]))  # (B, H, N, N)
+        g = gate.transpose(1, 2)[..., None]  # (B, H, N, 1)
+        lsh = torch.softmax(s + plan.dmask.view(plan.rounds, *s.shape), dim=-1).mean(dim=0)
+        return ((torch.softmax(s, dim=-1) * g + lsh * (1 - g)) @ v).transpose(1, 2)
     o = F.scaled_dot_product_attention(q, k, v, dropout_p=plan.p).transpose(1, 2)  # (B, N, H, d)
     if gate is None:
         return o

@@ -96,6 +96,21 @@ def test_a_short_sequence_computed_densely_equals_the_chunked_form(kind, n):
         torch.testing.assert_close(dense_grad, chunked_grad, rtol=1e-4, atol=1e-5)
 
 
+def test_a_short_sequence_trained_with_dropout_attends_the_same_pairs_on_average():
+    """With dropout the dense form runs fused calls per branch (the shared-score form is for p = 0):
+    dropout rescales the kept weights, so averaged over many passes the output is the one without it."""
+    torch.manual_seed(4)
+    layer = TemporalAttention(32, 4, "hybrid", window=16, chunk=16, rounds=2, dropout=0.3)
+    x = torch.randn(2, 24, 32)
+    with torch.no_grad():
+        layer.recompute_from = 0
+        want = layer.eval()(x)[0]  # the chunked form, no dropout
+        layer.recompute_from = 512
+        mean = torch.stack([layer.train()(x)[0] for _ in range(600)]).mean(dim=0)
+    assert (mean - want).abs().mean() < 0.1 * want.abs().mean()
+    assert (mean - want).abs().mean() < 0.5 * (layer.train()(x)[0].detach() - want).abs().mean()  # averaging helped
+
+
 def test_the_temporal_map_is_a_distribution_over_tokens():
     layer = TemporalAttention(32, 4, "hybrid", window=8, chunk=8).eval()
     _, received = layer(torch.randn(2, 70, 32), need_weights=True)

@@ -68,12 +68,22 @@ def theoretical_peak(info: dict[str, Any]) -> tuple[float, str]:
     """GFLOP/s float32 = cores x FMA pipes x lanes x 2 x GHz, with the assumptions spelled out."""
     lanes = 16 if info["avx512f"] else 8 if info["avx2"] else 4
     pipes = 2
+    try:
+        family = int(info["family"] or 0)
+    except ValueError:
+        family = 0
+    zen4 = info["avx512f"] and "AMD" in info["model"] and family == 25
+    if zen4:
+        lanes = 8  # Zen 4 runs a 512-bit FMA as two halves on its two 256-bit pipes
     ghz = (info["max_mhz"] or info["mhz"] or 0) / 1000
     peak = info["cores"] * pipes * lanes * 2 * ghz
-    why = (f"{info['cores']} cores x {pipes} FMA pipes x {lanes} float32 lanes ({'AVX-512' if lanes == 16 else 'AVX2'}) "
-           f"x 2 flop/FMA x {ghz:.2f} GHz = {peak:.0f} GFLOP/s. Assumes two full-width 512-bit FMA pipes per core "
-           f"({info['model']}, family {info['family']}: AMD Zen 5 has them) and the {ghz:.2f} GHz the VM reports "
-           "(no boost clock is exposed under the hypervisor, so the real clock may be higher).")
+    width = "256-bit pipes, AVX-512 split in halves" if zen4 else "AVX-512" if lanes == 16 else "AVX2"
+    cpu = (f"{info['model']}, family {info['family']}: " + ("AMD Zen 4, whose AVX-512 runs on two 256-bit FMA pipes"
+                                                             if zen4 else "two full-width FMA pipes per core assumed"))
+    why = (f"{info['cores']} cores x {pipes} FMA pipes x {lanes} float32 lanes ({width}) "
+           f"x 2 flop/FMA x {ghz:.2f} GHz = {peak:.0f} GFLOP/s ({cpu}), at the {ghz:.2f} GHz the VM reports "
+           "(no boost clock is exposed under the hypervisor, so the real clock may be higher: a measured peak above "
+           "this one says it is).")
     return peak, why
 
 

@@ -27,6 +27,11 @@ assembled for tests (:meth:`TemporalAttention.dense_weights`).
 
 When the window covers the whole sequence and there is one bucket, both
 branches equal full attention, hence so does the hybrid, exactly.
+
+A short sequence (at most two window blocks and two LSH chunks, such as the
+product's one-day windows of 18 tokens) runs as dense fused calls instead:
+the same pairs and weights, without the chunked form's gathers and copies,
+which dominate at that length (see ``_short_forward``).
 """
 
 from __future__ import annotations
@@ -162,10 +167,10 @@ def _sparse_forward(qkv: Tensor, gate: Tensor | None, plan: _Plan) -> Tensor:
     b, h, n, w = plan.b, plan.h, plan.n, plan.w
     d = qkv.shape[-1] // (3 * h)
     qkv5 = qkv.view(b, n, 3, h, d)
-    out = qkv.new_empty(b * n * h + 1, d)  # last row: where padding queries write
-    view = out[:-1].view(b, n, h, d)
     if plan.short:
         return _short_forward(qkv5, gate, plan).reshape(b, n, h * d)
+    out = qkv.new_empty(b * n * h + 1, d)  # last row: where padding queries write
+    view = out[:-1].view(b, n, h, d)
     for b0, b1 in _segments(plan.nb, max(1, plan.seg // (b * h * w))):
         lo, hi = _window_span(plan, b0, b1)[:2]
         o = _window_attend(*_window_inputs(qkv5, plan, b0, b1), plan.wmask[:, b0:b1], w, plan.p)

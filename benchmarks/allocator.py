@@ -95,23 +95,34 @@ def child(workload: str, steps: int, threads: int, small: bool) -> dict[str, Any
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def alternate(script: str, workload: str, settings: dict[str, tuple[dict[str, str], Path]], rounds: int,
+              args: list[str], tag: str, progress: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """Run ``script --child workload *args`` in a fresh process per setting (its environment and working
+    directory) and round, the settings alternating round by round; each child's JSON result, per setting."""
+    names = list(settings)
+    per: dict[str, list[dict[str, Any]]] = {s: [] for s in names}
+    for r in range(rounds):
+        for s in names if r % 2 == 0 else names[::-1]:
+            env, cwd = settings[s]
+            proc = subprocess.run([sys.executable, script, "--child", workload, *args], env=env, cwd=cwd,
+                                  capture_output=True, text=True, check=False)
+            if proc.returncode:
+                raise RuntimeError(f"{workload}/{s}: child failed:\n{proc.stderr[-2000:]}")
+            res = json.loads(proc.stdout.strip().splitlines()[-1])
+            per[s].append(res)
+            if progress:
+                print(f"{tag}: {workload} round {r + 1}/{rounds} {s}: {res['median_s']:.3f} s/step", flush=True)
+    return per
+
+
 def run(rounds: int = 3, steps: int = 3, threads: int = 2, small: bool = False,
         workloads: tuple[str, ...] = WORKLOADS, progress: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {"rounds": rounds, "steps": steps, "threads": threads, "small": small, "workloads": {}}
+    root = Path(__file__).parent.parent
+    settings = {s: (dict(os.environ, PDM_MALLOC="default" if s == "default" else "tuned"), root) for s in SETTINGS}
+    args = ["--steps", str(steps), "--threads", str(threads)] + (["--small"] if small else [])
     for w in workloads:
-        per: dict[str, list[dict[str, Any]]] = {s: [] for s in SETTINGS}
-        for r in range(rounds):
-            for s in SETTINGS if r % 2 == 0 else SETTINGS[::-1]:
-                env = dict(os.environ, PDM_MALLOC="default" if s == "default" else "tuned")
-                cmd = [sys.executable, __file__, "--child", w, "--steps", str(steps), "--threads", str(threads)]
-                proc = subprocess.run(cmd + (["--small"] if small else []), env=env, capture_output=True, text=True,
-                                      check=False, cwd=Path(__file__).parent.parent)
-                if proc.returncode:
-                    raise RuntimeError(f"{w}/{s}: child failed:\n{proc.stderr[-2000:]}")
-                res = json.loads(proc.stdout.strip().splitlines()[-1])
-                per[s].append(res)
-                if progress:
-                    print(f"allocator: {w} round {r + 1}/{rounds} {s}: {res['median_s']:.3f} s/step", flush=True)
+        per = alternate(__file__, w, settings, rounds, args, "allocator", progress)
         row: dict[str, Any] = {"shape": per["tuned"][0]["shape"]}
         for s in SETTINGS:
             row[s] = {"median_s": statistics.median(x["median_s"] for x in per[s]),

@@ -29,7 +29,6 @@ import platform
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,9 +37,9 @@ from typing import Any
 # Run as a script, this directory is on the path and the repository is not (the child must import
 # pdm from the tree it measures); imported as benchmarks.code_speed, the package is.
 try:
-    from allocator import child
+    from allocator import alternate, child
 except ImportError:
-    from benchmarks.allocator import child
+    from benchmarks.allocator import alternate, child
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,24 +54,18 @@ def _git(*args: str) -> str:
 def measure(trees: dict[str, Path], workloads: tuple[str, ...], rounds: int, steps: int, threads: int,
             small: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    settings = {t: (dict(os.environ, PYTHONPATH=str(trees[t])), trees[t]) for t in TREES}
+    args = ["--steps", str(steps), "--threads", str(threads)] + (["--small"] if small else [])
     for w in workloads:
-        per: dict[str, list[float]] = {t: [] for t in TREES}
-        for r in range(rounds):
-            for tree in TREES if r % 2 == 0 else TREES[::-1]:
-                cmd = [sys.executable, __file__, "--child", w, "--steps", str(steps), "--threads", str(threads)]
-                env = dict(os.environ, PYTHONPATH=str(trees[tree]))
-                proc = subprocess.run(cmd + (["--small"] if small else []), env=env, cwd=trees[tree],
-                                      capture_output=True, text=True, check=False)
-                if proc.returncode:
-                    raise RuntimeError(f"{w}/{tree}: child failed:\n{proc.stderr[-2000:]}")
-                res = json.loads(proc.stdout.strip().splitlines()[-1])
+        runs = alternate(__file__, w, settings, rounds, args, "code_speed")
+        for tree in TREES:
+            for res in runs[tree]:
                 if not Path(res["pdm"]).resolve().is_relative_to(trees[tree].resolve()):
                     raise RuntimeError(f"{w}/{tree}: the child imported pdm from {res['pdm']}, not {trees[tree]}")
-                per[tree].append(res["median_s"])
-                print(f"code_speed: {w} round {r + 1}/{rounds} {tree}: {res['median_s']:.3f} s/step", flush=True)
+        per = {t: [res["median_s"] for res in runs[t]] for t in TREES}
         row = {t: {"median_s": statistics.median(per[t]), "round_medians_s": per[t]} for t in TREES}
         row["speedup"] = row["baseline"]["median_s"] / row["this"]["median_s"]
-        row["shape"] = res["shape"]
+        row["shape"] = runs["this"][0]["shape"]
         out[w] = row
     return out
 

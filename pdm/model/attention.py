@@ -98,7 +98,7 @@ class _Plan:
     krows: Tensor | None = None  # (R·B·H, (nq+1)·c) qkv rows of the keys after a padding chunk (values: + H)
     orows: Tensor | None = None  # (R·B·H, nq·c) output rows of the queries (padding: the extra last row)
     short: bool = False  # computed densely where that is exact and cheaper (short sequences, not recomputed)
-    dmask: Tensor | None = None  # (R·B, H, N, N) additive: the LSH branch's chunk pattern as a dense mask
+    dmask: Tensor | None = None  # (R·B, H, N, N) bool, True = attended: the LSH branch's chunks as a dense mask
 
 
 def _window_attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, w: int, p: float) -> Tensor:
@@ -205,7 +205,7 @@ def _short_forward(qkv5: Tensor, gate: Tensor | None, plan: _Plan) -> Tensor:
         # softmaxes mixed by the gate, one product with V (half the time of the fused calls).
         s = (q @ k.transpose(-1, -2)) * (1 / math.sqrt(q.shape[-1]))  # (B, H, N, N)
         g = gate.transpose(1, 2)[..., None]  # (B, H, N, 1)
-        lsh = torch.softmax(s + plan.dmask.view(plan.rounds, *s.shape), dim=-1).mean(dim=0)
+        lsh = torch.softmax(torch.where(plan.dmask.view(plan.rounds, *s.shape), s, -math.inf), dim=-1).mean(dim=0)
         return ((torch.softmax(s, dim=-1) * g + lsh * (1 - g)) @ v).transpose(1, 2)
     o = F.scaled_dot_product_attention(q, k, v, dropout_p=plan.p).transpose(1, 2)  # (B, N, H, d)
     if gate is None:
@@ -316,18 +316,20 @@ class _replay:
 SHORT_LSH_TOKENS = 128
 
 
-def _chunk_mask(qs: Tensor, ks: Tensor, c: int, dtype: torch.dtype) -> Tensor:
-    """(R·B, H, N, N) additive mask: query i sees key j when j's sorted chunk is i's or the one before.
+def _chunk_mask(qs: Tensor, ks: Tensor, c: int) -> Tensor:
+    """(R·B, H, N, N) bool, True where query i sees key j: j's sorted chunk is i's or the one before.
 
-    ``qs``, ``ks``: (R, B, H, N) positions in bucket order (the sorted chunks' contents).
+    ``qs``, ``ks``: (R, B, H, N) positions in bucket order (the sorted chunks' contents), at most
+    two chunks of ``c`` (the dense form's case): then i sees j exactly when j's chunk is not after
+    i's, one comparison of chunk numbers (no N × N arithmetic, no float mask to build or add).
     """
     n = qs.shape[-1]
-    pos = torch.arange(n, device=qs.device).expand_as(qs)
-    cq = torch.empty_like(qs).scatter_(-1, qs, pos) // c  # chunk of each query
-    ck = torch.empty_like(ks).scatter_(-1, ks, pos) // c
-    diff = cq[..., :, None] - ck[..., None, :]
-    mask = torch.zeros(diff.shape, dtype=dtype, device=qs.device).masked_fill_((diff != 0) & (diff != 1), float("-inf"))
-    return mask.flatten(0, 1)
+    if n > 2 * c:
+        raise ValueError(f"a dense chunk mask is for at most two chunks ({n} tokens, chunks of {c})")
+    pos = (torch.arange(n, device=qs.device) >= c).expand_as(qs)  # second chunk?
+    cq = torch.empty_like(pos).scatter_(-1, qs, pos)  # chunk of each query: 0 or 1
+    ck = torch.empty_like(pos).scatter_(-1, ks, pos)
+    return (cq[..., :, None] >= ck[..., None, :]).flatten(0, 1)
 
 
 class TemporalAttention(nn.Module):
@@ -490,7 +492,7 @@ class TemporalAttention(nn.Module):
         plan.lmask = _additive(_neighbour_mask(nq, c, n, 1, 0, dev), q.dtype)
         if plan.short:
             if nq <= 2 and n <= SHORT_LSH_TOKENS:
-                plan.dmask = _chunk_mask(qs, ks, c, q.dtype)
+                plan.dmask = _chunk_mask(qs, ks, c)
             else:
                 plan.short = False  # the window branch alone could go dense; both go chunked
         return plan

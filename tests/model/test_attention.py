@@ -139,3 +139,18 @@ def test_buckets_are_the_argmax_over_the_rotations_and_their_negatives(buckets):
     bucket = torch.cat([proj, -proj], dim=-1).argmax(dim=-1)  # (R, 2, 4, N): the textbook form
     expected = (bucket * 50 + torch.arange(50)).argsort(dim=-1)
     torch.testing.assert_close(layer._bucket_orders(x, buckets), expected, rtol=0, atol=0)
+
+
+def test_the_dense_chunk_mask_lets_a_query_see_its_own_chunk_and_the_one_before():
+    from pdm.model.attention import _chunk_mask
+
+    torch.manual_seed(5)
+    n, c = 24, 16
+    qs, ks = (torch.stack([torch.randperm(n) for _ in range(2 * 3 * 4)]).view(2, 3, 4, n) for _ in range(2))
+    seen = _chunk_mask(qs, ks, c)  # (R·B, H, N, N)
+    chunk_q = torch.empty_like(qs).scatter_(-1, qs, torch.arange(n).expand_as(qs) // c).flatten(0, 1)
+    chunk_k = torch.empty_like(ks).scatter_(-1, ks, torch.arange(n).expand_as(ks) // c).flatten(0, 1)
+    diff = chunk_q[..., :, None] - chunk_k[..., None, :]
+    assert torch.equal(seen, (diff == 0) | (diff == 1))
+    with pytest.raises(ValueError, match="at most two chunks"):
+        _chunk_mask(qs, ks, 8)  # three chunks: the chunked form's case

@@ -122,10 +122,8 @@ def _score_cmd(args: argparse.Namespace, settings: Settings) -> int:
     except (ModelDirectoryError, ValueError) as exc:
         print(f"pdmctl score: {exc}", file=sys.stderr)
         return 1
-    table = report.table()
-    if not table.empty:
-        table["last_window"] = table["last_window"].astype(str)
-        print(table.drop(columns=["note"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if report.machines:
+        print(report.text(notes=False))
     for m, why in report.skipped.items():
         print(f"skipped {m}: {why}", file=sys.stderr)
     print(f"model {report.model_version}: {len(report.machines)} machines, {report.points_written} points written "

@@ -83,7 +83,7 @@ def run_demo(settings: Settings, machines: int = 10, days: float = 21.0, seed: i
                  f"{time.perf_counter() - t:.1f}s: {sum(len(r.alarms) for r in scored.machines.values())} alarm "
                  f"episodes on {len(alarmed)} machines ({', '.join(alarmed) or 'none'}); written to pdm_score, "
                  f"pdm_alarm, pdm_rootcause")
-        print(scored.table().to_string(index=False))
+        print(scored.text())
 
         from pdm.evaluate.report import write_report
         from pdm.evaluate.run import format_table

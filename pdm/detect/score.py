@@ -88,7 +88,20 @@ class MachineScore:
 
     @property
     def latest_score(self) -> float:
+        """The newest window's score: NaN when that window was not scored (see :attr:`latest_state`)."""
         return float(self.scores["score"].iloc[-1]) if len(self.scores) else float("nan")
+
+    @property
+    def latest_state(self) -> str:
+        """The newest window's state: scored, not_running, rebaseline, outside_range, ... ("" without windows)."""
+        return str(self.scores["state"].iloc[-1]) if len(self.scores) and "state" in self.scores else ""
+
+    @property
+    def last_scored(self) -> tuple[pd.Timestamp | None, float]:
+        """The newest window that was scored and its score ((None, NaN) if none was): what the machine
+        last showed, when the newest windows were not scored (a weekend stop, a new baseline)."""
+        scored = self.scores["score"].dropna() if len(self.scores) else pd.Series(dtype=float)
+        return (scored.index[-1], float(scored.iloc[-1])) if len(scored) else (None, float("nan"))
 
     @property
     def open_alarm(self) -> Alarm | None:
@@ -110,14 +123,29 @@ class ScoreReport:
         return {m: r.message for m, r in self.machines.items() if r.status == "skipped"}
 
     def table(self) -> pd.DataFrame:
-        """One row per machine: windows, last window, score, threshold, status, alarms."""
+        """One row per machine: windows, the last window and its state, the last scored window and its
+        score (a machine stopped for the weekend shows what it last showed, not NaN), threshold,
+        status, alarms."""
         rows = []
         for m, r in self.machines.items():
             last = r.scores.index[-1] if len(r.scores) else pd.NaT
-            rows.append({"machine": m, "windows": len(r.scores), "last_window": last, "score": r.latest_score,
+            when, score = r.last_scored
+            rows.append({"machine": m, "windows": len(r.scores), "last_window": last, "state": r.latest_state,
+                         "last_scored": pd.NaT if when is None else when, "score": score,
                          "threshold": r.threshold, "status": r.status, "alarms": len(r.alarms),
                          "severity": r.open_alarm.severity if r.open_alarm else "", "note": r.message})
         return pd.DataFrame(rows)
+
+    def text(self, notes: bool = True) -> str:
+        """:meth:`table` as printed by ``pdmctl score`` and the demo: times to the minute (UTC), scores to 3 places."""
+        table = self.table()
+        if table.empty:
+            return ""
+        for col in ("last_window", "last_scored"):
+            table[col] = table[col].map(lambda t: "" if pd.isna(t) else f"{t:%Y-%m-%d %H:%M}")
+        if not notes:
+            table = table.drop(columns=["note"])
+        return table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 
 def load_model(bundle_or_path: Any = None, version: str | None = None) -> Any:

@@ -79,6 +79,23 @@ def test_every_machine_gets_a_score_per_window_tagged_with_the_model_version(sco
         assert set(mine["state"]) <= set(SCORE_STATES)
 
 
+def test_the_table_gives_a_stopped_machine_its_last_score_and_says_why_the_newest_window_has_none(scored):
+    _, report = scored
+    table = report.table().set_index("machine")
+    # Down after its failure, then taking a new baseline to the end: the newest window is not scored.
+    faulty, s = table.loc[FAULTY], report.machines[FAULTY].scores
+    assert np.isnan(report.machines[FAULTY].latest_score)
+    assert faulty["state"] in ("rebaseline", "not_running") and faulty["last_window"] == s.index[-1]
+    scored_windows = s[s["state"] == "scored"]
+    assert faulty["last_scored"] == scored_windows.index[-1] < faulty["last_window"]
+    assert faulty["score"] == scored_windows["score"].iloc[-1] and np.isfinite(faulty["score"])
+    healthy = table.loc[HEALTHY]  # ran to the end: its newest window is its last scored one
+    assert healthy["state"] == "scored" and healthy["last_scored"] == healthy["last_window"]
+    text = report.text(notes=False)
+    assert "NaN" not in text.splitlines()[[FAULTY in line for line in text.splitlines()].index(True)]
+    assert "note" not in text.splitlines()[0] and "note" in report.text().splitlines()[0]
+
+
 def test_the_failing_machine_alarms_after_its_fault_begins_and_before_it_fails(scored):
     store, report = scored
     onset = FAILURE - pd.Timedelta(days=ONSET_DAYS)

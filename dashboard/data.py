@@ -26,8 +26,10 @@ from pdm.settings import Settings
 from pdm.store import Store, open_store
 from pdm.store.schema import (
     ALARM,
+    NOT_RUNNING,
     OPERATOR_LOG,
     OUTSIDE_ENVELOPE,
+    REBASELINE,
     ROOTCAUSE,
     SCORE,
     SCORE_STATES,
@@ -49,6 +51,11 @@ _NICE_STEPS = ["1min", "5min", "10min", "30min", "1h", "2h", "4h", "6h", "12h", 
 #: so its windows are not scored (pdm_score state ``outside_envelope``): nobody watches it until a retrain.
 STATUS_ORDER = {"alarm": 0, "warning": 1, "outside range": 2, "ok": 3, "no score": 4}
 WARNING_RATIO = 0.8  # score at 80 % of the threshold: amber before red
+#: A machine that stopped (its newest windows: not running) keeps the health and status of its last
+#: scored window this long: a weekend stop is not "no score"; a machine idle for longer is.
+STOPPED_HEALTH_FOR = pd.Timedelta("7D")
+#: ... and that health is the median score ratio of its scored windows in this span before it stopped.
+STOPPED_HEALTH_SPAN = pd.Timedelta("24h")
 
 
 class DashboardError(ValueError):
@@ -101,6 +108,14 @@ class MachineTile(_StateNote):
     last_scored: pd.Timestamp | None
     top_channel: str = ""
     unscored: str = ""  # the newest window's pdm_score state when it has no score ("" otherwise)
+    #: When the machine is stopped and its health and status come from its last scored window: that window.
+    health_at: pd.Timestamp | None = None
+
+    @property
+    def note(self) -> str:
+        if self.health_at is not None:
+            return f"not running; health over its last day scored, to {self.health_at:%Y-%m-%d %H:%M} UTC"
+        return super().note
 
 
 @dataclass
@@ -200,7 +215,34 @@ class DashboardData:
             exact = recent.reset_index().sort_values("time").groupby("machine").tail(1).set_index("machine")
             cols = ["time", "score", "threshold", "ratio", "model_version", *(["state"] if "state" in exact else [])]
             last.loc[exact.index, cols] = exact[cols]
+        last["scored_time"], last["scored_ratio"] = last["time"].where(last["ratio"].notna()), last["ratio"]
+        self._last_scored(daily, last)
         return last.reset_index()
+
+    def _last_scored(self, daily: pd.DataFrame, last: pd.DataFrame) -> None:
+        """Fill ``scored_time`` / ``scored_ratio`` of machines whose newest window has no score: their newest
+        scored window and the median ratio of the day of scored windows up to it.
+
+        Looked for as far back as a stop's score still stands (``STOPPED_HEALTH_FOR``), and not across
+        a new baseline (a work order since: the old score says nothing about the repaired machine).
+        A median, because the window that holds the stop itself scores high (a machine running down).
+        """
+        need = last.index[last["ratio"].isna()]
+        if not len(need):
+            return
+        days = daily[daily["machine"].isin(need) & daily["ratio"].notna()]
+        days = days[days["time"] >= last["time"].max() - STOPPED_HEALTH_FOR - pd.Timedelta("1D")]
+        if days.empty:
+            return
+        points = self.read(SCORE, start=days["time"].min() - STOPPED_HEALTH_SPAN,
+                           fields=["ratio", "state"]).reset_index()
+        for m, mine in points[points["machine"].isin(need)].sort_values("time").groupby("machine"):
+            scored = mine[mine["ratio"].notna()]
+            if scored.empty or (mine.loc[mine["time"] > scored["time"].iloc[-1], "state"] == REBASELINE).any():
+                continue
+            when = scored["time"].iloc[-1]
+            last.loc[m, "scored_time"] = when
+            last.loc[m, "scored_ratio"] = float(scored.loc[scored["time"] > when - STOPPED_HEALTH_SPAN, "ratio"].median())
 
     def as_of(self) -> pd.Timestamp | None:
         """Newest time with scores (else sensor data): the fleet's "now"."""
@@ -277,6 +319,10 @@ class DashboardData:
                 ttf = float(t.min()) if len(t) else None
             state = scores.at[m, "state"] if m in scores.index and "state" in scores else None
             unscored = unscored_state(state) if ratio is None else ""
+            health_at = None
+            if unscored == NOT_RUNNING and pd.notna(scores.at[m, "scored_time"]) \
+                    and scores.at[m, "time"] - scores.at[m, "scored_time"] <= STOPPED_HEALTH_FOR:
+                ratio, health_at = float(scores.at[m, "scored_ratio"]), scores.at[m, "scored_time"]
             if len(mine):
                 status = "alarm"
             elif unscored == OUTSIDE_ENVELOPE:
@@ -294,6 +340,7 @@ class DashboardData:
                 active_alarms=int(len(mine)),
                 last_scored=scores.at[m, "time"] if m in scores.index else None,
                 top_channel=str(mine["top_channel"].iloc[0]) if len(mine) else "", unscored=unscored,
+                health_at=health_at,
             ))
         tiles.sort(key=lambda t: (STATUS_ORDER.get(t.status, 9), t.health if t.health is not None else 101, t.machine))
         return tiles

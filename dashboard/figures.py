@@ -65,8 +65,11 @@ def machine_figure(view: MachineView) -> go.Figure:
     notes: list[dict[str, Any]] = []
 
     def band(x0: Any, x1: Any, fill: str) -> None:
-        shapes.append(dict(type="rect", xref="x", yref="paper", x0=x0, x1=x1, y0=0, y1=1, fillcolor=fill,
-                           line_width=0, layer="below"))
+        # Clipped to the range: an alarm raised before it would otherwise stretch the axis to its start.
+        x0, x1 = max(pd.Timestamp(x0), view.start), min(pd.Timestamp(x1), view.stop)
+        if x0 < x1:
+            shapes.append(dict(type="rect", xref="x", yref="paper", x0=x0, x1=x1, y0=0, y1=1, fillcolor=fill,
+                               line_width=0, layer="below"))
 
     for _, a in view.alarms.iterrows():
         band(a["start"], a["end"] if pd.notna(a["end"]) else view.stop, ALARM_FILL)
@@ -77,15 +80,20 @@ def machine_figure(view: MachineView) -> go.Figure:
         if pd.notna(failed) and bool(failed) and pd.notna(row.get("failure_ns")):
             failure = pd.Timestamp(int(row["failure_ns"]), unit="ns", tz="UTC")
             band(failure, end, REPAIR_FILL)
+            if not view.start <= failure <= view.stop:
+                continue
             shapes.append(dict(type="line", xref="x", yref="paper", x0=failure, x1=failure, y0=0, y1=1,
                                line=dict(color="#dc2626", width=2)))
             notes.append(dict(x=failure, y=1.0, xref="x", yref="paper", text="failure → repair", showarrow=False,
                               font=dict(size=11, color="#dc2626"), xanchor="left"))
         elif kind in MAINTENANCE_KINDS:
             band(t, max(end, t + pd.Timedelta("30min")), MAINT_FILL)
+            if not view.start <= t <= view.stop:
+                continue
             notes.append(dict(x=t, y=1.0, xref="x", yref="paper", text=kind.replace("_", " "), showarrow=False,
                               font=dict(size=10, color="#2563eb"), xanchor="left", yshift=-14))
     fig.update_layout(shapes=shapes, annotations=list(fig.layout.annotations) + notes)
+    fig.update_xaxes(range=[view.start, view.stop])  # the chosen range, whatever a shape or marker spans
     fig.update_layout(height=135 * rows + 90, margin=dict(l=50, r=20, t=40, b=30), hovermode="x unified",
                       legend=dict(orientation="h", y=-0.04), uirevision=view.machine)
     return fig

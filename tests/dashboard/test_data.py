@@ -257,3 +257,23 @@ def test_a_machine_stopped_for_the_weekend_keeps_the_health_of_its_last_day_scor
     assert t.status == ("warning" if np.median(last_day) >= 0.8 else "ok")
     assert f"over its last day scored, to {last_scored:%Y-%m-%d %H:%M}" in t.note
     assert f"{last_scored:%Y-%m-%d %H:%M}" in fleet_tile(t)
+
+
+def test_the_machine_chart_keeps_to_the_chosen_range_when_an_alarm_began_before_it(data: DashboardData) -> None:
+    import dataclasses
+
+    from dashboard.figures import machine_figure
+
+    # m-alarm's alarm opened on day 2 and is still open; the last 18 h of its data begin after that.
+    whole = data.machine("m-alarm", "1d")
+    view = dataclasses.replace(whole, start=whole.stop - pd.Timedelta("18h"))
+    assert view.alarms["start"].min() < view.start
+    fig = machine_figure(view)
+    assert [pd.Timestamp(x) for x in fig.layout.xaxis.range] == [view.start, view.stop]
+    rects = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert rects and all(view.start <= pd.Timestamp(s.x0) < pd.Timestamp(s.x1) <= view.stop for s in rects)
+    # m-warn's maintenance on day 1 lies before its one-day range: neither a band nor a note
+    warn = machine_figure(data.machine("m-warn", "1d"))
+    assert not [s for s in warn.layout.shapes if s.type == "rect"]
+    assert not [a for a in warn.layout.annotations if a.text == "maintenance"]
+    assert [a.text for a in machine_figure(data.machine("m-warn", "all")).layout.annotations].count("maintenance") == 1

@@ -138,7 +138,7 @@ class RootCause:
     machine: str
     alarm_ns: int
     alarm: dict[str, Any]
-    channels: pd.DataFrame  # channel, contribution, zscore, attention_change (rank order)
+    channels: pd.DataFrame  # channel, contribution, zscore, attention_change[, explained, follows] (rank order)
     logs: pd.DataFrame  # time, event_type, message, weight
     maps: dict[str, Any] = field(default_factory=dict)
     ranked_ns: int | None = None  # end of the window ranked: the alarm's start, or later as its score grew
@@ -436,7 +436,7 @@ class DashboardData:
         if not rc.empty:
             rc = rc[rc.index == rc.index.max()]
             ranked_ns = int(rc.index.max().value)
-        ch_cols = ["channel", "contribution", "zscore", "attention_change"]
+        ch_cols = ["channel", "contribution", "zscore", "attention_change", "explained", "follows"]
         channels = pd.DataFrame(columns=ch_cols)
         logs = pd.DataFrame(columns=["time", "event_type", "message", "weight"])
         maps: dict[str, Any] = {}

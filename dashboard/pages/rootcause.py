@@ -44,6 +44,23 @@ def ranking_note(rc: RootCause, alarm_ns: int) -> str:
     return note
 
 
+def channel_line(r: Any) -> str:
+    """One ranked channel in words: what ranked it (its share, with the channels that follow it), or the band it follows.
+
+    The ranking puts a band before the channels that follow it (a sensor's rms after its leading band,
+    a bearing's envelope bands after a raised high-frequency floor): a follower can hold a larger share
+    of the score than a channel ranked above it, which its line says.
+    """
+    own = f"contribution {fmt_num(r.get('contribution'), 3)}"
+    rest = f"z {fmt_num(r.get('zscore'), 1)}, attention change {fmt_num(r.get('attention_change'), 3)}"
+    follows, explained = r.get("follows"), r.get("explained")
+    if isinstance(follows, str) and follows:
+        return f"follows {follows}; {own}, {rest}"
+    if explained is not None and pd.notna(explained) and explained > float(r.get("contribution") or 0.0) + 5e-4:
+        return f"explains {fmt_num(explained, 3)} of the score with the channels that follow it ({own}), {rest}"
+    return f"{own}, {rest}"
+
+
 def register(app: Dash, ctx: Context) -> None:
     def render(n: Any, key: dict[str, str]) -> Any:
         try:
@@ -62,9 +79,7 @@ def register(app: Dash, ctx: Context) -> None:
         ], className="summary")
         when = html.P(ranking_note(rc, alarm_ns), id="rc-ranked", className="muted")
         ranking = html.Ol([
-            html.Li([html.B(r["channel"]), f"  contribution {fmt_num(r.get('contribution'), 3)}, "
-                     f"z {fmt_num(r.get('zscore'), 1)}, attention change {fmt_num(r.get('attention_change'), 3)}"],
-                    **data_attrs(channel=str(r["channel"])))
+            html.Li([html.B(r["channel"]), f"  {channel_line(r)}"], **data_attrs(channel=str(r["channel"])))
             for _, r in rc.channels.iterrows()
         ], id="rc-ranking", className="ranking")
         spatial = spatial_figures(rc)
@@ -80,7 +95,7 @@ def register(app: Dash, ctx: Context) -> None:
         return [
             head,
             html.Div([
-                html.Div([html.H2("Channels by contribution"), when, ranking], className="cell"),
+                html.Div([html.H2("Channels, ranked"), when, ranking], className="cell"),
                 html.Div(dcc.Graph(id="rc-contrib", figure=contributions_figure(rc), config=GRAPH_CONFIG),
                          className="cell"),
             ], className="two-col"),

@@ -248,7 +248,9 @@ def explain(*, alarm_ns: int, channels: list[str], zscores: np.ndarray, spatial:
                                             -np.nan_to_num(z[j], nan=-np.inf), channels[j]))
     ranked = [{"channel": channels[j], "contribution": float(contribution[j]),
                "zscore": float(z[j]) if np.isfinite(z[j]) else float("nan"),
-               "attention_change": float(change[j]) if np.isfinite(change[j]) else float("nan")}
+               "attention_change": float(change[j]) if np.isfinite(change[j]) else float("nan"),
+               # what the ranking weighed: its share with its followers', and the band it follows
+               "explained": float(explained[j]), "follows": channels[lead[j]] if lead[j] >= 0 else ""}
               for j in order[:TOP_CHANNELS]]
     # Log entries → the event token of their patch; weight = contribution-weighted channel attention.
     n_tokens = window // patch
@@ -288,9 +290,11 @@ def rootcause_points(rc: RootCause, machine: str, version: str) -> list[dict[str
     out: list[dict[str, Any]] = []
     for i, ch in enumerate(rc.channels, 1):
         fields = {"kind": "channel", "channel": ch["channel"], "contribution": ch["contribution"]}
-        for k in ("zscore", "attention_change"):
-            if math.isfinite(ch[k]):
+        for k in ("zscore", "attention_change", "explained"):
+            if k in ch and math.isfinite(ch[k]):
                 fields[k] = ch[k]
+        if ch.get("follows"):
+            fields["follows"] = ch["follows"]
         out.append({"measurement": ROOTCAUSE, "tags": {**tags, "rank": f"c{i:02d}"}, "fields": fields,
                     "time": rc.window_end_ns})
     for i, e in enumerate(rc.logs, 1):

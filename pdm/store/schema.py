@@ -42,7 +42,10 @@ FIELD_TYPES: dict[str, dict[str, FieldType]] = {
     # "l01".. operator-log entries, "maps" the attention maps); time = the alarm's start.
     "pdm_rootcause": {"kind": "string", "channel": "string", "contribution": "float", "zscore": "float",
                       "attention_change": "float", "event_type": "string", "message": "string",
-                      "log_ns": "integer", "weight": "float", "maps_json": "string"},
+                      "log_ns": "integer", "weight": "float", "maps_json": "string",
+                      # a channel's share of the score with the channels that follow it (what ranked it),
+                      # and the band it follows (pdm.detect.rootcause.explaining_band); older points lack both
+                      "explained": "float", "follows": "string"},
     # pdm_baseline: a machine's new error levels after a work order (pdm.detect.rebaseline), time = the
     # work order; levels_json = per-channel levels in the model's channel order; last_ns = start of
     # the last baseline window; taken = false when too few windows ran (the calibration's levels stay).

@@ -277,3 +277,22 @@ def test_the_machine_chart_keeps_to_the_chosen_range_when_an_alarm_began_before_
     assert not [s for s in warn.layout.shapes if s.type == "rect"]
     assert not [a for a in warn.layout.annotations if a.text == "maintenance"]
     assert [a.text for a in machine_figure(data.machine("m-warn", "all")).layout.annotations].count("maintenance") == 1
+
+
+def test_a_ranked_channel_says_what_ranked_it_above_a_larger_share() -> None:
+    from dashboard.pages.rootcause import channel_line
+
+    # The demo's lubrication alarm: the HF band leads with the envelope bands that follow it (a raised floor),
+    # though each of those holds a larger share of the score than the band itself.
+    lead = pd.Series({"channel": "vibration.de.band_hf", "contribution": 0.082, "zscore": 54.2,
+                      "attention_change": 0.594, "explained": 0.469, "follows": None})
+    follower = pd.Series({"channel": "vibration.de.band_bpfo", "contribution": 0.197, "zscore": 129.7,
+                          "attention_change": 0.573, "explained": 0.197, "follows": "vibration.de.band_hf"})
+    alone = pd.Series({"channel": "temperature.bearing.celsius", "contribution": 0.023, "zscore": 15.3,
+                       "attention_change": 0.801, "explained": 0.023, "follows": None})
+    older = pd.Series({"channel": "vibration.de.rms", "contribution": 0.023, "zscore": 15.3,
+                       "attention_change": 0.801})  # a point written before explained / follows were stored
+    assert channel_line(lead).startswith("explains 0.469 of the score with the channels that follow it "
+                                         "(contribution 0.082)")
+    assert channel_line(follower).startswith("follows vibration.de.band_hf; contribution 0.197")
+    assert channel_line(alone) == channel_line(older) == "contribution 0.023, z 15.3, attention change 0.801"

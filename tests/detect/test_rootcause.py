@@ -84,6 +84,15 @@ def test_a_sensors_overall_statistics_follow_its_band_that_is_out_of_range():
     assert ranked == ["vibration.de.band_1x", "vibration.nde.crest", "vibration.de.crest", "vibration.de.kurtosis",
                       "vibration.de.rms"]
     assert rc.channels[0]["contribution"] == pytest.approx(3.0 / 33.5)  # shares are the channel's own, only the order
+    # ... and each ranked channel says what ranked it: the band the share it explains, its followers which band.
+    assert rc.channels[0]["explained"] == pytest.approx(24.0 / 33.5) and rc.channels[0]["follows"] == ""
+    assert [ch["follows"] for ch in rc.channels[2:]] == ["vibration.de.band_1x"] * 3
+    assert rc.channels[1]["explained"] == rc.channels[1]["contribution"] == pytest.approx(8.0 / 33.5)
+    from pdm.detect.rootcause import rootcause_points
+
+    points = {p["tags"]["rank"]: p["fields"] for p in rootcause_points(rc, "m", "v")}
+    assert points["c01"]["explained"] == pytest.approx(24.0 / 33.5) and "follows" not in points["c01"]
+    assert points["c03"]["follows"] == "vibration.de.band_1x"
     assert (explaining_band(chans, np.where(np.arange(7) == 2, 1.9, z)) == -1).all()  # below BAND_EXPLAINS: by share
 
 

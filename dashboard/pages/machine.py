@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html
 
 from dashboard.app import Context, guarded
-from dashboard.data import RANGES, health_score
+from dashboard.data import RANGES, MachineView, health_score
 from dashboard.figures import empty_figure, machine_figure
 from dashboard.pages.common import (
     alarm_state,
@@ -37,15 +38,26 @@ def layout(machine: str, range_key: str = "7d") -> html.Div:
     ])
 
 
+def latest_score(view: MachineView) -> tuple[str, float | None]:
+    """The summary's label and the newest score / threshold in the range; where the newest window has no score
+    (the machine stopped, a new baseline), the label says which earlier window the value (and health) is of."""
+    scored = view.score["ratio"].dropna() if not view.score.empty else pd.Series(dtype=float)
+    if not len(scored):
+        return "latest score / threshold ", None
+    if not view.unscored:
+        return "latest score / threshold ", float(scored.iloc[-1])
+    return f"score / threshold at its last scored window, {fmt_time(scored.index[-1])} UTC: ", float(scored.iloc[-1])
+
+
 def register(app: Dash, ctx: Context) -> None:
     def render(_n: Any, range_key: str, machine: str) -> tuple[Any, Any, Any]:
         view = ctx.data.machine(machine, range_key or "7d")
         s = view.score
-        latest = float(s["ratio"].dropna().iloc[-1]) if not s.empty and s["ratio"].notna().any() else None
+        latest_label, latest = latest_score(view)
         peak = float(s["ratio"].max()) if not s.empty and s["ratio"].notna().any() else None
         open_alarms = view.alarms[view.alarms["open"]]
         summary = [
-            html.Span(["latest score / threshold ", html.B(fmt_num(latest), id="machine-ratio")], className="count"),
+            html.Span([latest_label, html.B(fmt_num(latest), id="machine-ratio")], className="count"),
             html.Span(["peak in range ", html.B(fmt_num(peak), id="machine-peak")],
                       className="count" + (" status-alarm" if peak is not None and peak > 1 else "")),
             html.Span(["health ", html.B(fmt_num(health_score(latest), 0))], className="count"),

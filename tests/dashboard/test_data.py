@@ -296,3 +296,26 @@ def test_a_ranked_channel_says_what_ranked_it_above_a_larger_share() -> None:
                                          "(contribution 0.082)")
     assert channel_line(follower).startswith("follows vibration.de.band_hf; contribution 0.197")
     assert channel_line(alone) == channel_line(older) == "contribution 0.023, z 15.3, attention change 0.801"
+
+
+def test_the_machine_page_says_which_window_its_score_is_of_when_the_newest_has_none(tmp_path) -> None:
+    from dashboard.pages.machine import latest_score
+
+    store = handmade.build(tmp_path / "pdm.duckdb")
+    times = pd.date_range(handmade.T0, handmade.T0 + pd.Timedelta("3D"), freq="1h", inclusive="left")
+    idle = times >= handmade.T0 + pd.Timedelta("2D")
+    tags = {"plant": "p1", "line": "line-b", "machine": "m-stop"}
+    store.write(pd.DataFrame({**tags, "speed_rpm": 1500.0, "load_pct": 80.0, "current_a": 9.0, "running": True},
+                             index=times[~idle]), "process", list(tags))
+    store.write(pd.DataFrame({"machine": "m-stop", "model_version": "v1", "score": np.where(idle, np.nan, 0.8),
+                              "threshold": 2.0, "ratio": np.where(idle, np.nan, 0.4),
+                              "state": np.where(idle, "not_running", "scored")}, index=times),
+                "pdm_score", ["machine", "model_version"])
+    store.close()
+    data = DashboardData(load_settings(store={"backend": "embedded", "path": str(tmp_path / "pdm.duckdb")},
+                                       data_dir=str(tmp_path)))
+    label, value = latest_score(data.machine("m-stop", "all"))
+    assert value == pytest.approx(0.4)
+    assert label.startswith(f"score / threshold at its last scored window, {times[~idle][-1]:%Y-%m-%d %H:%M} UTC")
+    label, value = latest_score(data.machine("m-ok", "all"))  # scored to its end
+    assert label == "latest score / threshold " and value == pytest.approx(handmade.RATIO["m-ok"])

@@ -11,9 +11,9 @@ from dashboard.app import Context, guarded
 from dashboard.data import DashboardError
 from dashboard.pages.common import (
     alarm_state,
+    alarm_ttf,
     fmt_num,
     fmt_time,
-    fmt_ttf,
     machine_href,
     notice,
     rootcause_href,
@@ -58,7 +58,7 @@ def register(app: Dash, ctx: Context) -> None:
         rows = [[fmt_time(r["start"]), dcc.Link(r["machine"], href=machine_href(r["machine"])),
                  html.Span(r["severity"] or "—", className=f"badge sev-{r['severity']}"),
                  alarm_state(r), fmt_num(r["peak_ratio"]),
-                 fmt_ttf(r["ttf_hours"]), r["top_channel"] or "—",
+                 alarm_ttf(r), r["top_channel"] or "—",
                  (f"{r['acked_by']}: {r['ack_comment']}" if r["acked_by"] else "—"),
                  dcc.Link("root cause", href=rootcause_href(r["machine"], r["alarm_ns"]))]
                 for _, r in shown.head(MAX_ROWS).iterrows()]

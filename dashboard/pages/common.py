@@ -52,6 +52,12 @@ def alarm_state(row: Any) -> str:
     return f"closed {fmt_time(row['end'])}"
 
 
+def alarm_ttf(row: Any) -> str:
+    """An alarm's time to failure as shown: the estimate while it is open; "—" once closed (a closed alarm's last
+    estimate, "~0 h" at a repair, says nothing about the machine now)."""
+    return fmt_ttf(row["ttf_hours"]) if row["open"] else "—"
+
+
 def notice(text: str) -> html.Div:
     return html.Div(text, className="notice")
 

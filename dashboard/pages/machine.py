@@ -12,10 +12,10 @@ from dashboard.data import RANGES, MachineView, health_score
 from dashboard.figures import empty_figure, machine_figure
 from dashboard.pages.common import (
     alarm_state,
+    alarm_ttf,
     data_attrs,
     fmt_num,
     fmt_time,
-    fmt_ttf,
     notice,
     rootcause_href,
 )
@@ -74,7 +74,7 @@ def register(app: Dash, ctx: Context) -> None:
             items.append(html.Li([
                 html.Span(a["severity"] or "alarm", className=f"badge sev-{a['severity']}"),
                 f" from {fmt_time(a['start'])} ({state}); peak {fmt_num(a['peak_ratio'])} × threshold; "
-                f"time to failure {fmt_ttf(a['ttf_hours'])}; top sensor {a['top_channel'] or '—'}{ack} ",
+                f"time to failure {alarm_ttf(a)}; top sensor {a['top_channel'] or '—'}{ack} ",
                 dcc.Link("root cause →", href=rootcause_href(machine, a["alarm_ns"]), className="rc-link"),
             ], className="alarm-item", **data_attrs(alarm=str(a["alarm_ns"]))))
         alarms = html.Ul(items, className="alarm-list") if items else html.P("No alarms in this range.",

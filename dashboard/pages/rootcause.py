@@ -11,10 +11,10 @@ from dashboard.app import Context, guarded
 from dashboard.data import DashboardError, RootCause
 from dashboard.figures import contributions_figure, spatial_figures, temporal_figure
 from dashboard.pages.common import (
+    alarm_ttf,
     data_attrs,
     fmt_num,
     fmt_time,
-    fmt_ttf,
     machine_href,
     notice,
     table,
@@ -74,7 +74,7 @@ def register(app: Dash, ctx: Context) -> None:
             html.Span(f"from {fmt_time(a['start'])} UTC" + ("" if a["open"] else f" to {fmt_time(a['end'])}"),
                       className="count"),
             html.Span(f"peak {fmt_num(a['peak_ratio'])} × threshold", className="count"),
-            html.Span(f"time to failure {fmt_ttf(a['ttf_hours'])}", className="count"),
+            html.Span(f"time to failure {alarm_ttf(a)}", className="count"),
             html.Span(f"model {a['model_version']}", className="count"),
         ], className="summary")
         when = html.P(ranking_note(rc, alarm_ns), id="rc-ranked", className="muted")

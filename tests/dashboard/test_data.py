@@ -319,3 +319,11 @@ def test_the_machine_page_says_which_window_its_score_is_of_when_the_newest_has_
     assert label.startswith(f"score / threshold at its last scored window, {times[~idle][-1]:%Y-%m-%d %H:%M} UTC")
     label, value = latest_score(data.machine("m-ok", "all"))  # scored to its end
     assert label == "latest score / threshold " and value == pytest.approx(handmade.RATIO["m-ok"])
+
+
+def test_a_closed_alarm_shows_no_time_to_failure(data: DashboardData) -> None:
+    from dashboard.pages.common import alarm_ttf
+
+    row = data.alarms().iloc[0].to_dict()  # m-alarm's open alarm
+    assert row["open"] and alarm_ttf(row) != "—"
+    assert alarm_ttf({**row, "open": False, "ttf_hours": 0.2}) == "—"  # its last estimate ("~0 h" at a repair)

@@ -135,7 +135,12 @@ def rootcause_figures(store: Store, e: Evaluation) -> list[tuple[str, Any]]:
             channels = list(ranks["channel"])
             values = list(ranks["contribution"].astype(float).fillna(0.0))
         colors = ["#c92a2a" if c in truth else "#868e96" for c in channels]
-        fig = go.Figure(go.Bar(x=values[::-1], y=channels[::-1], orientation="h", marker_color=colors[::-1]))
+        # A channel ranked after the band it follows (pdm.detect.rootcause.explaining_band) says so: it may hold a
+        # larger share than a band ranked above it. Points written before "follows" was stored have none.
+        follows = list(ranks["follows"]) if not ranks.empty and "follows" in ranks else [None] * len(channels)
+        labels = [f"{c} (follows {f.rsplit('.', 1)[-1]})" if isinstance(f, str) and f else c
+                  for c, f in zip(channels, follows, strict=True)]
+        fig = go.Figure(go.Bar(x=values[::-1], y=labels[::-1], orientation="h", marker_color=colors[::-1]))
         failure = pd.Timestamp(row["failure"])
         first = pd.Timestamp(row["alarm_start"])
         when = "" if alarm["start"] == first else f", root cause of the alarm of {alarm['start']:%Y-%m-%d %H:%M}"

@@ -182,14 +182,15 @@ def _one_per_episode(out: pd.DataFrame) -> pd.DataFrame:
 
 def read_rootcauses(store: Store, versions: Sequence[str], machines: Sequence[str] | None = None,
                     start: Any = None, stop: Any = None) -> pd.DataFrame:
-    """Channel rows of ``pdm_rootcause`` (ranks c01 …): machine, model_version, alarm, ranked, rank, channel, contribution, zscore.
+    """Channel rows of ``pdm_rootcause`` (ranks c01 …): machine, model_version, alarm, ranked, rank, channel, contribution,
+    zscore, attention_change, follows (the band a channel follows in the ranking; empty on points written before it).
 
     ``alarm`` is the alarm's start (ns, as text), ``ranked`` the time of the
     ranking (an alarm is ranked when raised and again as its score grows).
     """
     rc = store.read(ROOTCAUSE, list(machines) if machines else None, start, stop)
     cols = ["machine", "model_version", "alarm", "ranked", "rank", "channel", "contribution", "zscore",
-            "attention_change"]
+            "attention_change", "follows"]
     if rc.empty:
         return pd.DataFrame(columns=cols)
     rc = rc[rc["model_version"].isin(list(versions)) & rc["rank"].astype(str).str.match(r"^c\d+$")]

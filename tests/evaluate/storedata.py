@@ -58,6 +58,7 @@ def write_store(path: Path, *, truth: bool = True) -> EmbeddedStore:
         "rank": ["c01", "c02", "c03", "l01"], "kind": ["channel"] * 3 + ["log"],
         "channel": ROOT_M1 + [""], "contribution": [0.6, 0.25, 0.1, np.nan], "zscore": [7.0, 3.0, 1.5, np.nan],
         "attention_change": [0.2, 0.1, 0.0, np.nan], "message": ["", "", "", "bearing noise"],
+        "follows": [None, None, ROOT_M1[0], None],  # rms follows its band (pdm.detect.rootcause.explaining_band)
     }, index=[ALARM_M1[0]] * 4)
     store.write(rc, "pdm_rootcause", ["machine", "model_version", "alarm", "rank"])
     if truth:

@@ -44,7 +44,7 @@ def test_the_report_holds_metrics_lead_times_timelines_and_root_causes(report):
     lead = figs[ids[0]]
     assert lead[0]["type"] == "histogram" and lead[0]["x"] == [96.0]
     bars = figs[ids[1]]
-    assert bars[0]["y"] == ROOT_M1[::-1] and bars[0]["x"] == [0.1, 0.25, 0.6]
+    assert bars[0]["y"] == ["vibration.de.rms (follows band_bpfo)", *ROOT_M1[1::-1]] and bars[0]["x"] == [0.1, 0.25, 0.6]
     m1 = figs[ids[2]]
     names = [t.get("name") for t in m1]
     assert {"score", "threshold", "failure", "alarm"} <= set(names)

@@ -93,7 +93,7 @@ class MachineScore:
 
     @property
     def latest_state(self) -> str:
-        """The newest window's state: scored, not_running, rebaseline, outside_range, ... ("" without windows)."""
+        """The newest window's state (pdm.store.schema.SCORE_STATES: scored, not_running, rebaseline, ...; "" without windows)."""
         return str(self.scores["state"].iloc[-1]) if len(self.scores) and "state" in self.scores else ""
 
     @property

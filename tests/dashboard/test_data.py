@@ -218,34 +218,57 @@ def test_an_alarm_a_work_order_closed_says_so(data: DashboardData) -> None:
     assert state == {"m-x": "closed by work order 2024-01-06 06:00", "m-y": "closed 2024-01-05 08:00", "m-z": "open"}
 
 
-@pytest.mark.parametrize(("stopped_for", "last_ratio", "work_order"),
-                         [("2D", 0.9, False), ("2D", 0.2, False), ("9D", 0.9, False), ("2D", 0.9, True)])
+def _stopped_store(backend: str, tmp_path):
+    """Settings of a store to write to: embedded (with the hand-made fleet) or a private InfluxDB 1.x server."""
+    if backend == "embedded":
+        handmade.build(tmp_path / "pdm.duckdb").close()
+        return load_settings(store={"backend": "embedded", "path": str(tmp_path / "pdm.duckdb")},
+                             data_dir=str(tmp_path)), None
+    import shutil
+
+    if shutil.which("influxd") is None:
+        pytest.skip("no influxd: run `make sysdeps`")
+    from pdm.devtools.influxd import InfluxServer
+
+    server = InfluxServer(tmp_path / "influxd").start()
+    return load_settings(store={"backend": "influxdb1", "url": server.url, "database": "stop", "retries": 0},
+                         data_dir=str(tmp_path)), server
+
+
+@pytest.mark.parametrize(("backend", "stopped_for", "last_ratio", "work_order"),
+                         [("embedded", "2D", 0.9, False), ("embedded", "2D", 0.2, False),
+                          ("embedded", "9D", 0.9, False), ("embedded", "2D", 0.9, True),
+                          ("influxdb1", "2D", 0.9, False), ("influxdb1", "2D", 0.9, True)])
 def test_a_machine_stopped_for_the_weekend_keeps_the_health_of_its_last_day_scored(
-        tmp_path, stopped_for: str, last_ratio: float, work_order: bool) -> None:
+        tmp_path, backend: str, stopped_for: str, last_ratio: float, work_order: bool) -> None:
     # m-stop ran and was scored, then stopped (its newest windows: not_running, no score). For a weekend
     # its tile keeps the status and health of its last day scored (the median: the window holding the
     # stop itself scores high) and says to when; a machine idle for longer than STOPPED_HEALTH_FOR
     # (7 days), or with a new baseline taken since (a work order), shows no score.
-    store = handmade.build(tmp_path / "pdm.duckdb")
-    stop = handmade.T0 + pd.Timedelta("3D")
-    times = pd.date_range(handmade.T0, stop + pd.Timedelta(stopped_for), freq="1h", inclusive="left")
-    tags = {"plant": "p1", "line": "line-b", "machine": "m-stop"}
-    store.write(pd.DataFrame({**tags, "speed_rpm": 1500.0, "load_pct": 80.0, "current_a": 9.0, "running": True},
-                             index=times[times < stop]), "process", list(tags))
-    idle = times >= stop
-    ratio = np.full(len(times), np.nan)
-    ratio[~idle] = np.linspace(0.1, last_ratio, (~idle).sum())
-    ratio[(~idle).sum() - 1] = 3.0  # the window that holds the stop
-    state = np.where(idle, "not_running", "scored")
-    if work_order:
-        state[(~idle).sum() + 5: (~idle).sum() + 10] = "rebaseline"
-    score = pd.DataFrame({"machine": "m-stop", "model_version": "v1", "score": 2.0 * ratio, "threshold": 2.0,
-                          "ratio": ratio, "state": state}, index=times)
-    store.write(score, "pdm_score", ["machine", "model_version"])
-    store.close()
-    settings = load_settings(store={"backend": "embedded", "path": str(tmp_path / "pdm.duckdb")},
-                             data_dir=str(tmp_path))
-    t = next(t for t in DashboardData(settings).fleet() if t.machine == "m-stop")
+    from pdm.store import open_store
+
+    settings, server = _stopped_store(backend, tmp_path)
+    try:
+        stop = handmade.T0 + pd.Timedelta("3D")
+        times = pd.date_range(handmade.T0, stop + pd.Timedelta(stopped_for), freq="1h", inclusive="left")
+        idle = times >= stop
+        ratio = np.full(len(times), np.nan)
+        ratio[~idle] = np.linspace(0.1, last_ratio, (~idle).sum())
+        ratio[(~idle).sum() - 1] = 3.0  # the window that holds the stop
+        state = np.where(idle, "not_running", "scored")
+        if work_order:
+            state[(~idle).sum() + 5: (~idle).sum() + 10] = "rebaseline"
+        tags = {"plant": "p1", "line": "line-b", "machine": "m-stop"}
+        with open_store(settings.store) as store:
+            store.write(pd.DataFrame({**tags, "speed_rpm": 1500.0, "load_pct": 80.0, "current_a": 9.0,
+                                      "running": True}, index=times[~idle]), "process", list(tags))
+            store.write(pd.DataFrame({"machine": "m-stop", "model_version": "v1", "score": 2.0 * ratio,
+                                      "threshold": 2.0, "ratio": ratio, "state": state}, index=times),
+                        "pdm_score", ["machine", "model_version"])
+        t = next(t for t in DashboardData(settings).fleet() if t.machine == "m-stop")
+    finally:
+        if server is not None:
+            server.stop()
     last_scored = times[~idle][-1]
     if stopped_for == "9D" or work_order:
         assert t.status == "no score" and t.health is None and t.health_at is None

@@ -291,9 +291,9 @@ def rootcause_points(rc: RootCause, machine: str, version: str) -> list[dict[str
     for i, ch in enumerate(rc.channels, 1):
         fields = {"kind": "channel", "channel": ch["channel"], "contribution": ch["contribution"]}
         for k in ("zscore", "attention_change", "explained"):
-            if k in ch and math.isfinite(ch[k]):
+            if math.isfinite(ch[k]):
                 fields[k] = ch[k]
-        if ch.get("follows"):
+        if ch["follows"]:
             fields["follows"] = ch["follows"]
         out.append({"measurement": ROOTCAUSE, "tags": {**tags, "rank": f"c{i:02d}"}, "fields": fields,
                     "time": rc.window_end_ns})

@@ -131,13 +131,14 @@ def rootcause_figures(store: Store, e: Evaluation) -> list[tuple[str, Any]]:
         if ranks.empty:
             channels = list(alarm["channels"])
             values = [1.0] * len(channels)
+            follows: list[Any] = [None] * len(channels)
         else:
             channels = list(ranks["channel"])
             values = list(ranks["contribution"].astype(float).fillna(0.0))
+            follows = list(ranks["follows"])  # empty on points written before it was stored
         colors = ["#c92a2a" if c in truth else "#868e96" for c in channels]
         # A channel ranked after the band it follows (pdm.detect.rootcause.explaining_band) says so: it may hold a
-        # larger share than a band ranked above it. Points written before "follows" was stored have none.
-        follows = list(ranks["follows"]) if not ranks.empty and "follows" in ranks else [None] * len(channels)
+        # larger share than a band ranked above it.
         labels = [f"{c} (follows {f.rsplit('.', 1)[-1]})" if isinstance(f, str) and f else c
                   for c, f in zip(channels, follows, strict=True)]
         fig = go.Figure(go.Bar(x=values[::-1], y=labels[::-1], orientation="h", marker_color=colors[::-1]))

@@ -131,6 +131,9 @@ class MachineView(_StateNote):
     truth: pd.DataFrame  # maintenance, repairs, failures
     tile: MachineTile | None = None
     unscored: str = ""  # the newest window's pdm_score state when it has no score ("" otherwise)
+    #: Where the newest window has no score: the first window of a new baseline (a work order) after the last
+    #: scored one, if any; the old score says nothing about the repaired machine (None: none).
+    rebaselined: pd.Timestamp | None = None
 
 
 @dataclass
@@ -395,19 +398,33 @@ class DashboardData:
         if not truth.empty:
             tend = pd.to_datetime(truth["end_ns"].astype("int64"), unit="ns", utc=True)
             truth = truth[(truth.index < stop) & (tend.to_numpy() >= start)]
+        scored = score.index[score["ratio"].notna()] if not score.empty else []
+        unscored, rebaselined = self._unscored(machine, stop, scored[-1] if len(scored) else None)
         return MachineView(machine, start, stop, every, panels, score, alarms, log, truth,
-                           unscored=self._unscored(machine, stop))
+                           unscored=unscored, rebaselined=rebaselined)
 
-    def _unscored(self, machine: str, stop: pd.Timestamp) -> str:
-        """The newest window's state when it has no score ("" when it has one, or its point has no state).
+    def _unscored(self, machine: str, stop: pd.Timestamp,
+                  scored_until: pd.Timestamp | None = None) -> tuple[str, pd.Timestamp | None]:
+        """The newest window's state when it has no score ("" when it has one, or its point has no state), and
+        the first window of a new baseline after ``scored_until`` (the range's last scored time), if any.
 
         The score trace's last value is the last *scored* window: without this a machine running
-        outside its model's range would show a days-old score as if it were current.
+        outside its model's range would show a days-old score as if it were current, and a repaired one
+        its score from before the repair.
         """
-        recent = self.read(SCORE, machine, stop - pd.Timedelta("1D"), stop, fields=["state"])
+        start = stop - pd.Timedelta("1D")
+        if scored_until is not None:
+            start = min(start, scored_until)
+        recent = self.read(SCORE, machine, start, stop, fields=["state"])
         if recent.empty or "state" not in recent:
-            return ""
-        return unscored_state(recent.sort_index()["state"].iloc[-1])
+            return "", None
+        recent = recent.sort_index()
+        state = unscored_state(recent["state"].iloc[-1])
+        if not state:
+            return "", None
+        after = recent if scored_until is None else recent[recent.index > scored_until]
+        new = after.index[after["state"] == REBASELINE]
+        return state, (new[0] if len(new) else None)
 
     def _machine_end(self, machine: str) -> pd.Timestamp:
         """End of the machine's newest hour with scored windows (else sensor data): one aggregated read.

@@ -40,12 +40,15 @@ def layout(machine: str, range_key: str = "7d") -> html.Div:
 
 def latest_score(view: MachineView) -> tuple[str, float | None]:
     """The summary's label and the newest score / threshold in the range; where the newest window has no score
-    (the machine stopped, a new baseline), the label says which earlier window the value (and health) is of."""
+    (the machine stopped), the label says which earlier window the value (and health) is of; after a new baseline
+    (a work order since), there is none: the score before the repair is history, as the fleet tile has it."""
     scored = view.score["ratio"].dropna() if not view.score.empty else pd.Series(dtype=float)
     if not len(scored):
         return "latest score / threshold ", None
     if not view.unscored:
         return "latest score / threshold ", float(scored.iloc[-1])
+    if view.rebaselined is not None:  # a work order since: the score before it is history, not the machine's state
+        return f"score / threshold: none since the new baseline of {fmt_time(view.rebaselined)} UTC (a work order) ", None
     return f"score / threshold at its last scored window, {fmt_time(scored.index[-1])} UTC: ", float(scored.iloc[-1])
 
 

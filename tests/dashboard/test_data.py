@@ -344,6 +344,35 @@ def test_the_machine_page_says_which_window_its_score_is_of_when_the_newest_has_
     assert label == "latest score / threshold " and value == pytest.approx(handmade.RATIO["m-ok"])
 
 
+def test_the_machine_page_shows_no_score_from_before_a_repair(tmp_path) -> None:
+    """A machine repaired (a work order: a new baseline) and stopped since: its pre-repair score, 31x the threshold,
+    is history in the chart, not the machine's score or health, as its fleet tile has it."""
+    from dashboard.pages.machine import latest_score
+
+    store = handmade.build(tmp_path / "pdm.duckdb")
+    times = pd.date_range(handmade.T0, handmade.T0 + pd.Timedelta("3D"), freq="1h", inclusive="left")
+    state = np.array(["scored"] * 30 + ["rebaseline"] * 20 + ["not_running"] * 22)
+    tags = {"plant": "p1", "line": "line-b", "machine": "m-fixed"}
+    store.write(pd.DataFrame({**tags, "speed_rpm": 1500.0, "load_pct": 80.0, "current_a": 9.0, "running": True},
+                             index=times[:50]), "process", list(tags))
+    store.write(pd.DataFrame({"machine": "m-fixed", "model_version": "v1",
+                              "score": np.where(state == "scored", 62.0, np.nan), "threshold": 2.0,
+                              "ratio": np.where(state == "scored", 31.0, np.nan), "state": state}, index=times),
+                "pdm_score", ["machine", "model_version"])
+    store.close()
+    data = DashboardData(load_settings(store={"backend": "embedded", "path": str(tmp_path / "pdm.duckdb")},
+                                       data_dir=str(tmp_path)))
+    view = data.machine("m-fixed", "all")
+    assert view.rebaselined == times[30]
+    label, value = latest_score(view)
+    assert value is None and label.startswith(f"score / threshold: none since the new baseline of {times[30]:%Y-%m-%d %H:%M}")
+    tile = next(t for t in data.fleet() if t.machine == "m-fixed")
+    assert tile.status == "no score" and tile.health is None
+    # stopped without a work order in between, the last scored window's score stands (and says of when)
+    view = data.machine("m-ok", "all")
+    assert view.rebaselined is None
+
+
 def test_a_closed_alarm_shows_no_time_to_failure(data: DashboardData) -> None:
     from dashboard.pages.common import alarm_ttf
 

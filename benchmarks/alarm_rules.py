@@ -16,9 +16,7 @@ The series are gitignored (hundreds of MB): regenerate them with the command in 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,8 +25,15 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pdm.evaluate.bench_sim import results_file
-    from pdm.evaluate.rules import RULES, judge_run, markdown, plot, pool, verdict
+    from pdm.evaluate.rules import (
+        RULES,
+        fleets_line,
+        judge_runs,
+        markdown,
+        plot,
+        verdict,
+        write_study,
+    )
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", action="append", required=True, metavar="LABEL=FILE",
@@ -45,23 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown rule(s) {unknown}; known: {list(RULES)}")
     rules = {r: RULES[r] for r in names}
-    runs = {}
-    t0 = time.perf_counter()
-    for spec in args.run:
-        label, sep, path = spec.partition("=")
-        if not sep:
-            ap.error(f"--run {spec!r}: LABEL=FILE")
-        p = Path(path) if Path(path).exists() else results_file(path, args.results)
-        runs[label] = judge_run(p, rules, progress=print)
-    doc = pool(runs)
-    doc.update({"benchmark": "alarm_rules", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                "seconds": round(time.perf_counter() - t0, 1), "rules": rules})
+    try:
+        doc = judge_runs(args.run, rules, args.results)
+    except ValueError as exc:
+        ap.error(str(exc))
+    doc.update({"benchmark": "alarm_rules", "rules": rules})
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / f"{args.out}.json").write_text(json.dumps(doc, indent=1, default=str))
     middle = [r for r in ("k of n", "+ CUSUM ref 0.5, h 3") if r in names]  # six curves, not thirty, by default
     plotted = plot(doc, args.results / f"{args.out}.png", args.plot_rule or (names if len(names) <= 3 else middle))
-    fleets = ", ".join(f"`{k}` (`{v['file']}`, seed {v['seed']}, {v['failures']} failures, "
-                       f"{v['machine_months']:.0f} machine-months)" for k, v in doc["fleets"].items())
+    fleets = fleets_line(doc)
     md = [f"# Alarm rules on the same scores ({doc['date']})", "",
           f"Runs of `pdmctl benchmark sim --series` judged again without a rerun (`benchmarks/alarm_rules.py`, "
           f"`pdm.evaluate.rules`): {fleets}. Each detector's calibrated scores and thresholds as run; the rule "
@@ -71,10 +68,7 @@ def main(argv: list[str] | None = None) -> int:
           "onset: from the fault's onset (or the start of scoring) to the first alarm raised after it, "
           "failures so caught; last columns: caught >= 72 h of the failures whose fault gave that long.", "",
           markdown(doc), "", *(f"- {line}" for line in verdict(doc)), ""]
-    if plotted:
-        md += [f"![curves]({args.out}.png)", ""]
-    (args.results / f"{args.out}.md").write_text("\n".join(md))
-    print("\n".join(md))
+    write_study(doc, args.results, args.out, md, plotted)
     return 0
 
 

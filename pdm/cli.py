@@ -354,6 +354,7 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
         cfg_sim.count_scaling = args.count_scaling
     if args.stops_as_gaps is not None:
         cfg_sim.stops_as_gaps = args.stops_as_gaps
+    cfg_sim.tail_quantile = args.tail_quantile
     try:
         benchmark_sim(cfg_sim, out, quick=args.quick, tag=args.tag or "")
     except (ValueError, ModelDirectoryError) as exc:
@@ -370,6 +371,16 @@ def _dashboard_cmd(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.model_copy(update={"dashboard": settings.dashboard.model_copy(update=overrides)})
     serve(settings, debug=args.debug)
     return 0
+
+
+def _tail_quantile(text: str) -> float:
+    try:
+        q = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a quantile in [0.5, 1), not {text!r}") from None
+    if not 0.5 <= q < 1:
+        raise argparse.ArgumentTypeError(f"a quantile in [0.5, 1), not {q}")
+    return q
 
 
 def _trim_share(text: str) -> float:
@@ -536,6 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sim (product stages): a stop inside a window, and the warm-up after a start, shown to every "
                         "detector as a gap in a running record, in training, calibration and scoring "
                         "(FeatureConfig.stops_as_gaps; default: off, as the product)")
+    p.add_argument("--tail-quantile", dest="tail_quantile", type=_tail_quantile, default=None, metavar="Q",
+                   help="sim (product stages): each channel's z-scores divided by their calibration quantile Q "
+                        "(pdm.detect.stages.tail_scale; default: not, as the product)")
     p.add_argument("--tag", help="sim: appended to the results files' names (sim_TAG.json), so runs do not overwrite")
     p.set_defaults(func=_benchmark_cmd)
 

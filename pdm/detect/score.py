@@ -559,7 +559,7 @@ def _rebaselined_z(store: Store, bundle: Any, m: str, calib: ChannelCalibrator, 
                 starts = np.concatenate([got[0].start, starts])
                 ends = np.concatenate([got[0].start + window_ns, ends])
                 err = np.concatenate([got[2], err])
-    rebased = rb.apply(err, starts, ends, orders, calib.median, calib.iqr, stride_ns, known)
+    rebased = rb.apply(err, starts, ends, orders, calib.median, calib.scale, stride_ns, known)
     if write and rebased.finished:
         write_baselines(store, m, bundle.version, rebased.finished)
     unscored = rebased.unscored[-n:]

@@ -44,6 +44,8 @@ class ChannelCalibrator:
     top_k: int = TOP_K
     median: np.ndarray = field(default_factory=lambda: np.zeros(0))
     iqr: np.ndarray = field(default_factory=lambda: np.ones(0))
+    #: Per-channel divisor of the z-scores (:meth:`fit_tail`); empty: none (every channel's z as it is).
+    tail: np.ndarray = field(default_factory=lambda: np.ones(0))
 
     def fit(self, errors: np.ndarray, min_rel_spread: float = 0.0) -> ChannelCalibrator:
         """``errors`` (windows, channels) on healthy data; NaN = channel unobserved.
@@ -62,9 +64,19 @@ class ChannelCalibrator:
         self.iqr = np.where(np.isnan(med), np.inf, self.iqr)
         return self
 
+    def fit_tail(self, z: np.ndarray, quantile: float) -> ChannelCalibrator:
+        """Divide each channel's z-scores by its healthy ``z``'s ``quantile`` from now on (:func:`tail_scale`)."""
+        self.tail = tail_scale(z, quantile)
+        return self
+
+    @property
+    def scale(self) -> np.ndarray:
+        """Per-channel divisor of the errors' deviation from their median: the IQR, times the tail scale if fitted."""
+        return self.iqr * self.tail if len(self.tail) else self.iqr
+
     def channel_scores(self, errors: np.ndarray) -> np.ndarray:
         """(windows, channels) z-scores, NaN where unobserved."""
-        return (errors - self.median) / self.iqr
+        return (errors - self.median) / self.scale
 
     def apply(self, errors: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
         """Machine score per window: mean of the top-k channel z-scores (≥ 0).
@@ -88,13 +100,33 @@ class ChannelCalibrator:
         return np.where(seen, np.maximum(top.mean(axis=1), 0.0), np.nan)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"top_k": self.top_k, "median": self.median.tolist(),
-                "iqr": [float(v) if np.isfinite(v) else None for v in self.iqr]}  # None: uncalibrated
+        d: dict[str, Any] = {"top_k": self.top_k, "median": self.median.tolist(),
+                             "iqr": [float(v) if np.isfinite(v) else None for v in self.iqr]}  # None: uncalibrated
+        if len(self.tail):
+            d["tail"] = self.tail.tolist()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ChannelCalibrator:
         iqr = np.asarray([np.inf if v is None else v for v in d["iqr"]], float)
-        return cls(int(d["top_k"]), np.asarray(d["median"], float), iqr)
+        return cls(int(d["top_k"]), np.asarray(d["median"], float), iqr, np.asarray(d.get("tail", []), float))
+
+
+def tail_scale(z: np.ndarray, quantile: float) -> np.ndarray:
+    """Per channel, the ``quantile`` of its healthy z-scores ``z`` (windows, channels), at least 1.
+
+    A channel whose healthy errors are heavy-tailed (a temperature imputed from the vibration scatters more than
+    one reconstructed) reaches z-scores in healthy windows that every other channel's fault must then beat, since
+    the POT threshold is fitted on the machine score those tails make. Divided by their own tail, every channel's
+    healthy z-scores reach about 1 at ``quantile``; a channel with no healthy z-score keeps 1.
+    """
+    if not 0.5 <= quantile < 1:
+        raise ValueError(f"tail quantile {quantile}: must lie in [0.5, 1)")
+    z = np.asarray(z, float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels: 1 below
+        q = np.nanquantile(np.where(np.isfinite(z), z, np.nan), quantile, axis=0) if len(z) else np.full(z.shape[1], np.nan)
+    return np.where(np.isfinite(q), np.maximum(q, 1.0), 1.0)
 
 
 @dataclass

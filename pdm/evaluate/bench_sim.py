@@ -90,6 +90,10 @@ class SimBenchConfig:
     #: Also write every detector's per-window machine score, threshold and calibrated channel scores
     #: (``benchmark_sim``: ``<stem>_series/<detector>.parquet``), to study a detector's misses without a rerun.
     series: bool = False
+    #: Product stages: each channel's z-scores divided by their calibration quantile at this level
+    #: (:func:`pdm.detect.stages.tail_scale`), so that a channel whose healthy errors are heavy-tailed does not
+    #: set the machine's threshold for every other; None (the product's default): not.
+    tail_quantile: float | None = None
 
     @classmethod
     def quick(cls) -> SimBenchConfig:
@@ -470,10 +474,43 @@ def save_tshae(det: Any, scalers: dict[str, Any], cfg: SimBenchConfig, model_see
     return save(bundle, cfg.tshae_save or ".", f"sim-seed{cfg.seed}{member}-{time.strftime('%Y%m%dT%H%M%S')}")
 
 
-def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: int,
-                   stride_ns: int, trim: float = 0.0, count_scaling: bool = False) -> _Series | None:
+@dataclass
+class StageInputs:
+    """One machine's detector errors as the product stages take them (``stages="product"``): everything
+    :func:`stage_series` needs, so that other stage settings can be judged on the same errors without the
+    detector (:func:`write_stage_inputs`, ``benchmarks/score_aggregation.py``)."""
+
+    machine: str
+    channels: list[str]
+    healthy: np.ndarray  # (n_cal, C) errors of the held-out calibration windows
+    cal_counted: np.ndarray  # (n_cal,) each calibration window's share of counted steps
+    errors: np.ndarray  # (n_pre + n, C) errors of the windows a new baseline is taken from, then the scored ones
+    starts: np.ndarray  # (n_pre + n,) their starts (ns)
+    times: np.ndarray  # (n,) the scored windows' ends (ns)
+    counted: np.ndarray  # (n,) the scored windows' share of counted steps
+    inside: np.ndarray  # (n,) inside the operating envelope
+    orders: np.ndarray  # work orders (ns) after the calibration windows
+    ranges: dict[str, np.ndarray]  # field -> (n, 2) operating range
+
+
+def stage_inputs(det: Any, m: str, st: _Staged, times: np.ndarray, trim: float = 0.0) -> StageInputs:
+    """A detector's errors of one machine's staged windows (the only part of the stages that runs the model)."""
+    healthy = _gated(det, st.cal, st.cal_gate, trim)
+    err = _gated(det, st.test, st.gate, trim)
+    starts = st.test.start
+    if st.pre is not None and st.pre_gate is not None:
+        starts, err = np.concatenate([st.pre.start, starts]), np.concatenate([_gated(det, st.pre, st.pre_gate, trim), err])
+    return StageInputs(m, list(st.test.channels), healthy, np.asarray(st.cal_gate, float).mean(axis=1), err,
+                       np.asarray(starts), np.asarray(times), np.asarray(st.gate, float).mean(axis=1),
+                       np.asarray(st.inside, bool), np.asarray(st.orders), st.ranges)
+
+
+def stage_series(inp: StageInputs, window_ns: int, stride_ns: int, count_scaling: bool = False,
+                 tail_quantile: float | None = None) -> _Series | None:
     """One machine's series through the product's stages (None: no calibration window could be scored);
-    ``count_scaling``: calibration and scored z-scores by :func:`pdm.detect.errors.count_scaled`."""
+    ``count_scaling``: calibration and scored z-scores by :func:`pdm.detect.errors.count_scaled`;
+    ``tail_quantile``: every channel's z-scores divided by their calibration quantile
+    (:func:`pdm.detect.stages.tail_scale`; None: not)."""
     from pdm.detect.errors import count_scaled
     from pdm.detect.excursion import IDLE, INSIDE, OUT, RESET, ExcursionBaseline
     from pdm.detect.rebaseline import Rebaseline
@@ -481,35 +518,58 @@ def _staged_series(det: Any, m: str, st: _Staged, times: np.ndarray, window_ns: 
     from pdm.detect.stages import ChannelCalibrator, POTThreshold
     from pdm.model.pipeline import MIN_REL_SPREAD, THRESHOLD_FLOOR
 
-    env = environment_mask(list(st.test.channels))
-    counted = np.asarray(st.gate, float).mean(axis=1)  # each scored window's share of counted steps
-    healthy = _gated(det, st.cal, st.cal_gate, trim)
-    cal = ChannelCalibrator().fit(healthy, min_rel_spread=MIN_REL_SPREAD)
-    h_z = cal.channel_scores(healthy)
+    env = environment_mask(list(inp.channels))
+    cal = ChannelCalibrator().fit(inp.healthy, min_rel_spread=MIN_REL_SPREAD)
+    h_z = cal.channel_scores(inp.healthy)
     if count_scaling:
-        h_z = count_scaled(h_z, np.asarray(st.cal_gate, float).mean(axis=1))
+        h_z = count_scaled(h_z, inp.cal_counted)
+    if tail_quantile is not None:
+        cal.fit_tail(h_z, tail_quantile)
+        h_z = h_z / cal.tail
     h_scores = cal.score_z(h_z, exclude=env)
     if not np.isfinite(h_scores).any():
         return None
     pot = POTThreshold(min_scores=100, floor=THRESHOLD_FLOOR).fit(h_scores)
-    err = _gated(det, st.test, st.gate, trim)
-    starts, n = st.test.start, len(st.test)
-    if st.pre is not None and st.pre_gate is not None:
-        starts, err = np.concatenate([st.pre.start, starts]), np.concatenate([_gated(det, st.pre, st.pre_gate, trim), err])
-    rb = Rebaseline().apply(err, starts, starts + window_ns, st.orders, cal.median, cal.iqr, stride_ns)
+    n, starts = len(inp.times), inp.starts
+    rb = Rebaseline().apply(inp.errors, starts, starts + window_ns, inp.orders, cal.median, cal.scale, stride_ns)
     z, unscored = rb.z[-n:], rb.unscored[-n:]
     if count_scaling:
-        z = count_scaled(z, counted)
+        z = count_scaled(z, inp.counted)
     scores = cal.score_z(z, exclude=env)
     # Outside the envelope: scored against its excursion's own baseline once that is taken (pdm's scorer alike).
-    kind = np.where(unscored, RESET, np.where(~np.isfinite(scores), IDLE, np.where(st.inside, INSIDE, OUT)))
-    exc = ExcursionBaseline().apply(z, kind, times, stride_ns, window_ns=window_ns)
-    scores = np.where(unscored | ~st.inside, np.nan, scores)
+    kind = np.where(unscored, RESET, np.where(~np.isfinite(scores), IDLE, np.where(inp.inside, INSIDE, OUT)))
+    exc = ExcursionBaseline().apply(z, kind, inp.times, stride_ns, window_ns=window_ns)
+    scores = np.where(unscored | ~inp.inside, np.nan, scores)
     scores[exc.scored] = cal.score_z(exc.z[exc.scored], exclude=env)
-    state = np.where(unscored, SERIES_REBASELINE, np.where(st.inside, SERIES_SCORED, np.where(
+    state = np.where(unscored, SERIES_REBASELINE, np.where(inp.inside, SERIES_SCORED, np.where(
         exc.scored, SERIES_NEW_REGIME, SERIES_OUTSIDE))).astype(np.int8)
-    return _Series(m, times, scores, exc.z, pot.threshold, list(st.test.channels), state=state, ranges=st.ranges,
-                   counted=counted)
+    return _Series(inp.machine, inp.times, scores, exc.z, pot.threshold, list(inp.channels), state=state,
+                   ranges=inp.ranges, counted=inp.counted)
+
+
+def write_stage_inputs(inputs: list[StageInputs], path: Path) -> Path:
+    """Every machine's :class:`StageInputs` of one detector into one ``.npz`` (no pickles: arrays and a JSON index)."""
+    arrays: dict[str, np.ndarray] = {}
+    index = []
+    for i, inp in enumerate(inputs):
+        index.append({"machine": inp.machine, "channels": list(inp.channels), "ranges": sorted(inp.ranges)})
+        for name in ("healthy", "cal_counted", "errors", "starts", "times", "counted", "inside", "orders"):
+            arrays[f"{i}/{name}"] = np.asarray(getattr(inp, name))
+        for f, r in inp.ranges.items():
+            arrays[f"{i}/range/{f}"] = np.asarray(r)
+    arrays["index"] = np.frombuffer(json.dumps(index).encode(), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, allow_pickle=False, **arrays)
+    return path
+
+
+def read_stage_inputs(path: Path) -> list[StageInputs]:
+    """What :func:`write_stage_inputs` wrote."""
+    with np.load(path, allow_pickle=False) as z:
+        index = json.loads(bytes(z["index"]).decode())
+        return [StageInputs(e["machine"], e["channels"], z[f"{i}/healthy"], z[f"{i}/cal_counted"], z[f"{i}/errors"],
+                            z[f"{i}/starts"], z[f"{i}/times"], z[f"{i}/counted"], z[f"{i}/inside"], z[f"{i}/orders"],
+                            {f: z[f"{i}/range/{f}"] for f in e["ranges"]}) for i, e in enumerate(index)]
 
 
 def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] | None = print,
@@ -676,7 +736,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             for s, one in zip(seeds, fitted, strict=True) if len(fitted) > 1 else [(None, det)]:
                 say(f"{key}: model directory written to {save_tshae(one, scalers, cfg, s)}")
         say(f"{key}: fitted in {fit_s:.0f}s; calibrating and scoring {len(test_sets)} machines")
-        series = []
+        series, inputs = [], []
         last = time.perf_counter()
         for done, (m, t) in enumerate(test_sets.items()):
             if time.perf_counter() - last > 30:  # slow scorers (TST's blockwise masking) say where they are
@@ -684,8 +744,10 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
                 last = time.perf_counter()
             times = t.start + (cfg.window - 1) * step_ns
             if product:
-                got = _staged_series(det, m, staged[m], times, cfg.window * step_ns, cfg.stride * step_ns,
-                                     cfg.error_trim, cfg.count_scaling)
+                inp = stage_inputs(det, m, staged[m], times, cfg.error_trim)
+                inputs.append(inp)
+                got = stage_series(inp, cfg.window * step_ns, cfg.stride * step_ns, cfg.count_scaling,
+                                   cfg.tail_quantile)
                 if got is None:
                     log.warning("%s: %s: no calibration window could be scored; machine not scored", key, m)
                     continue
@@ -699,6 +761,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
             series.append(_Series(m, times, cal.apply(err), cal.channel_scores(err), pot.threshold, list(t.channels)))
         if series_dir is not None:
             say(f"{key}: series written to {write_series(series, series_dir / f'{key}.parquet')}")
+            if inputs:
+                say(f"{key}: errors written to {write_stage_inputs(inputs, series_dir / f'{key}_errors.npz')}")
         mets = sweep(series, failures, observed, nuisances)
         met = mets[1.0]  # the default thresholds
         full = met.to_dict()

@@ -45,8 +45,13 @@ def _delay(row: dict[str, Any], split: pd.Timestamp | None) -> tuple[float, floa
 
 def judge_run(results: Path, rules: dict[str, dict[str, Any]] | None = None,
               factors: tuple[float, ...] = SWEEP_FACTORS,
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+              progress: Callable[[str], None] | None = None,
+              series_for: Callable[[Path, str, str], list[Any] | None] | None = None) -> dict[str, Any]:
     """Every detector of the run ``results`` (a results JSON; its series in ``<stem>_series/``) under every rule.
+
+    ``series_for(folder, detector, rule name)``: the series judged under that rule (None: the detector is left
+    out), for rules that are other stages rather than other alarm rules (``benchmarks/score_aggregation.py``);
+    default: the run's own series for every rule.
 
     Returns ``{"file", "seed", "failures", "machine_months", "split", "detectors": {key: {"name", "rules":
     {rule: {"curve": [...], "per_failure": [...]}}}}}``.
@@ -62,11 +67,14 @@ def judge_run(results: Path, rules: dict[str, dict[str, Any]] | None = None,
     out: dict[str, Any] = {"file": results.name, "seed": doc["config"]["seed"], "split": str(split),
                            "failures": None, "machine_months": None, "detectors": {}}
     for key, r in doc["results"].items():
-        if not (folder / f"{key}.parquet").exists():
+        if series_for is None and not (folder / f"{key}.parquet").exists():
             continue
-        series = read_series(folder, key)
+        as_run = read_series(folder, key) if series_for is None else None
         per_rule: dict[str, Any] = {}
         for name, fields in (rules or RULES).items():
+            series = as_run if series_for is None else series_for(folder, key, name)
+            if series is None:
+                break
             rule = AlarmRule(**fields)
             curve, rows = [], []
             for f in factors:
@@ -84,8 +92,48 @@ def judge_run(results: Path, rules: dict[str, dict[str, Any]] | None = None,
                 d = next(p for p in curve if p["factor"] == 1.0) if 1.0 in factors else curve[0]
                 progress(f"{results.stem} {r['name']} {name}: {d['caught']} caught >= 72 h after onset, "
                          f"{d['false_alarms']} false alarms")
-        out["detectors"][key] = {"name": r["name"], "rules": per_rule}
+        if per_rule and len(per_rule) == len(rules or RULES):
+            out["detectors"][key] = {"name": r["name"], "rules": per_rule}
     return out
+
+
+def judge_runs(specs: list[str], rules: dict[str, dict[str, Any]], results: Path,
+               series_for: Callable[[Path, str, str], list[Any] | None] | None = None) -> dict[str, Any]:
+    """``LABEL=FILE`` runs (a results JSON, relative to ``results`` or a path) judged by :func:`judge_run` and
+    pooled by :func:`pool`; the pooled document with the time it took. Raises ValueError for a spec without ``=``."""
+    import time
+
+    from pdm.evaluate.bench_sim import results_file
+
+    runs = {}
+    t0 = time.perf_counter()
+    for spec in specs:
+        label, sep, path = spec.partition("=")
+        if not sep:
+            raise ValueError(f"--run {spec!r}: LABEL=FILE")
+        file = Path(path) if Path(path).exists() else results_file(path, results)
+        runs[label] = judge_run(file, rules, progress=print, series_for=series_for)
+    doc = pool(runs)
+    doc.update({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seconds": round(time.perf_counter() - t0, 1)})
+    return doc
+
+
+def fleets_line(doc: dict[str, Any]) -> str:
+    """The pooled runs in words: label, file, seed, failures, machine-months."""
+    return ", ".join(f"`{k}` (`{v['file']}`, seed {v['seed']}, {v['failures']} failures, "
+                     f"{v['machine_months']:.0f} machine-months)" for k, v in doc["fleets"].items())
+
+
+def write_study(doc: dict[str, Any], results: Path, out: str, md: list[str], plotted: bool) -> None:
+    """``<out>.json`` and ``<out>.md`` (``md``'s lines, the plot linked if drawn) into ``results``; the table printed."""
+    import json
+
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{out}.json").write_text(json.dumps(doc, indent=1, default=str))
+    if plotted:
+        md = [*md, f"![curves]({out}.png)", ""]
+    (results / f"{out}.md").write_text("\n".join(md))
+    print("\n".join(md))
 
 
 def pool(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:

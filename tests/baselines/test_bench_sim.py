@@ -95,6 +95,23 @@ def test_sim_benchmark_with_the_products_stages(tmp_path: Path) -> None:
     md = (tmp_path / "out" / "sim_quick_product_t1.md").read_text()
     assert "(product)" in md and "operating envelope" in md
     assert "alarm after onset" in md
+    # every detector's errors travel with the series, and staged again as run they give back its scores
+    # (benchmarks/score_aggregation.py checks that, then judges other stages on the same errors)
+    from benchmarks.score_aggregation import main as aggregation
+    from pdm.evaluate.bench_sim import read_stage_inputs, stage_series
+
+    inputs = read_stage_inputs(folder / "pca_errors.npz")
+    assert sorted(i.machine for i in inputs) == sorted(frame["machine"].unique())
+    assert aggregation(["--run", f"a={tmp_path / 'out' / 'sim_quick_product_t1.json'}", "--results",
+                        str(tmp_path / "agg"), "--quantile", "0.9"]) == 0
+    agg = json.loads((tmp_path / "agg" / "score_aggregation.json").read_text())
+    assert sorted(agg["restaged_as_run_checked"]) == ["sim_quick_product_t1_series/iforest",
+                                                      "sim_quick_product_t1_series/pca"]
+    assert set(agg["detectors"]["pca"]["rules"]) == {"z as is", "tail q0.9", "count-scaled, z as is",
+                                                     "count-scaled, tail q0.9"}
+    scaled = stage_series(inputs[0], stages["window_ns"], stages["stride_ns"], tail_quantile=0.9)
+    plain = stage_series(inputs[0], stages["window_ns"], stages["stride_ns"])
+    assert scaled is not None and plain is not None and scaled.threshold != plain.threshold
     with pytest.raises(ValueError, match="stages"):
         benchmark_sim(SimBenchConfig(stages="fancy"), tmp_path, progress=None)
     with pytest.raises(ValueError, match="tag"):

@@ -7,6 +7,7 @@ import pytest
 from scipy.stats import genpareto
 
 from pdm.detect import AlarmRule, ChannelCalibrator, POTThreshold
+from pdm.detect.stages import tail_scale
 
 HOUR = 3_600 * 10**9
 
@@ -115,3 +116,34 @@ def test_a_rising_score_is_graded_critical_with_a_time_to_failure():
     alarms = AlarmRule().apply(times, ratio, threshold=1.0)
     assert alarms and alarms[-1].severity == "critical"
     assert alarms[-1].ttf_hours is not None and 0 < alarms[-1].ttf_hours < 72
+
+
+def test_tail_scale_divides_each_channel_by_its_own_healthy_tail() -> None:
+    """A heavy-tailed channel (rare z of 40 in healthy windows) no longer sets the threshold that a light-tailed
+    channel's fault must beat; a channel's scale is never below 1, and one never seen keeps 1."""
+    rng = np.random.default_rng(3)
+    light = rng.normal(0.0, 0.74, 1000)  # IQR-normalised Gaussian: q0.95 about 1.2
+    heavy = rng.normal(0.0, 0.74, 1000)
+    heavy[::50] = 40.0  # 2 % of healthy windows
+    tiny = rng.normal(0.0, 0.1, 1000)
+    z = np.column_stack([light, heavy, tiny, np.full(1000, np.nan)])
+    s = tail_scale(z, 0.99)
+    assert s[0] == pytest.approx(np.quantile(light, 0.99))
+    assert s[1] == pytest.approx(40.0)  # the tail is the channel's rare high values
+    assert s[2] == 1.0 and s[3] == 1.0  # never amplified; unseen: as is
+    errors = z * 2.0 + 5.0  # errors whose median 5 and IQR 2 give back about z
+    cal = ChannelCalibrator().fit(errors)
+    plain = cal.score_z(cal.channel_scores(errors))
+    tailed = ChannelCalibrator().fit(errors).fit_tail(cal.channel_scores(errors), 0.99)
+    healthy = tailed.score_z(tailed.channel_scores(errors))
+    # a fault of 8 z on the light channel: under the plain score's healthy 99.5 % it hides, scaled it stands out
+    fault = np.array([[5.0 + 2.0 * 8.0, 5.0, 5.0, np.nan]])
+    assert cal.apply(fault)[0] < np.quantile(plain, 0.995)
+    assert tailed.apply(fault)[0] > 2 * np.quantile(healthy, 0.995)
+    # stored with the calibration; one stored before the tail reads as before (no tail)
+    again = ChannelCalibrator.from_dict(tailed.to_dict())
+    assert np.allclose(again.scale, tailed.scale) and np.allclose(again.apply(fault), tailed.apply(fault))
+    old = {k: v for k, v in cal.to_dict().items() if k != "tail"}
+    assert "tail" not in cal.to_dict() and np.allclose(ChannelCalibrator.from_dict(old).scale, cal.iqr)
+    with pytest.raises(ValueError, match="tail quantile"):
+        tail_scale(z, 1.0)

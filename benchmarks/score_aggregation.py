@@ -1,0 +1,115 @@
+"""Channel z-scores divided by their own calibration tail, against as they are: the same errors, no rerun.
+
+Reads `pdmctl benchmark sim --series` runs (LABEL=FILE, each results JSON with its ``<stem>_series/`` beside
+it holding ``<detector>_errors.npz``, every machine's errors as the product stages take them), puts every
+detector's errors through the product stages again (:func:`pdm.evaluate.bench_sim.stage_series`) once as run
+and once per tail quantile (:func:`pdm.detect.stages.tail_scale`: each channel's z-scores divided by their
+calibration quantile, so that a channel whose healthy errors are heavy-tailed does not set the machine's
+threshold for every other), judges each at every threshold factor of the harness's sweep, pools the fleets as
+one plant and writes ``benchmarks/results/<out>.json`` / ``.md`` / ``.png`` (as ``benchmarks/alarm_rules.py``).
+
+    python benchmarks/score_aggregation.py --run 2027=sim_product_heldback2027_errors.json \\
+        --run 4242=sim_product_heldback4242_errors.json --run 9001=sim_product_heldback9001_errors.json \\
+        --out score_aggregation_heldback
+
+The series are gitignored (hundreds of MB): regenerate them with the command in each results file's config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))
+
+def variant_name(q: float | None, count_scaling: bool) -> str:
+    return ("count-scaled, " if count_scaling else "") + ("z as is" if q is None else f"tail q{q:g}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import pandas as pd
+
+    from pdm.evaluate.bench_sim import (
+        read_series,
+        read_stage_inputs,
+        read_stages,
+        stage_series,
+    )
+    from pdm.evaluate.rules import fleets_line, judge_runs, markdown, plot, verdict, write_study
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", action="append", required=True, metavar="LABEL=FILE",
+                    help="a results JSON of `pdmctl benchmark sim --series` (relative to --results, or a path)")
+    ap.add_argument("--quantile", action="append", type=float, default=None,
+                    help="tail quantiles to compare (default: 0.9, 0.95, 0.99)")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--out", default="score_aggregation")
+    args = ap.parse_args(argv)
+    quantiles = args.quantile or [0.9, 0.95, 0.99]
+    variants = {variant_name(q, cs): (q, cs) for cs in (False, True) for q in (None, *quantiles)}
+    base = variant_name(None, False)
+    checked: list[str] = []
+
+    def series_for(folder: Path, key: str, name: str) -> list[Any] | None:
+        errors = folder / f"{key}_errors.npz"
+        if not errors.exists():
+            return None
+        stages = read_stages(folder)
+        if stages is None:
+            raise SystemExit(f"{folder}: no stages.json (a series written before it): rerun with --series")
+        config = json.loads(folder.with_name(folder.name.removesuffix("_series") + ".json").read_text())["config"]
+        orders = pd.read_parquet(folder / "work_orders.parquet")
+        q, cs = variants[name]
+        out = []
+        for inp in read_stage_inputs(errors):
+            s = stage_series(inp, stages["window_ns"], stages["stride_ns"], cs, q)
+            if s is None:
+                continue
+            s.resets = np.sort(orders.loc[orders["machine"] == inp.machine, "time"].astype("int64").to_numpy())
+            out.append(s)
+        # staged as the run was, the errors must give back the run's own scores, or nothing here means anything
+        if q is None and cs == bool(config.get("count_scaling")):
+            run = {s.machine: s for s in read_series(folder, key)}
+            for s in out:
+                r = run[s.machine]
+                if not (np.allclose(r.scores, s.scores, equal_nan=True, rtol=1e-9) and r.threshold == s.threshold):
+                    raise SystemExit(f"{folder.name} {key} {s.machine}: restaged scores differ from the run's")
+            checked.append(f"{folder.name}/{key}")
+        return out
+
+    rules: dict[str, dict[str, Any]] = {name: {} for name in variants}  # one alarm rule, k of n: the stages differ
+    try:
+        doc = judge_runs(args.run, rules, args.results, series_for)
+    except ValueError as exc:
+        ap.error(str(exc))
+    doc.update({"benchmark": "score_aggregation", "variants": variants, "restaged_as_run_checked": checked})
+    args.results.mkdir(parents=True, exist_ok=True)
+    middle = quantiles[len(quantiles) // 2]
+    plotted = plot(doc, args.results / f"{args.out}.png", [base, variant_name(middle, False)])
+    fleets = fleets_line(doc)
+    md = [f"# Channel z-scores scaled by their calibration tail ({doc['date']})", "",
+          f"Runs of `pdmctl benchmark sim --series` staged again from their errors without a rerun "
+          f"(`benchmarks/score_aggregation.py`): {fleets}. Each detector's errors as run, put through the "
+          "product stages again (the run's own setting checked: the same scores and thresholds); `z as is` is the "
+          "product's default, `count-scaled` multiplies every window's z-scores by the square root of its counted "
+          "share (FeatureConfig.count_scaling), `tail qQ` divides each channel's z-scores by their quantile Q over "
+          "the machine's calibration windows (at least 1) before the machine score, the POT threshold, the new baselines and the excursion stage. Counts: failures "
+          "caught >= 72 h ahead by an alarm raised after the fault's onset, at the default threshold (per fleet "
+          "and pooled, with false alarms), and the most caught within each budget of false alarms per "
+          "machine-month over the threshold sweep (its factor and false alarms). Hours from onset: from the "
+          "fault's onset (or the start of scoring) to the first alarm raised after it, failures so caught; last "
+          "columns: caught >= 72 h of the failures whose fault gave that long.", "",
+          markdown(doc).replace("| rule |", "| stages |"), "", *(f"- {line}" for line in verdict(doc, base)), ""]
+    write_study(doc, args.results, args.out, md, plotted)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

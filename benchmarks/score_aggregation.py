@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
-def variant_name(q: float | None, count_scaling: bool) -> str:
-    return ("count-scaled, " if count_scaling else "") + ("z as is" if q is None else f"tail q{q:g}")
+def variant_name(q: float | None, count_scaling: bool, top_k: int | None = None) -> str:
+    return (("count-scaled, " if count_scaling else "") + ("z as is" if q is None else f"tail q{q:g}")
+            + (f", top {top_k}" if top_k is not None else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,11 +50,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="a results JSON of `pdmctl benchmark sim --series` (relative to --results, or a path)")
     ap.add_argument("--quantile", action="append", type=float, default=None,
                     help="tail quantiles to compare (default: 0.9, 0.95, 0.99)")
+    ap.add_argument("--top-k", action="append", type=int, default=None, dest="top_k",
+                    help="also the machine score as the mean of this many largest channel z-scores instead of "
+                         "TOP_K (z as is; repeatable)")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--out", default="score_aggregation")
     args = ap.parse_args(argv)
     quantiles = args.quantile or [0.9, 0.95, 0.99]
-    variants = {variant_name(q, cs): (q, cs) for cs in (False, True) for q in (None, *quantiles)}
+    variants = {variant_name(q, cs): (q, cs, None) for cs in (False, True) for q in (None, *quantiles)}
+    variants |= {variant_name(None, cs, k): (None, cs, k) for cs in (False, True) for k in args.top_k or []}
     base = variant_name(None, False)
     checked: list[str] = []
 
@@ -66,16 +71,16 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{folder}: no stages.json (a series written before it): rerun with --series")
         config = json.loads(folder.with_name(folder.name.removesuffix("_series") + ".json").read_text())["config"]
         orders = pd.read_parquet(folder / "work_orders.parquet")
-        q, cs = variants[name]
+        q, cs, k = variants[name]
         out = []
         for inp in read_stage_inputs(errors):
-            s = stage_series(inp, stages["window_ns"], stages["stride_ns"], cs, q)
+            s = stage_series(inp, stages["window_ns"], stages["stride_ns"], cs, q, k)
             if s is None:
                 continue
             s.resets = np.sort(orders.loc[orders["machine"] == inp.machine, "time"].astype("int64").to_numpy())
             out.append(s)
         # staged as the run was, the errors must give back the run's own scores, or nothing here means anything
-        if q is None and cs == bool(config.get("count_scaling")):
+        if q is None and k is None and cs == bool(config.get("count_scaling")):
             run = {s.machine: s for s in read_series(folder, key)}
             for s in out:
                 r = run[s.machine]
@@ -100,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
           "product stages again (the run's own setting checked: the same scores and thresholds); `z as is` is the "
           "product's default, `count-scaled` multiplies every window's z-scores by the square root of its counted "
           "share (FeatureConfig.count_scaling), `tail qQ` divides each channel's z-scores by their quantile Q over "
-          "the machine's calibration windows (at least 1) before the machine score, the POT threshold, the new baselines and the excursion stage. Counts: failures "
+          "the machine's calibration windows (at least 1) before the machine score (`top k`: the machine score "
+          "is the mean of the k largest channel z-scores instead of the product's 2), the POT threshold, the new baselines and the excursion stage. Counts: failures "
           "caught >= 72 h ahead by an alarm raised after the fault's onset, at the default threshold (per fleet "
           "and pooled, with false alarms), and the most caught within each budget of false alarms per "
           "machine-month over the threshold sweep (its factor and false alarms). Hours from onset: from the "

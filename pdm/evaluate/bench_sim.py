@@ -506,20 +506,21 @@ def stage_inputs(det: Any, m: str, st: _Staged, times: np.ndarray, trim: float =
 
 
 def stage_series(inp: StageInputs, window_ns: int, stride_ns: int, count_scaling: bool = False,
-                 tail_quantile: float | None = None) -> _Series | None:
+                 tail_quantile: float | None = None, top_k: int | None = None) -> _Series | None:
     """One machine's series through the product's stages (None: no calibration window could be scored);
     ``count_scaling``: calibration and scored z-scores by :func:`pdm.detect.errors.count_scaled`;
     ``tail_quantile``: every channel's z-scores divided by their calibration quantile
-    (:func:`pdm.detect.stages.tail_scale`; None: not)."""
+    (:func:`pdm.detect.stages.tail_scale`; None: not); ``top_k``: the machine score's number of channels
+    (None: :data:`pdm.detect.stages.TOP_K`)."""
     from pdm.detect.errors import count_scaled
     from pdm.detect.excursion import IDLE, INSIDE, OUT, RESET, ExcursionBaseline
     from pdm.detect.rebaseline import Rebaseline
     from pdm.detect.rootcause import environment_mask
-    from pdm.detect.stages import ChannelCalibrator, POTThreshold
+    from pdm.detect.stages import TOP_K, ChannelCalibrator, POTThreshold
     from pdm.model.pipeline import MIN_REL_SPREAD, THRESHOLD_FLOOR
 
     env = environment_mask(list(inp.channels))
-    cal = ChannelCalibrator().fit(inp.healthy, min_rel_spread=MIN_REL_SPREAD)
+    cal = ChannelCalibrator(top_k=top_k or TOP_K).fit(inp.healthy, min_rel_spread=MIN_REL_SPREAD)
     h_z = cal.channel_scores(inp.healthy)
     if count_scaling:
         h_z = count_scaled(h_z, inp.cal_counted)

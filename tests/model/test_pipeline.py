@@ -51,6 +51,16 @@ def test_an_error_trim_out_of_range_is_refused_before_any_work(capsys):
         assert "--error-trim" in capsys.readouterr().err
 
 
+def test_a_tail_quantile_out_of_range_is_refused_before_any_work(capsys):
+    import pytest
+
+    for bad in ("1", "0.3", "high"):
+        with pytest.raises(SystemExit) as exc:
+            main(["benchmark", "sim", "--tail-quantile", bad])
+        assert exc.value.code == 2
+        assert "--tail-quantile" in capsys.readouterr().err
+
+
 def test_a_directory_without_an_error_trim_is_scored_with_the_plain_mean():
     """Directories written before ``error_trim`` were calibrated on plain means: read so, whatever today's default."""
     import dataclasses

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     doc.update({"benchmark": "score_aggregation", "variants": variants, "restaged_as_run_checked": checked})
     args.results.mkdir(parents=True, exist_ok=True)
     middle = quantiles[len(quantiles) // 2]
-    plotted = plot(doc, args.results / f"{args.out}.png", [base, variant_name(middle, False)])
+    plotted = plot(doc, args.results / f"{args.out}.png", [base, variant_name(middle, False)],
+                   title="Machine scores from the same errors")
     fleets = fleets_line(doc)
     md = [f"# Channel z-scores scaled by their calibration tail ({doc['date']})", "",
           f"Runs of `pdmctl benchmark sim --series` staged again from their errors without a rerun "

@@ -26,10 +26,12 @@ ONSET = "recall_72h_after_onset"
 
 #: The rules compared by default: the product's k of n, and k of n with the CUSUM over 48 h of 2 h windows,
 #: counting each window's score above ``ref`` x threshold (at most ``cap`` x), raising at ``h`` x threshold.
+#: Also k of n with fewer windows: an alarm a window or two sooner, for a fault whose score stays up.
 RULES: dict[str, dict[str, Any]] = {
     "k of n": {},
     **{f"+ CUSUM ref {r:g}, h {h:g}": {"cusum": True, "cusum_ref": r, "cusum_h": h}
        for r in (0.4, 0.5, 0.6) for h in (2.0, 3.0, 4.0)},
+    **{f"{k} of {n}": {"k": k, "n": n} for k, n in ((2, 3), (2, 4), (3, 4))},
 }
 
 
@@ -208,7 +210,8 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot(doc: dict[str, Any], path: Path, rules: list[str] | None = None) -> bool:
+def plot(doc: dict[str, Any], path: Path, rules: list[str] | None = None,
+         title: str = "Alarm rules on the same scores") -> bool:
     """Pooled curves (caught >= 72 h after onset against false alarms per machine-month), one per detector and
     rule in ``rules`` (default: every rule); False without matplotlib."""
     try:
@@ -237,7 +240,7 @@ def plot(doc: dict[str, Any], path: Path, rules: list[str] | None = None) -> boo
     ax.set_ylim(0, doc["failures"] + 1)
     ax.set_xlabel("false alarms per machine-month")
     ax.set_ylabel(f"failures caught >= 72 h after onset (of {doc['failures']})")
-    ax.set_title("Alarm rules on the same scores, threshold swept (* = default threshold)", fontsize=10)
+    ax.set_title(f"{title}, threshold swept (* = default threshold)", fontsize=10)
     ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

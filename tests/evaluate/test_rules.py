@@ -66,6 +66,15 @@ def test_the_cusum_catches_the_slow_fault_that_k_of_n_sees_too_late(tmp_path: Pa
     assert cusum["curve"][1]["caught"] == kofn["curve"][1]["caught"] == 0
 
 
+def test_two_of_three_raises_a_window_sooner_than_three_of_five(tmp_path: Path) -> None:
+    """2 of 3 raises at the rise's second window above the threshold where 3 of 5 waits for the third: 2 h more lead."""
+    from pdm.evaluate.rules import RULES as ALL
+
+    run = judge_run(_run(tmp_path, "sim_a", 1), {"k of n": {}, "2 of 3": ALL["2 of 3"]}, factors=(1.0,))
+    kofn, fast = (run["detectors"]["tshae"]["rules"][r]["per_failure"][0] for r in ("k of n", "2 of 3"))
+    assert fast["lead_after_onset_h"] == pytest.approx(kofn["lead_after_onset_h"] + 2.0, abs=0.01)
+
+
 def test_fleets_pool_as_one_plant_and_the_script_writes_its_files(tmp_path: Path) -> None:
     a, b = _run(tmp_path, "sim_a", 1), _run(tmp_path, "sim_b", 2)
     doc = pool({"a": judge_run(a, RULES, factors=(1.0,)), "b": judge_run(b, RULES, factors=(1.0,))})

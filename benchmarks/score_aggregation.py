@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
+
 def variant_name(q: float | None, count_scaling: bool, top_k: int | None = None) -> str:
     return (("count-scaled, " if count_scaling else "") + ("z as is" if q is None else f"tail q{q:g}")
             + (f", top {top_k}" if top_k is not None else ""))
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     from pdm.evaluate.bench_sim import (
+        machine_resets,
         read_series,
         read_stage_inputs,
         read_stages,
@@ -62,22 +64,30 @@ def main(argv: list[str] | None = None) -> int:
     base = variant_name(None, False)
     checked: list[str] = []
 
+    loaded: dict[tuple[Path, str], tuple[dict[str, Any], dict[str, Any], pd.DataFrame, list[Any]]] = {}
+
+    def inputs(folder: Path, key: str) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame, list[Any]]:
+        """A run's stages, config, work orders and one detector's errors, read once for all its variants."""
+        if (folder, key) not in loaded:
+            stages = read_stages(folder)
+            if stages is None:
+                raise SystemExit(f"{folder}: no stages.json (a series written before it): rerun with --series")
+            config = json.loads(folder.with_name(folder.name.removesuffix("_series") + ".json").read_text())["config"]
+            loaded[(folder, key)] = (stages, config, pd.read_parquet(folder / "work_orders.parquet"),
+                                     read_stage_inputs(folder / f"{key}_errors.npz"))
+        return loaded[(folder, key)]
+
     def series_for(folder: Path, key: str, name: str) -> list[Any] | None:
-        errors = folder / f"{key}_errors.npz"
-        if not errors.exists():
+        if not (folder / f"{key}_errors.npz").exists():
             return None
-        stages = read_stages(folder)
-        if stages is None:
-            raise SystemExit(f"{folder}: no stages.json (a series written before it): rerun with --series")
-        config = json.loads(folder.with_name(folder.name.removesuffix("_series") + ".json").read_text())["config"]
-        orders = pd.read_parquet(folder / "work_orders.parquet")
+        stages, config, orders, errors = inputs(folder, key)
         q, cs, k = variants[name]
         out = []
-        for inp in read_stage_inputs(errors):
+        for inp in errors:
             s = stage_series(inp, stages["window_ns"], stages["stride_ns"], cs, q, k)
             if s is None:
                 continue
-            s.resets = np.sort(orders.loc[orders["machine"] == inp.machine, "time"].astype("int64").to_numpy())
+            s.resets = machine_resets(orders, inp.machine)
             out.append(s)
         # staged as the run was, the errors must give back the run's own scores, or nothing here means anything
         if q is None and k is None and cs == bool(config.get("count_scaling")):
@@ -107,9 +117,9 @@ def main(argv: list[str] | None = None) -> int:
           "product's default, `count-scaled` multiplies every window's z-scores by the square root of its counted "
           "share (FeatureConfig.count_scaling), `tail qQ` divides each channel's z-scores by their quantile Q over "
           "the machine's calibration windows (at least 1) before the machine score (`top k`: the machine score "
-          "is the mean of the k largest channel z-scores instead of the product's 2), the POT threshold, the new baselines and the excursion stage. Counts: failures "
-          "caught >= 72 h ahead by an alarm raised after the fault's onset, at the default threshold (per fleet "
-          "and pooled, with false alarms), and the most caught within each budget of false alarms per "
+          "is the mean of the k largest channel z-scores instead of the product's 2), the POT threshold, the new "
+          "baselines and the excursion stage. Counts: failures caught >= 72 h ahead by an alarm raised after the "
+          "fault's onset, at the default threshold (per fleet and pooled, with false alarms), and the most caught within each budget of false alarms per "
           "machine-month over the threshold sweep (its factor and false alarms). Hours from onset: from the "
           "fault's onset (or the start of scoring) to the first alarm raised after it, failures so caught; last "
           "columns: caught >= 72 h of the failures whose fault gave that long.", "",

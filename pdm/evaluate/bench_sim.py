@@ -241,6 +241,11 @@ def write_work_orders(orders: dict[str, np.ndarray], path: Path) -> Path:
     return path
 
 
+def machine_resets(orders: pd.DataFrame, machine: str) -> np.ndarray:
+    """One machine's work orders (ns, ascending) from what :func:`write_work_orders` wrote: its alarm resets."""
+    return np.sort(orders.loc[orders["machine"] == machine, "time"].astype("int64").to_numpy())
+
+
 def read_series(folder: Path, key: str) -> list[_Series]:
     """A detector's series as :func:`write_series` wrote them into ``folder`` (with the work orders beside them,
     each machine's alarm resets), one :class:`_Series` per machine."""
@@ -252,7 +257,7 @@ def read_series(folder: Path, key: str) -> list[_Series]:
     for m, g in frame.groupby("machine", sort=False):
         resets = None
         if orders is not None:
-            resets = np.sort(orders.loc[orders["machine"] == m, "time"].astype("int64").to_numpy())
+            resets = machine_resets(orders, str(m))
         fields = [c[:-3] for c in g.columns if c.endswith("_lo") and f"{c[:-3]}_hi" in g.columns]
         ranges = {f: g[[f"{f}_lo", f"{f}_hi"]].to_numpy("float64") for f in fields} or None
         out.append(_Series(str(m), g["time"].astype("int64").to_numpy(), g["score"].to_numpy("float64"),

@@ -94,7 +94,7 @@ def judge_run(results: Path, rules: dict[str, dict[str, Any]] | None = None,
                 d = next(p for p in curve if p["factor"] == 1.0) if 1.0 in factors else curve[0]
                 progress(f"{results.stem} {r['name']} {name}: {d['caught']} caught >= 72 h after onset, "
                          f"{d['false_alarms']} false alarms")
-        if per_rule and len(per_rule) == len(rules or RULES):
+        if len(per_rule) == len(rules or RULES):  # every rule judged (series_for gave none: left out)
             out["detectors"][key] = {"name": r["name"], "rules": per_rule}
     return out
 

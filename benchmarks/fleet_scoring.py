@@ -123,6 +123,9 @@ class BenchConfig:
     batch_sizes: tuple[int, ...] = (1, 8, 16, 32)
     threads: tuple[int, ...] = (2,)
     workers: tuple[int, ...] = ()  # also score with this many 1-thread processes (each value > 1)
+    #: also score in this process with one torch thread and this many threads running a request's imputation
+    #: passes side by side (pdm.model.train.reconstruct's group_threads; each value > 1)
+    group_threads: tuple[int, ...] = ()
     train_in_child: bool = True
     calib_windows: int = 300
     train_steps: int = 200
@@ -233,13 +236,16 @@ def brief_training(model: Any, ws: Any, steps: int, batch: int, seed: int) -> di
 
 
 # ----------------------------------------------------------------- scoring
-def errors(model: Any, ws: Any, batch_size: int) -> np.ndarray:
-    """Per-channel errors (n, C) of ``ws``: reconstruct → the scorer's running gate (warm-up, minimum count)."""
+def errors(model: Any, ws: Any, batch_size: int, group_threads: int = 1) -> np.ndarray:
+    """Per-channel errors (n, C) of ``ws``: reconstruct → the scorer's running gate (warm-up, minimum count).
+
+    ``group_threads``: as :func:`pdm.model.train.reconstruct`'s (1: the imputation passes stacked in one batch).
+    """
     from pdm.detect.errors import gated_errors, hide_steps, step_gate
     from pdm.model.train import reconstruct
 
     ws = hide_steps(ws, ws.context[:, RUNNING])  # stopped steps hidden from the model, as the scorer does
-    recon = reconstruct(model, ws, batch_size=batch_size)["reconstruction"]
+    recon = reconstruct(model, ws, batch_size=batch_size, group_threads=group_threads)["reconstruction"]
     return gated_errors(ws, recon, step_gate(ws.context[:, RUNNING], STEP_HOURS))
 
 
@@ -252,9 +258,10 @@ class Scorer:
     threshold: Any
     rule: Any
     history: np.ndarray  # (machines, h) earlier healthy scores of each machine
+    group_threads: int = 1  # threads running a request's imputation passes side by side (1: stacked)
 
     def __call__(self, ws: Any, lo: int) -> tuple[np.ndarray, np.ndarray, int]:
-        scores = self.calibrator.apply(errors(self.model, ws, len(ws)))
+        scores = self.calibrator.apply(errors(self.model, ws, len(ws), self.group_threads))
         alarm = self.threshold.apply(scores)
         h = self.history.shape[1]
         times = np.arange(h + 1, dtype=np.int64) * 600_000_000_000
@@ -297,9 +304,10 @@ def _score_shard(scorer: Scorer, ws: Any, batch: int) -> dict[str, Any]:
 
 
 def _pass_result(parts: list[dict[str, Any]], total: float, machines: int, threads: int, workers: int,
-                 batch: int) -> dict[str, Any]:
+                 batch: int, group_threads: int = 1) -> dict[str, Any]:
     ms = np.concatenate([p["lat"] for p in parts]) * 1e3
-    return {"workers": workers, "threads": threads, "batch": batch, "total_s": total, "machines_per_s": machines / total,
+    return {"workers": workers, "threads": threads, "group_threads": group_threads, "batch": batch, "total_s": total,
+            "machines_per_s": machines / total,
             "requests": len(ms), "rss_mb": sum(p["rss"] for p in parts),
             "latency_ms": {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
                            "p99": float(np.percentile(ms, 99)), "max": float(ms.max()), "mean": float(ms.mean())},
@@ -309,10 +317,10 @@ def _pass_result(parts: list[dict[str, Any]], total: float, machines: int, threa
 
 
 def fleet_pass(scorer: Scorer, ws: Any, batch: int, threads: int) -> dict[str, Any]:
-    """All machines in this process, in requests of ``batch``."""
+    """All machines in this process, in requests of ``batch`` (the scorer's ``group_threads`` as set)."""
     began = time.perf_counter()
     part = _score_shard(scorer, ws, batch)
-    return _pass_result([part], time.perf_counter() - began, len(ws), threads, 1, batch)
+    return _pass_result([part], time.perf_counter() - began, len(ws), threads, 1, batch, scorer.group_threads)
 
 
 # One scoring process of a worker pool (spawned): its shard, its scorer, the start barrier.
@@ -533,6 +541,19 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
                     say(f"{name}: {th} thread(s), batch {b}: {p['total_s']:.1f} s, {p['machines_per_s']:.1f} "
                         f"machines/s, p99 {p['latency_ms']['p99']:.0f} ms (load {os.getloadavg()[0]:.1f})")
                     passes.append(p)
+            for g in (g for g in cfg.group_threads if g > 1):
+                torch.set_num_threads(1)
+                scorer.group_threads = g
+                try:
+                    scorer(fleet.take(slice(0, min(max(cfg.batch_sizes), cfg.machines))), 0)  # warm-up (starts the pool)
+                    for b in cfg.batch_sizes:
+                        p = fleet_pass(scorer, fleet, b, 1)
+                        say(f"{name}: 1 thread, {g} imputation threads, batch {b}: {p['total_s']:.1f} s, "
+                            f"{p['machines_per_s']:.1f} machines/s, p99 {p['latency_ms']['p99']:.0f} ms "
+                            f"(load {os.getloadavg()[0]:.1f})")
+                        passes.append(p)
+                finally:
+                    scorer.group_threads = 1
             for w in (w for w in cfg.workers if w > 1):
                 say(f"{name}: starting {w} scoring processes ...")
                 workers = WorkerPool(w, state, name == "int8", scorer, fleet)
@@ -552,9 +573,11 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
             single = min(singles, key=lambda p: p["latency_ms"]["p99"]) if singles else None
             runs[name] = {
                 "calibration": cal_info, "passes": [{k: v for k, v in p.items() if not k.startswith("_")} for p in passes],
-                "best": {"workers": best["workers"], "threads": best["threads"], "batch": best["batch"], "total_s": best["total_s"],
+                "best": {"workers": best["workers"], "threads": best["threads"],
+                         "group_threads": best.get("group_threads", 1), "batch": best["batch"], "total_s": best["total_s"],
                          "machines_per_s": best["machines_per_s"], "p99_ms": best["latency_ms"]["p99"]},
                 "single_request": {"workers": single["workers"], "threads": single["threads"],
+                                   "group_threads": single.get("group_threads", 1),
                                    "latency_ms": single["latency_ms"]} if single else None,
                 "score_max_diff_across_passes": max(float(np.max(np.abs(p["_scores"] - ref))) for p in passes),
                 "scoring_rss_mb": max(p["rss_mb"] for p in passes),
@@ -592,7 +615,8 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True) -> dict[str, Any]:
 def setting(p: dict[str, Any]) -> str:
     """How a pass ran, in words."""
     procs = f"{p['workers']} processes x " if p.get("workers", 1) > 1 else ""
-    return f"{procs}{p['threads']} thread{'s' if p['threads'] > 1 else ''}"
+    groups = f", {p['group_threads']} imputation threads" if p.get("group_threads", 1) > 1 else ""
+    return f"{procs}{p['threads']} thread{'s' if p['threads'] > 1 else ''}{groups}"
 
 
 def targets(res: dict[str, Any]) -> list[dict[str, Any]]:
@@ -657,17 +681,20 @@ def markdown(res: dict[str, Any]) -> str:
                      f"{'yes' if t['met'] else 'NO'} |")
     lines += ["", "## Throughput and latency by threads and batch size", "",
               f"All {d['machines']} machines per row.", "",
-              "| model | processes x threads | batch | total s | machines/s | latency p50 ms | p95 | p99 | max | RSS MB |",
+              "| model | setting | batch | total s | machines/s | latency p50 ms | p95 | p99 | max | RSS MB |",
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in res["runs"].items():
         for p in r["passes"]:
             la = p["latency_ms"]
-            best = " **(best)**" if all(p[k] == r["best"][k] for k in ("workers", "threads", "batch")) else ""
-            lines.append(f"| {name} | {p['workers']} x {p['threads']} | {p['batch']}{best} | {p['total_s']:.1f} | "
+            best = " **(best)**" if all(p.get(k, 1) == r["best"].get(k, 1)
+                                        for k in ("workers", "threads", "group_threads", "batch")) else ""
+            lines.append(f"| {name} | {setting(p)} | {p['batch']}{best} | {p['total_s']:.1f} | "
                          f"{p['machines_per_s']:.1f} | {la['p50']:.0f} | {la['p95']:.0f} | {la['p99']:.0f} | "
                          f"{la['max']:.0f} | {p['rss_mb']:.0f} |")
     lines += ["", "Batch 1 = one request per machine (the latency distribution); for a batched request every machine in "
-              "it waits for the whole batch, so its latency is the batch's wall time."]
+              "it waits for the whole batch, so its latency is the batch's wall time. \"N imputation threads\": one "
+              "torch thread, and a request's imputation passes (one per channel group) run side by side on N threads "
+              "of this process instead of stacked into one batch (pdm.model.train.reconstruct's group_threads)."]
     a = res["agreement"]
     lines += ["", "## Scores: int8 vs float32", "",
               f"Pearson correlation of the machine scores {a['pearson']:.4f} (largest absolute difference "
@@ -713,14 +740,20 @@ def main() -> None:
     ap.add_argument("--batch-sizes", default="1,8,16,32", help="comma-separated")
     ap.add_argument("--threads", default="2", help="torch threads while scoring, comma-separated (e.g. 1,2)")
     ap.add_argument("--workers", default="", help="also score with N one-thread processes, comma-separated (e.g. 2)")
+    ap.add_argument("--group-threads", default="",
+                    help="also score in this process with one torch thread and a request's imputation passes on N "
+                         "threads side by side, comma-separated (e.g. 2)")
     ap.add_argument("--calib-windows", type=int, default=300)
     ap.add_argument("--train-steps", type=int, default=200)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--tag", default="", help="results written to fleet_scoring_TAG.* (default: fleet_scoring.*)")
     args = ap.parse_args()
     cfg = BenchConfig(machines=args.machines, batch_sizes=tuple(int(b) for b in args.batch_sizes.split(",")),
                       threads=tuple(int(t) for t in args.threads.split(",")),
-                      workers=tuple(int(w) for w in args.workers.split(",") if w), calib_windows=args.calib_windows, train_steps=args.train_steps,
+                      workers=tuple(int(w) for w in args.workers.split(",") if w),
+                      group_threads=tuple(int(g) for g in args.group_threads.split(",") if g),
+                      calib_windows=args.calib_windows, train_steps=args.train_steps,
                       seed=args.seed, profile=not args.no_profile)
     if args.quick:
         cfg.machines, cfg.batch_sizes, cfg.calib_windows, cfg.train_steps = 100, (1, 8), 120, 20
@@ -733,7 +766,7 @@ def main() -> None:
     res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     res["machine"] = f"this machine ({os.cpu_count()} cores, {platform.machine()})"
     RESULTS.mkdir(exist_ok=True)
-    name = "fleet_scoring_quick" if args.quick else "fleet_scoring"
+    name = ("fleet_scoring_quick" if args.quick else "fleet_scoring") + (f"_{args.tag}" if args.tag else "")
     (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=2, default=str))
     (RESULTS / f"{name}.md").write_text(markdown(res))
     print(markdown(res))

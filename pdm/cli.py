@@ -355,6 +355,7 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
     if args.stops_as_gaps is not None:
         cfg_sim.stops_as_gaps = args.stops_as_gaps
     cfg_sim.tail_quantile = args.tail_quantile
+    cfg_sim.last_steps = args.last_steps
     try:
         benchmark_sim(cfg_sim, out, quick=args.quick, tag=args.tag or "")
     except (ValueError, ModelDirectoryError) as exc:
@@ -550,6 +551,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tail-quantile", dest="tail_quantile", type=_tail_quantile, default=None, metavar="Q",
                    help="sim (product stages): each channel's z-scores divided by their calibration quantile Q "
                         "(pdm.detect.stages.tail_scale; default: not, as the product)")
+    p.add_argument("--last-steps", dest="last_steps", type=int, default=None, metavar="N",
+                   help="sim (product stages): only each window's last N steps count towards its errors, in "
+                        "calibration and scoring (the model still reads the whole window; default: every step, as "
+                        "the product)")
     p.add_argument("--tag", help="sim: appended to the results files' names (sim_TAG.json), so runs do not overwrite")
     p.set_defaults(func=_benchmark_cmd)
 

@@ -355,12 +355,26 @@ def gated_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarra
     return window_errors(windows, reconstruction, gate, min_count=_min_counted(gate), trim=trim)
 
 
-def gated_step_errors(step_errors: np.ndarray, windows: WindowSet, gate: np.ndarray, trim: float = 0.0) -> np.ndarray:
+def gated_step_errors(step_errors: np.ndarray, windows: WindowSet, gate: np.ndarray, trim: float = 0.0,
+                      last: int | None = None) -> np.ndarray:
     """:func:`gated_errors` from any detector's per-step errors (n, C, T) instead of a reconstruction.
 
-    ``trim``: as in :func:`masked_mean`.
+    ``trim``: as in :func:`masked_mean`. ``last``: only each window's last ``last`` steps count (the model
+    still reads the whole window), :data:`MIN_COUNTED` of them; None: every step.
     """
-    return masked_mean(step_errors, windows.mask * gate[:, None, :], _min_counted(gate), trim)
+    mask = windows.mask
+    if last is not None:
+        step_errors, mask, gate = step_errors[..., -last:], mask[..., -last:], gate[:, -last:]
+    return masked_mean(step_errors, mask * gate[:, None, :], _min_counted(gate), trim)
+
+
+def last_steps(window: int, last: int | None) -> int | None:
+    """``last`` checked against a ``window``-step window (None: every step): a count of its final steps."""
+    if last is None:
+        return None
+    if not 1 <= int(last) <= window:
+        raise ValueError(f"the scored part of a window must be 1 to {window} steps, got {last}")
+    return int(last)
 
 
 def gated_window_errors(errors: np.ndarray, windows: WindowSet, gate: np.ndarray) -> np.ndarray:
@@ -386,7 +400,7 @@ def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: n
 
 
 __all__ = ["KEPT_WHEN_STOPPED", "MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "check_trim", "count_scaled",
-           "counted_share", "gated_errors", "gated_step_errors", "gated_window_errors", "grid_windows_errors",
+           "counted_share", "gated_errors", "gated_step_errors", "last_steps", "gated_window_errors", "grid_windows_errors",
            "grid_operating_ranges", "hide_environment", "hide_steps", "hide_stopped", "stops_as_gaps", "inside_envelope", "masked_mean",
            "operating_points", "operating_ranges", "ran", "running_gate", "running_values", "step_gate", "training_envelope", "window_errors", "window_levels", "window_residuals",
            "window_running"]

@@ -94,6 +94,10 @@ class SimBenchConfig:
     #: (:func:`pdm.detect.stages.tail_scale`), so that a channel whose healthy errors are heavy-tailed does not
     #: set the machine's threshold for every other; None (the product's default): not.
     tail_quantile: float | None = None
+    #: Product stages: only each window's last this many steps count towards its errors (the model still reads
+    #: the whole window; :data:`pdm.detect.errors.MIN_COUNTED` of them must count), so that a fault that began
+    #: hours ago is not averaged with a day of healthy steps; None (the product's default): every step.
+    last_steps: int | None = None
 
     @classmethod
     def quick(cls) -> SimBenchConfig:
@@ -390,15 +394,18 @@ def _hidden(grid: Any, ws: Any, window: int, rise_over: str | None = None,
             running_gate(grid, ws, window, running=running))
 
 
-def _gated(det: Any, ws: Any, gate: np.ndarray, trim: float = 0.0) -> np.ndarray:
+def _gated(det: Any, ws: Any, gate: np.ndarray, trim: float = 0.0, last: int | None = None) -> np.ndarray:
     """A detector's (n, C) errors counted over the gated steps (per step where it has them, else per window).
 
-    ``trim``: the share of each window's largest step errors left out (per-step detectors only).
+    ``trim``: the share of each window's largest step errors left out (per-step detectors only); ``last``:
+    only each window's last steps count (per-step detectors only: refused for the others).
     """
     from pdm.detect.errors import gated_step_errors, gated_window_errors
 
     if hasattr(det, "step_errors"):
-        return gated_step_errors(det.step_errors(ws), ws, gate, trim)
+        return gated_step_errors(det.step_errors(ws), ws, gate, trim, last)
+    if last is not None:
+        raise ValueError(f"{type(det).__name__} scores whole windows: it has no errors of a window's last steps")
     return gated_window_errors(det.errors(ws), ws, gate)
 
 
@@ -498,15 +505,18 @@ class StageInputs:
     ranges: dict[str, np.ndarray]  # field -> (n, 2) operating range
 
 
-def stage_inputs(det: Any, m: str, st: _Staged, times: np.ndarray, trim: float = 0.0) -> StageInputs:
-    """A detector's errors of one machine's staged windows (the only part of the stages that runs the model)."""
-    healthy = _gated(det, st.cal, st.cal_gate, trim)
-    err = _gated(det, st.test, st.gate, trim)
+def stage_inputs(det: Any, m: str, st: _Staged, times: np.ndarray, trim: float = 0.0,
+                 last: int | None = None) -> StageInputs:
+    """A detector's errors of one machine's staged windows (the only part of the stages that runs the model);
+    ``last``: only each window's last steps count (:func:`pdm.detect.errors.gated_step_errors`)."""
+    healthy = _gated(det, st.cal, st.cal_gate, trim, last)
+    err = _gated(det, st.test, st.gate, trim, last)
     starts = st.test.start
     if st.pre is not None and st.pre_gate is not None:
-        starts, err = np.concatenate([st.pre.start, starts]), np.concatenate([_gated(det, st.pre, st.pre_gate, trim), err])
-    return StageInputs(m, list(st.test.channels), healthy, np.asarray(st.cal_gate, float).mean(axis=1), err,
-                       np.asarray(starts), np.asarray(times), np.asarray(st.gate, float).mean(axis=1),
+        starts, err = np.concatenate([st.pre.start, starts]), np.concatenate([_gated(det, st.pre, st.pre_gate, trim, last), err])
+    part = slice(None) if last is None else slice(-last, None)  # the counted share of the steps that can count
+    return StageInputs(m, list(st.test.channels), healthy, np.asarray(st.cal_gate[:, part], float).mean(axis=1), err,
+                       np.asarray(starts), np.asarray(times), np.asarray(st.gate[:, part], float).mean(axis=1),
                        np.asarray(st.inside, bool), np.asarray(st.orders), st.ranges)
 
 
@@ -583,7 +593,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     """The benchmark's run (see :func:`benchmark_sim`); with ``series_dir``, each detector's series go there."""
     from pdm.baselines import make_detector
     from pdm.baselines.base import MeanEnsemble
-    from pdm.detect.errors import check_trim, operating_ranges, training_envelope
+    from pdm.detect.errors import check_trim, last_steps, operating_ranges, training_envelope
     from pdm.detect.rebaseline import Rebaseline
     from pdm.detect.score import mostly_observed, work_orders
     from pdm.detect.stages import AlarmRule, ChannelCalibrator, POTThreshold
@@ -616,6 +626,9 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     if cfg.stages not in STAGES:
         raise ValueError(f"stages must be one of {', '.join(STAGES)}, not {cfg.stages!r}")
     product = cfg.stages == "product"
+    last_steps(cfg.window, cfg.last_steps)
+    if cfg.last_steps is not None and not product:
+        raise ValueError("last_steps: the product stages' errors only (--stages product)")
     if cfg.ensemble_seeds and (len(cfg.ensemble_seeds) < 2 or len(set(cfg.ensemble_seeds)) < len(cfg.ensemble_seeds)):
         raise ValueError(f"ensemble_seeds: two or more different seeds, not {list(cfg.ensemble_seeds)}")
     if cfg.ensemble_seeds and cfg.model_seed is not None:
@@ -750,7 +763,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
                 last = time.perf_counter()
             times = t.start + (cfg.window - 1) * step_ns
             if product:
-                inp = stage_inputs(det, m, staged[m], times, cfg.error_trim)
+                inp = stage_inputs(det, m, staged[m], times, cfg.error_trim, cfg.last_steps)
                 inputs.append(inp)
                 got = stage_series(inp, cfg.window * step_ns, cfg.stride * step_ns, cfg.count_scaling,
                                    cfg.tail_quantile)

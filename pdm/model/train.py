@@ -25,10 +25,12 @@ learns at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -291,20 +293,28 @@ def _batches(windows: WindowSet, batch_size: int) -> Iterator[tuple[Tensor, Tens
 
 
 @torch.no_grad()
-def reconstruct(model: TSHAE, windows: WindowSet, batch_size: int = 64, need_maps: bool = False) -> dict[str, np.ndarray]:
+def reconstruct(model: TSHAE, windows: WindowSet, batch_size: int = 64, need_maps: bool = False,
+                group_threads: int = 1) -> dict[str, np.ndarray]:
     """Reconstruction (and maps) for every window, in batches, on the CPU.
 
     Returns ``reconstruction`` (n, C, T) and, with ``need_maps``, ``temporal``,
     ``spatial``, ``cross``.
+
+    ``group_threads`` > 1 (a model with imputation groups): each group's pass runs on its own thread
+    (:func:`group_pool`) instead of all groups stacked into one batch; same reconstruction. For a caller
+    that has set torch to one intra-op thread and scores a few windows at a time: one window's passes
+    then use one core each, where torch's intra-op threads split the small kernels of one pass across
+    cores and wait on each other (``benchmarks/fleet_scoring.py``).
     """
     allocator.tune()
     model.eval()
     groups = model.cfg.groups
+    pool = group_pool(group_threads) if groups and len(groups) > 1 and group_threads > 1 else None
     out: dict[str, list[np.ndarray]] = {}
     for values, mask, ctx, ev in _batches(windows, batch_size):
         res = model(values, mask, ctx, ev, need_maps=need_maps) if need_maps or not groups else None
         if groups:  # the maps (when asked for) come from the plain pass, every channel shown
-            recon = _impute(model, values, mask, ctx, ev, groups)
+            recon = _impute(model, values, mask, ctx, ev, groups, pool)
         else:
             assert res is not None
             recon = res.reconstruction
@@ -343,20 +353,35 @@ def mean_spatial(model: TSHAE, windows: WindowSet, limit: int = BASELINE_WINDOWS
     return total / len(sub)
 
 
-def _impute(model: TSHAE, values: Tensor, mask: Tensor, ctx: Tensor, ev: Tensor, groups: list[list[int]]) -> Tensor:
-    """Each group's channels as reconstructed with that group hidden (one pass over all groups, stacked).
+@functools.cache
+def group_pool(threads: int) -> ThreadPoolExecutor:
+    """The process's pool of ``threads`` threads that run imputation passes side by side (made once per size)."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="pdm-impute")
+
+
+def _impute(model: TSHAE, values: Tensor, mask: Tensor, ctx: Tensor, ev: Tensor, groups: list[list[int]],
+            pool: ThreadPoolExecutor | None = None) -> Tensor:
+    """Each group's channels as reconstructed with that group hidden (one pass over all groups, stacked;
+    with ``pool``, one pass per group on the pool's threads).
 
     Channels in no group (the ambient temperature) come from the first pass,
     where they are shown.
     """
     g, b = len(groups), values.shape[0]
     hidden = group_members(groups, values.shape[1]).to(mask.dtype)[:, None, :, None]  # (G, 1, C, 1)
-    masks = (mask[None] * (1 - hidden)).reshape(g * b, *mask.shape[1:])
+    masks = mask[None] * (1 - hidden)
+    if pool is not None:
+        def one(i: int) -> Tensor:
+            with torch.no_grad():  # grad mode is per thread
+                return model(values, masks[i], ctx, ev).reconstruction
 
-    def rep(t: Tensor) -> Tensor:
-        return t[None].expand(g, *t.shape).reshape(g * b, *t.shape[1:])
+        recon = torch.stack(list(pool.map(one, range(g))))
+    else:
+        def rep(t: Tensor) -> Tensor:
+            return t[None].expand(g, *t.shape).reshape(g * b, *t.shape[1:])
 
-    recon = model(rep(values), masks, rep(ctx), rep(ev)).reconstruction.view(g, b, *values.shape[1:])
+        recon = model(rep(values), masks.reshape(g * b, *mask.shape[1:]), rep(ctx), rep(ev)
+                      ).reconstruction.view(g, b, *values.shape[1:])
     out = recon[0].clone()
     for i, idx in enumerate(groups):
         out[:, idx] = recon[i][:, idx]

@@ -125,6 +125,10 @@ def test_sim_benchmark_rejects_bad_settings(tmp_path: Path) -> None:
         benchmark_sim(SimBenchConfig(window=60), tmp_path, progress=None)
     with pytest.raises(ValueError, match="error_trim"):
         benchmark_sim(SimBenchConfig(error_trim=0.5), tmp_path, progress=None)
+    with pytest.raises(ValueError, match="1 to 72 steps"):
+        benchmark_sim(SimBenchConfig(stages="product", last_steps=200), tmp_path, progress=None)
+    with pytest.raises(ValueError, match="product stages"):
+        benchmark_sim(SimBenchConfig(last_steps=48), tmp_path, progress=None)
 
 
 def _doc(**rows: tuple[float, float]) -> dict:

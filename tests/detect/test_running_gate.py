@@ -187,6 +187,28 @@ def test_a_trimmed_window_error_leaves_out_one_spike_but_not_a_lasting_change():
         masked_mean(x, m, trim=0.5)
 
 
+def test_a_windows_last_steps_alone_count_when_asked_with_their_own_minimum():
+    from pdm.detect.errors import gated_step_errors, last_steps
+
+    steps = np.full((3, 1, 48), 0.2)
+    steps[0, 0, 36:] = 2.0  # a fault in the last quarter of window 0: the whole window averages it with healthy steps
+    steps[1, 0, :12] = 2.0  # the same change, long ago in window 1: not in its last quarter at all
+    mask = np.ones_like(steps)
+    gate = np.ones((3, 48))
+    gate[2, :44] = 0  # window 2 ran its last 4 steps only: under a quarter of the whole, a third of the last 12
+    w = SimpleNamespace(mask=mask)
+    whole = gated_step_errors(steps, w, gate)
+    recent = gated_step_errors(steps, w, gate, last=12)
+    assert whole[0, 0] == pytest.approx((36 * 0.2 + 12 * 2.0) / 48) and recent[0, 0] == pytest.approx(2.0)
+    assert whole[1, 0] == pytest.approx(whole[0, 0]) and recent[1, 0] == pytest.approx(0.2)
+    assert np.isnan(whole[2, 0]) and recent[2, 0] == pytest.approx(0.2)  # MIN_COUNTED of the steps that can count
+    assert np.array_equal(gated_step_errors(steps, w, gate, last=48), whole, equal_nan=True)
+    assert last_steps(48, None) is None and last_steps(48, 12) == 12
+    for bad in (0, 49):
+        with pytest.raises(ValueError, match="1 to 48 steps"):
+            last_steps(48, bad)
+
+
 def test_count_scaling_gives_a_part_windows_mean_the_scatter_of_a_full_ones():
     """Means over a third of a window scatter sqrt(3) times as far; scaled by sqrt(share) they scatter alike."""
     from pdm.detect.errors import count_scaled

@@ -53,6 +53,26 @@ def test_a_channel_is_never_reconstructed_from_its_own_values():
         assert not np.allclose(again[:, others], base[:, others], atol=1e-3)  # they see it
 
 
+def test_each_groups_pass_on_its_own_thread_gives_the_stacked_reconstruction():
+    from pdm.model.train import group_pool
+
+    model, w = _model(), _windows()
+    stacked = reconstruct(model, w, batch_size=2)["reconstruction"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        split = reconstruct(model, w, batch_size=2, group_threads=2)
+        again = reconstruct(model, w, batch_size=1, group_threads=2, need_maps=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.allclose(split["reconstruction"], stacked, atol=1e-5)
+    assert np.allclose(again["reconstruction"], stacked, atol=1e-5) and again["spatial"].shape[0] == len(w)
+    assert group_pool(2) is group_pool(2)  # one pool per process and size, not one per call
+    with torch.enable_grad():
+        reconstruct(model, w, group_threads=2)
+        assert torch.is_grad_enabled()
+
+
 def test_plain_reconstruction_does_see_a_channels_own_values():
     model, w = _model("reconstruct"), _windows()
     base = reconstruct(model, w)["reconstruction"]

@@ -93,6 +93,8 @@ def _train_cmd(args: argparse.Namespace, settings: Settings) -> int:
         trim["count_scaling"] = args.count_scaling
     if args.stops_as_gaps is not None:
         trim["stops_as_gaps"] = args.stops_as_gaps
+    if args.scored_hours is not None:
+        trim["scored_hours"] = args.scored_hours
     features = FeatureConfig(step=args.step, window=args.window, stride=args.stride, **trim)
     overrides = {"attention": args.attention, "d_model": args.d_model, "layers": args.layers, "patch": args.patch}
     cfg = TrainConfig(epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, mvp_epochs=args.mvp_epochs)
@@ -374,6 +376,16 @@ def _dashboard_cmd(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _positive_hours(text: str) -> float:
+    try:
+        h = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a positive number of hours, not {text!r}") from None
+    if not h > 0:
+        raise argparse.ArgumentTypeError(f"a positive number of hours, not {text!r}")
+    return h
+
+
 def _tail_quantile(text: str) -> float:
     try:
         q = float(text)
@@ -446,6 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count-scaling", dest="count_scaling", action=argparse.BooleanOptionalAction, default=None,
                    help="scale every window's channel z-scores by the square root of its share of counted steps, "
                         "in calibration and scoring (default: FeatureConfig.count_scaling)")
+    p.add_argument("--scored-hours", dest="scored_hours", type=_positive_hours, metavar="H",
+                   help="only each window's last H hours count towards its errors, in calibration and scoring "
+                        "(the model still reads the whole window; default: FeatureConfig.scored_hours)")
     p.add_argument("--stops-as-gaps", dest="stops_as_gaps", action=argparse.BooleanOptionalAction, default=None,
                    help="show a stop inside a window, and the warm-up after a start, to the model as a gap in a "
                         "running record (every sensor unobserved, speed, load and running held), in training, "

@@ -54,10 +54,12 @@ def count_scaled(z: np.ndarray, counted: np.ndarray) -> np.ndarray:
     return np.asarray(z, float) * np.sqrt(share)[:, None]
 
 
-def counted_share(running: np.ndarray, step: Any) -> np.ndarray:
+def counted_share(running: np.ndarray, step: Any, last: int | None = None) -> np.ndarray:
     """(n,) each window's share of steps whose errors count (:func:`step_gate` of its ``running`` values (n, T)
-    on a grid of ``step``, a pandas frequency string or Timedelta): what :func:`count_scaled` scales by."""
-    return step_gate(np.asarray(running, float), step_hours(step)).mean(axis=1)
+    on a grid of ``step``, a pandas frequency string or Timedelta): what :func:`count_scaled` scales by.
+    ``last``: of each window's last steps only (those that count, :func:`gated_step_errors`)."""
+    gate = step_gate(np.asarray(running, float), step_hours(step))
+    return (gate if last is None else gate[:, -last:]).mean(axis=1)
 
 
 def step_hours(step: Any) -> float:
@@ -350,8 +352,12 @@ def window_levels(windows: WindowSet, gate: np.ndarray) -> np.ndarray:
     return masked_mean(np.nan_to_num(windows.values), windows.mask * gate[:, None, :], min_count=_min_counted(gate))
 
 
-def gated_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarray, trim: float = 0.0) -> np.ndarray:
-    """:func:`window_errors` under ``gate``, NaN for channels with under :data:`MIN_COUNTED` of the steps."""
+def gated_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarray, trim: float = 0.0,
+                 last: int | None = None) -> np.ndarray:
+    """:func:`window_errors` under ``gate``, NaN for channels with under :data:`MIN_COUNTED` of the steps;
+    ``last``: as in :func:`gated_step_errors`."""
+    if last is not None:
+        return gated_step_errors(np.abs(np.nan_to_num(windows.values) - reconstruction), windows, gate, trim, last)
     return window_errors(windows, reconstruction, gate, min_count=_min_counted(gate), trim=trim)
 
 
@@ -393,10 +399,11 @@ def _min_counted(gate: np.ndarray) -> int:
 
 
 def grid_windows_errors(grid: MachineGrid, windows: WindowSet, reconstruction: np.ndarray,
-                        window: int, *, running: np.ndarray | None = None, trim: float = 0.0) -> np.ndarray:
+                        window: int, *, running: np.ndarray | None = None, trim: float = 0.0,
+                        last: int | None = None) -> np.ndarray:
     """:func:`gated_errors` with the :func:`running_gate` of ``grid`` (``running``: as there; ``trim``: as in
-    :func:`masked_mean`)."""
-    return gated_errors(windows, reconstruction, running_gate(grid, windows, window, running=running), trim)
+    :func:`masked_mean`; ``last``: as in :func:`gated_step_errors`)."""
+    return gated_errors(windows, reconstruction, running_gate(grid, windows, window, running=running), trim, last)
 
 
 __all__ = ["KEPT_WHEN_STOPPED", "MIN_COUNTED", "RUNNING_MIN", "WARMUP_HOURS", "check_trim", "count_scaled",

@@ -451,7 +451,8 @@ def _window_errors(store: Store, bundle: Any, m: str, ends: np.ndarray, step_ns:
     feats = bundle_features(bundle)  # as calibration showed and computed them
     ws = hide_environment(hide_steps(ws, running, as_gaps=feats.stops_as_gaps, step_hours=step_hours(step_ns)), hidden_env)
     recon = reconstruct(bundle.model, ws)["reconstruction"]
-    return ws, running, grid_windows_errors(grid, ws, recon, window, running=running, trim=feats.error_trim)
+    return ws, running, grid_windows_errors(grid, ws, recon, window, running=running, trim=feats.error_trim,
+                                            last=feats.last_steps())
 
 
 def _count_scaled(bundle: Any, z: np.ndarray, running: np.ndarray, step_ns: int) -> np.ndarray:
@@ -460,9 +461,10 @@ def _count_scaled(bundle: Any, z: np.ndarray, running: np.ndarray, step_ns: int)
     from pdm.detect.errors import count_scaled, counted_share
     from pdm.model.pipeline import bundle_features
 
-    if not bundle_features(bundle).count_scaling:
+    feats = bundle_features(bundle)
+    if not feats.count_scaling:
         return z
-    return count_scaled(z, counted_share(running, pd.Timedelta(step_ns, unit="ns")))
+    return count_scaled(z, counted_share(running, pd.Timedelta(step_ns, unit="ns"), feats.last_steps()))
 
 
 def mostly_observed(ws: Any) -> Any:

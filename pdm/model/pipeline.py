@@ -73,6 +73,22 @@ class FeatureConfig:
     #: its false-alarm changes were within one training's seed spread: off. Directories written before this
     #: setting are scored without it.
     stops_as_gaps: bool = False
+    #: Only each window's last this many hours count towards its channel errors, in calibration and scoring
+    #: alike (the model still reads the whole window; :func:`pdm.detect.errors.gated_step_errors`), so that a
+    #: fault that began hours ago is not averaged with a day of healthy steps. None: every step (directories
+    #: written before this setting are scored so). See README, "Three ways to answer faster".
+    scored_hours: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.scored_hours is not None and not float(self.scored_hours) > 0:
+            raise ValueError(f"scored_hours must be a positive number of hours, not {self.scored_hours}")
+
+    def last_steps(self) -> int | None:
+        """:attr:`scored_hours` in steps of :attr:`step` (at least 1, at most the window; None: every step)."""
+        if self.scored_hours is None:
+            return None
+        hours = pd.Timedelta(self.step).total_seconds() / 3600
+        return max(1, min(self.window, int(round(self.scored_hours / hours))))
 
     def cal_stride(self) -> int:
         """The calibration windows' stride in steps (at least 1, at most ``stride``)."""
@@ -220,7 +236,7 @@ def scored_errors(model: Any, grid: MachineGrid, w: WindowSet, features: Feature
                                     step_hours=step_hours(features.step)), rise_over)
     out = reconstruct(model, w)
     return w, grid_windows_errors(grid, w, out["reconstruction"], features.window, running=running,
-                                  trim=features.error_trim)
+                                  trim=features.error_trim, last=features.last_steps())
 
 
 def error_stats(err: np.ndarray) -> dict[str, list[float]]:
@@ -292,7 +308,8 @@ def bundle_features(bundle: ModelBundle) -> FeatureConfig:
     known = {f.name for f in dataclasses.fields(FeatureConfig)}
     stored = bundle.config.get("features", {})
     # Settings a directory predates are read as what it was trained and calibrated with, not today's defaults.
-    return FeatureConfig(**{"error_trim": 0.0, "count_scaling": False, "stops_as_gaps": False, **{k: v for k, v in stored.items() if k in known}})
+    return FeatureConfig(**{"error_trim": 0.0, "count_scaling": False, "stops_as_gaps": False, "scored_hours": None,
+                            **{k: v for k, v in stored.items() if k in known}})
 
 
 def bundle_windows(store: Store, bundle: ModelBundle, start: Any, stop: Any, features: FeatureConfig,
@@ -438,7 +455,7 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
         calib = ChannelCalibrator().fit(err, min_rel_spread=MIN_REL_SPREAD)
         z = calib.channel_scores(err)
         if features.count_scaling:
-            z = count_scaled(z, counted_share(running, features.step))
+            z = count_scaled(z, counted_share(running, features.step, features.last_steps()))
         scores = calib.score_z(z, exclude=environment_mask(list(w.channels)))
         scored = scores[np.isfinite(scores)]
         if not len(scored):  # it ran in these windows, but too briefly for any to be scored

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from pdm.detect.stages import ChannelCalibrator
 from pdm.features import RobustScaler, make_windows
@@ -155,3 +156,32 @@ def test_stops_as_gaps_changes_what_calibration_shows_the_model_only_where_the_m
         calibrated(never_stopped, stops_as_gaps=False)["calibrator"]
     gaps, shown = calibrated(_evening_stops, stops_as_gaps=True), calibrated(_evening_stops, stops_as_gaps=False)
     assert gaps["calibrator"] != shown["calibrator"]  # the model saw other inputs, so the errors differ
+
+
+def test_scored_hours_calibrates_on_each_windows_last_hours_and_a_whole_window_is_the_plain_mean(trained, tmp_path):
+    """``scored_hours``: calibration's errors are each window's last hours only; the whole window's hours give
+    back the plain calibration exactly, and a directory without the setting reads as every step."""
+    from types import SimpleNamespace
+
+    from pdm.model.pipeline import FeatureConfig, bundle_features
+
+    calibrated = _healthy_calibration(trained, tmp_path)
+    feats = bundle_features(SimpleNamespace(config={"features": {}}))
+    assert feats.scored_hours is None and feats.last_steps() is None
+    whole_hours = feats.window * pd.Timedelta(feats.step).total_seconds() / 3600
+
+    def as_recorded(index, running):
+        return running
+
+    plain = calibrated(as_recorded)
+    assert calibrated(as_recorded, scored_hours=whole_hours) == plain
+    recent = calibrated(as_recorded, scored_hours=whole_hours / 3)
+    assert recent["calibrator"] != plain["calibrator"]
+    # a third of the window's steps: their means scatter more, so the healthy errors' spreads widen
+    spread = {k: np.array([np.nan if v is None else v for v in c["calibrator"]["iqr"]], float)
+              for k, c in (("recent", recent), ("plain", plain))}
+    assert np.nanmedian(spread["recent"]) > np.nanmedian(spread["plain"])
+    assert FeatureConfig(step="10min", window=144, scored_hours=8).last_steps() == 48
+    assert FeatureConfig(step="10min", window=144, scored_hours=100).last_steps() == 144
+    with pytest.raises(ValueError, match="scored_hours"):
+        FeatureConfig(scored_hours=0)

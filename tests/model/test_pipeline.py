@@ -61,6 +61,16 @@ def test_a_tail_quantile_out_of_range_is_refused_before_any_work(capsys):
         assert "--tail-quantile" in capsys.readouterr().err
 
 
+def test_scored_hours_that_are_not_positive_are_refused_before_any_work(capsys):
+    import pytest
+
+    for bad in ("0", "-3", "nan", "soon"):
+        with pytest.raises(SystemExit) as exc:
+            main(["train", "--scored-hours", bad])
+        assert exc.value.code == 2
+        assert "--scored-hours" in capsys.readouterr().err
+
+
 def test_a_directory_without_an_error_trim_is_scored_with_the_plain_mean():
     """Directories written before ``error_trim`` were calibrated on plain means: read so, whatever today's default."""
     import dataclasses

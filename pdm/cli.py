@@ -94,7 +94,7 @@ def _train_cmd(args: argparse.Namespace, settings: Settings) -> int:
     if args.stops_as_gaps is not None:
         trim["stops_as_gaps"] = args.stops_as_gaps
     if args.scored_hours is not None:
-        trim["scored_hours"] = args.scored_hours
+        trim["scored_hours"] = None if args.scored_hours == "all" else args.scored_hours
     features = FeatureConfig(step=args.step, window=args.window, stride=args.stride, **trim)
     overrides = {"attention": args.attention, "d_model": args.d_model, "layers": args.layers, "patch": args.patch}
     cfg = TrainConfig(epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, mvp_epochs=args.mvp_epochs)
@@ -376,13 +376,15 @@ def _dashboard_cmd(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _positive_hours(text: str) -> float:
+def _scored_hours(text: str) -> float | str:
+    if text.strip().lower() == "all":
+        return "all"
     try:
         h = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a positive number of hours, not {text!r}") from None
+        raise argparse.ArgumentTypeError(f"a positive number of hours or 'all', not {text!r}") from None
     if not h > 0:
-        raise argparse.ArgumentTypeError(f"a positive number of hours, not {text!r}")
+        raise argparse.ArgumentTypeError(f"a positive number of hours or 'all', not {text!r}")
     return h
 
 
@@ -458,9 +460,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count-scaling", dest="count_scaling", action=argparse.BooleanOptionalAction, default=None,
                    help="scale every window's channel z-scores by the square root of its share of counted steps, "
                         "in calibration and scoring (default: FeatureConfig.count_scaling)")
-    p.add_argument("--scored-hours", dest="scored_hours", type=_positive_hours, metavar="H",
+    p.add_argument("--scored-hours", dest="scored_hours", type=_scored_hours, metavar="H",
                    help="only each window's last H hours count towards its errors, in calibration and scoring "
-                        "(the model still reads the whole window; default: FeatureConfig.scored_hours)")
+                        "(the model still reads the whole window); 'all': every step (default: "
+                        "FeatureConfig.scored_hours, 8)")
     p.add_argument("--stops-as-gaps", dest="stops_as_gaps", action=argparse.BooleanOptionalAction, default=None,
                    help="show a stop inside a window, and the warm-up after a start, to the model as a gap in a "
                         "running record (every sensor unobserved, speed, load and running held), in training, "
@@ -568,8 +571,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(pdm.detect.stages.tail_scale; default: not, as the product)")
     p.add_argument("--last-steps", dest="last_steps", type=int, default=None, metavar="N",
                    help="sim (product stages): only each window's last N steps count towards its errors, in "
-                        "calibration and scoring (the model still reads the whole window; default: every step, as "
-                        "the product)")
+                        "calibration and scoring (the model still reads the whole window); 0: every step (default: "
+                        "the product's, FeatureConfig.scored_hours in steps)")
     p.add_argument("--tag", help="sim: appended to the results files' names (sim_TAG.json), so runs do not overwrite")
     p.set_defaults(func=_benchmark_cmd)
 

@@ -96,7 +96,9 @@ class SimBenchConfig:
     tail_quantile: float | None = None
     #: Product stages: only each window's last this many steps count towards its errors (the model still reads
     #: the whole window; :data:`pdm.detect.errors.MIN_COUNTED` of them must count), so that a fault that began
-    #: hours ago is not averaged with a day of healthy steps; None (the product's default): every step.
+    #: hours ago is not averaged with a day of healthy steps. None: the product's
+    #: (``FeatureConfig.scored_hours`` in steps of ``step``); 0: every step. The results file records the steps
+    #: used (files written before this setting: every step).
     last_steps: int | None = None
 
     @classmethod
@@ -626,9 +628,13 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     if cfg.stages not in STAGES:
         raise ValueError(f"stages must be one of {', '.join(STAGES)}, not {cfg.stages!r}")
     product = cfg.stages == "product"
-    last_steps(cfg.window, cfg.last_steps)
-    if cfg.last_steps is not None and not product:
+    if cfg.last_steps and not product:
         raise ValueError("last_steps: the product stages' errors only (--stages product)")
+    if cfg.last_steps is None:  # the product's, recorded as the steps it comes to (0: every step)
+        cfg = replace(cfg, last_steps=(FeatureConfig(step=cfg.step, window=cfg.window).last_steps() or 0) if product else 0)
+    if (cfg.last_steps or 0) < 0:
+        raise ValueError(f"last_steps: 0 (every step) or a count of steps, not {cfg.last_steps}")
+    last_steps(cfg.window, cfg.last_steps or None)
     if cfg.ensemble_seeds and (len(cfg.ensemble_seeds) < 2 or len(set(cfg.ensemble_seeds)) < len(cfg.ensemble_seeds)):
         raise ValueError(f"ensemble_seeds: two or more different seeds, not {list(cfg.ensemble_seeds)}")
     if cfg.ensemble_seeds and cfg.model_seed is not None:
@@ -763,7 +769,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
                 last = time.perf_counter()
             times = t.start + (cfg.window - 1) * step_ns
             if product:
-                inp = stage_inputs(det, m, staged[m], times, cfg.error_trim, cfg.last_steps)
+                inp = stage_inputs(det, m, staged[m], times, cfg.error_trim, cfg.last_steps or None)
                 inputs.append(inp)
                 got = stage_series(inp, cfg.window * step_ns, cfg.stride * step_ns, cfg.count_scaling,
                                    cfg.tail_quantile)

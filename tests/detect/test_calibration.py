@@ -173,7 +173,7 @@ def test_scored_hours_calibrates_on_each_windows_last_hours_and_a_whole_window_i
     def as_recorded(index, running):
         return running
 
-    plain = calibrated(as_recorded)
+    plain = calibrated(as_recorded, scored_hours=None)
     assert calibrated(as_recorded, scored_hours=whole_hours) == plain
     recent = calibrated(as_recorded, scored_hours=whole_hours / 3)
     assert recent["calibrator"] != plain["calibrator"]
@@ -181,7 +181,7 @@ def test_scored_hours_calibrates_on_each_windows_last_hours_and_a_whole_window_i
     spread = {k: np.array([np.nan if v is None else v for v in c["calibrator"]["iqr"]], float)
               for k, c in (("recent", recent), ("plain", plain))}
     assert np.nanmedian(spread["recent"]) > np.nanmedian(spread["plain"])
-    assert FeatureConfig(step="10min", window=144, scored_hours=8).last_steps() == 48
+    assert FeatureConfig(step="10min", window=144, scored_hours=8).last_steps() == 48 == FeatureConfig().last_steps()
     assert FeatureConfig(step="10min", window=144, scored_hours=100).last_steps() == 144
     with pytest.raises(ValueError, match="scored_hours"):
         FeatureConfig(scored_hours=0)

@@ -64,6 +64,9 @@ def test_a_tail_quantile_out_of_range_is_refused_before_any_work(capsys):
 def test_scored_hours_that_are_not_positive_are_refused_before_any_work(capsys):
     import pytest
 
+    from pdm.cli import _scored_hours
+
+    assert _scored_hours("ALL") == "all" and _scored_hours("6") == 6.0
     for bad in ("0", "-3", "nan", "soon"):
         with pytest.raises(SystemExit) as exc:
             main(["train", "--scored-hours", bad])
@@ -82,12 +85,14 @@ def test_a_directory_without_an_error_trim_is_scored_with_the_plain_mean():
     assert bundle_features(old).error_trim == 0.0 and bundle_features(old).window == 144
     assert bundle_features(old).count_scaling is False  # calibrated on unscaled z-scores
     assert bundle_features(old).stops_as_gaps is False  # calibrated with stops shown
+    assert bundle_features(old).last_steps() is None  # calibrated on every step of a window
     trimmed = SimpleNamespace(config={"features": {**old.config["features"], "error_trim": 0.02}})
     assert bundle_features(trimmed).error_trim == 0.02
     # And a setting the reader does not know (a newer directory's) is left out rather than refused.
     newer = SimpleNamespace(config={"features": {**old.config["features"], "not_yet": 1}})
     assert dataclasses.asdict(bundle_features(newer)) == dataclasses.asdict(FeatureConfig(error_trim=0.0,
-                                                                                          count_scaling=False))
+                                                                                          count_scaling=False,
+                                                                                          scored_hours=None))
 
 
 def test_training_hides_the_ambient_channel_where_the_scorer_hides_it():

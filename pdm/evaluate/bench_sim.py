@@ -400,14 +400,13 @@ def _gated(det: Any, ws: Any, gate: np.ndarray, trim: float = 0.0, last: int | N
     """A detector's (n, C) errors counted over the gated steps (per step where it has them, else per window).
 
     ``trim``: the share of each window's largest step errors left out (per-step detectors only); ``last``:
-    only each window's last steps count (per-step detectors only: refused for the others).
+    only each window's last steps count (per-step detectors only: one that scores whole windows, Isolation
+    Forest, has no errors of a window's last steps and keeps its whole window's).
     """
     from pdm.detect.errors import gated_step_errors, gated_window_errors
 
     if hasattr(det, "step_errors"):
         return gated_step_errors(det.step_errors(ws), ws, gate, trim, last)
-    if last is not None:
-        raise ValueError(f"{type(det).__name__} scores whole windows: it has no errors of a window's last steps")
     return gated_window_errors(det.errors(ws), ws, gate)
 
 
@@ -516,7 +515,8 @@ def stage_inputs(det: Any, m: str, st: _Staged, times: np.ndarray, trim: float =
     starts = st.test.start
     if st.pre is not None and st.pre_gate is not None:
         starts, err = np.concatenate([st.pre.start, starts]), np.concatenate([_gated(det, st.pre, st.pre_gate, trim, last), err])
-    part = slice(None) if last is None else slice(-last, None)  # the counted share of the steps that can count
+    # the counted share of the steps that can count (a whole-window detector's: all of them)
+    part = slice(-last, None) if last is not None and hasattr(det, "step_errors") else slice(None)
     return StageInputs(m, list(st.test.channels), healthy, np.asarray(st.cal_gate[:, part], float).mean(axis=1), err,
                        np.asarray(starts), np.asarray(times), np.asarray(st.gate[:, part], float).mean(axis=1),
                        np.asarray(st.inside, bool), np.asarray(st.orders), st.ranges)

@@ -111,7 +111,9 @@ def test_sim_benchmark_with_the_products_stages(tmp_path: Path) -> None:
                                                      "count-scaled, tail q0.9"}
     scaled = stage_series(inputs[0], stages["window_ns"], stages["stride_ns"], tail_quantile=0.9)
     plain = stage_series(inputs[0], stages["window_ns"], stages["stride_ns"])
-    assert scaled is not None and plain is not None and scaled.threshold != plain.threshold
+    assert scaled is not None and plain is not None
+    # every channel's z divided by its calibration tail (>= 1): the scores move (the threshold may sit at its floor)
+    assert not np.allclose(scaled.scores, plain.scores, equal_nan=True)
     with pytest.raises(ValueError, match="stages"):
         benchmark_sim(SimBenchConfig(stages="fancy"), tmp_path, progress=None)
     with pytest.raises(ValueError, match="tag"):

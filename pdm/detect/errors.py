@@ -355,10 +355,8 @@ def window_levels(windows: WindowSet, gate: np.ndarray) -> np.ndarray:
 def gated_errors(windows: WindowSet, reconstruction: np.ndarray, gate: np.ndarray, trim: float = 0.0,
                  last: int | None = None) -> np.ndarray:
     """:func:`window_errors` under ``gate``, NaN for channels with under :data:`MIN_COUNTED` of the steps;
-    ``last``: as in :func:`gated_step_errors`."""
-    if last is not None:
-        return gated_step_errors(np.abs(np.nan_to_num(windows.values) - reconstruction), windows, gate, trim, last)
-    return window_errors(windows, reconstruction, gate, min_count=_min_counted(gate), trim=trim)
+    ``last``: as in :func:`gated_step_errors`, which computes it from the reconstruction's step errors."""
+    return gated_step_errors(np.abs(np.nan_to_num(windows.values) - reconstruction), windows, gate, trim, last)
 
 
 def gated_step_errors(step_errors: np.ndarray, windows: WindowSet, gate: np.ndarray, trim: float = 0.0,

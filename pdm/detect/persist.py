@@ -277,7 +277,7 @@ def _alarm_points(res: MachineScore, version: str) -> list[dict[str, Any]]:
 def write_run(store: Store, res: MachineScore, version: str, lo: int, hi: int) -> int:
     frame = res.scores.copy()
     frame["machine"], frame["model_version"] = res.machine, version
-    fields = ["score", "threshold", "ratio", *(["state"] if "state" in frame else [])]
+    fields = ["score", "threshold", "ratio", *(c for c in ("state", "ttf_hours") if c in frame)]
     n = store.write(frame, SCORE, ["machine", "model_version"], fields).written
     # Episodes may shift when a range is re-scored: drop this version's alarms and root causes that
     # start in the range (keeping other versions' points), then write the current ones.

@@ -326,7 +326,13 @@ def _score_one(store: Store, bundle: Any, m: str, lo: int | None, hi: int | None
     allscores = np.concatenate([hist.scores, scores])
     resets = _alarm_resets(store, bundle, m, log, log_from, int(times[0]), int(ends[-1]) + 1) \
         if rule.close_at_work_order else None
-    res.alarms = rule.apply(times, allscores, threshold, begin=len(hist.times), open_at=hist.open_at, resets=resets)
+    shown = np.full(len(times), np.nan)
+    res.alarms = rule.apply(times, allscores, threshold, begin=len(hist.times), open_at=hist.open_at, resets=resets,
+                            track=shown)
+    # What an open alarm showed as time to failure at each window; -1 none (no open alarm, or no rising trend):
+    # always written, so that re-scoring a range overwrites every window's value (pdm.evaluate.ttf judges them).
+    shown = shown[len(hist.times):]
+    res.scores["ttf_hours"] = np.where(np.isfinite(shown), shown, -1.0)
     prev_top = hist.top
     # Root causes at the windows that raised alarms in this range, and where an episode's score grew.
     ranked_at = _ranking_windows(res.alarms, times, allscores / threshold, begin=len(hist.times))

@@ -450,7 +450,8 @@ class AlarmRule:
         return float((math.log(self.failure_ratio) - now) / slope)
 
     def apply(self, times: np.ndarray, scores: np.ndarray, threshold: float, *, begin: int = 0,
-              open_at: int | None = None, resets: np.ndarray | None = None) -> list[Alarm]:
+              open_at: int | None = None, resets: np.ndarray | None = None,
+              track: np.ndarray | None = None) -> list[Alarm]:
         """Alarm episodes over a machine's score series (times in ns, ascending).
 
         A NaN score (the machine did not run in the window) carries no
@@ -467,6 +468,10 @@ class AlarmRule:
         and the one open at ``begin`` however it ended (a work order between
         the two runs closed it).
 
+        ``track`` (an array as long as ``scores``, filled with NaN by the caller): where an episode is open
+        from ``begin`` on, the time to failure it shows there (hours; ``inf``: no rising trend), as
+        :meth:`ttf_track` describes.
+
         ``resets``: times (ns) of the machine's work orders
         (``close_at_work_order``). An episode open at one ends there
         (``end`` is the order's time, not a window's); a window ending at
@@ -481,6 +486,7 @@ class AlarmRule:
         held = int(times[open_at]) if open_at is not None else None
         r = np.sort(np.asarray(resets if resets is not None and self.close_at_work_order else [], np.int64))
         scored = np.isfinite(scores)
+        shown = track
         if not scored.all():
             if open_at is not None and not scored[open_at]:
                 raise ValueError("open_at must index a scored window (the one that raised the episode)")
@@ -488,13 +494,29 @@ class AlarmRule:
             open_at = None if open_at is None else int(before[open_at])
             begin = int(before[begin]) if begin < len(scores) else int(scored.sum())
             times, scores = times[scored], scores[scored]
-        alarms = self._episodes(times, scores, threshold, begin, open_at, r)
+            shown = None if track is None else np.full(len(scores), np.nan)
+        alarms = self._episodes(times, scores, threshold, begin, open_at, r, shown) if len(scores) else []
+        if track is not None and shown is not track and shown is not None:
+            track[scored] = shown
         if cut is not None:
             alarms = [a for a in alarms if a.end is None or a.end >= cut or a.start == held]
         return alarms
 
+    def ttf_track(self, times: np.ndarray, scores: np.ndarray, threshold: float,
+                  resets: np.ndarray | None = None) -> np.ndarray:
+        """The time to failure (hours) that an open episode showed at each window of a whole series, as
+        :meth:`apply` estimates it window by window (the dashboard's "time to failure" then).
+
+        NaN where no episode was open or the window was not scored; ``inf`` where one was open without a
+        rising trend ("no trend": the window that raises an episode has no estimate yet). Evaluated by
+        :func:`pdm.evaluate.ttf.ttf_evidence`.
+        """
+        track = np.full(len(scores), np.nan)
+        self.apply(times, scores, threshold, resets=resets, track=track)
+        return track
+
     def _episodes(self, times: np.ndarray, scores: np.ndarray, threshold: float, begin: int,
-                  open_at: int | None, resets: np.ndarray) -> list[Alarm]:
+                  open_at: int | None, resets: np.ndarray, track: np.ndarray | None = None) -> list[Alarm]:
         ratio = scores / threshold if threshold > 0 else np.zeros(len(scores))
         above = ratio > 1.0
         alarms: list[Alarm] = []
@@ -518,10 +540,14 @@ class AlarmRule:
                 if window.sum() >= self.k or held_up or i == open_at:
                     current = Alarm(int(times[i]), None, "watch", float(ratio[i]), None)
                     below_run, last_high = 0, int(times[i])
+                    if track is not None:
+                        track[i] = np.inf
                 continue
             current.peak_ratio = max(current.peak_ratio, float(ratio[i]))
             lo = max(floor, i - self.trend_windows + 1)
             current.ttf_hours = self.ttf_hours(times[lo : i + 1], ratio[lo : i + 1])
+            if track is not None:
+                track[i] = np.inf if current.ttf_hours is None else current.ttf_hours
             current.severity = self.severity(current.peak_ratio, current.ttf_hours, current.severity)
             below_run = below_run + 1 if ratio[i] < self.hysteresis and not held_up else 0
             if not below_run:

@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pdm.evaluate.ttf import TTF_NOTE, ttf_table
+
 log = logging.getLogger(__name__)
 
 
@@ -196,6 +198,17 @@ def _alarms(series: list[_Series], factor: float, rule: Any) -> pd.DataFrame:
                          "end": pd.Timestamp(end, unit="ns", tz="UTC"),
                          "channels": [s.channels[j] for j in order[:3]], "severity": a.severity})
     return pd.DataFrame(rows, columns=["machine", "start", "end", "channels", "severity"])
+
+
+def ttf_of(series: list[_Series], failures: pd.DataFrame, observed: pd.DataFrame, rule: Any = None) -> dict[str, Any]:
+    """The time to failure the default threshold's open alarms showed, window by window, judged against the
+    failures (:func:`pdm.evaluate.ttf.ttf_evidence`)."""
+    from pdm.detect.stages import AlarmRule
+    from pdm.evaluate.ttf import ttf_evidence
+
+    rule = rule or AlarmRule()
+    return ttf_evidence(((s.machine, s.times, rule.ttf_track(s.times, s.scores, s.threshold, resets=s.resets))
+                         for s in series), failures, observed)
 
 
 #: ``state`` of a window in the series (product stages): why its score is NaN where it is.
@@ -798,7 +811,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
                         "stop_effect": stop_effect(series),
                         "per_failure": full.get("per_failure"),
                         # the default threshold's alarms, so that the events can be judged again without a rerun
-                        "alarms": _alarms(series, 1.0, AlarmRule()).to_dict("records")}
+                        "alarms": _alarms(series, 1.0, AlarmRule()).to_dict("records"),
+                        "ttf": ttf_of(series, failures, observed)}
         say(f"{det.name}: recall@72h {met.recall_72h:.2f}, false alarms/machine-month "
             f"{met.false_alarms_per_machine_month:.2f}, median lead {met.median_lead_h or float('nan'):.0f} h "
             f"({results[key]['seconds']:.0f}s)")
@@ -1088,6 +1102,10 @@ def markdown(doc: dict[str, Any], stem: str, plotted: bool) -> str:
                        "alarm is older than the fault's onset, the lead of the first alarm raised after the onset "
                        "beside it.", "", ft, "", *([cn, ""] if (cn := ceiling_note(doc)) else [])]
                       if (ft := failure_table(doc)) else []),
+                    *(["## Time to failure, as the open alarms estimated it", "",
+                       "What each window with an open alarm (default threshold) showed as its time to failure "
+                       "(AlarmRule's log-score trend), against when the machine failed.", "", tt, "", TTF_NOTE, ""]
+                      if (tt := ttf_table({r["name"]: r.get("ttf") for r in doc["results"].values()})) else []),
                     "Root cause here is the raw ranking (calibrated channel scores, strongest first) for every detector "
                     "alike; pdm's scorer adds the rules of vibration analysis (pdm.detect.rootcause), see detection.md.", "",
                     f"Settings: {doc['config']}", "",

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pdm.evaluate.ttf import TTF_NOTE, pooled_ttf, ttf_table
+
 #: Per-failure rows of a run caught >= 72 h ahead, by the first alarm in effect / by an alarm raised after onset.
 LEAD_KEYS = {"recall_72h": "lead_h", "recall_72h_after_onset": "lead_after_onset_h"}
 
@@ -94,7 +96,8 @@ def pool(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "rootcause_top3": float(np.mean([r is not None and r <= 3 for r in judged])) if judged else None,
         }
         results[k] = {"name": runs[0]["name"], "fit_seconds": "-", "metrics": metrics,
-                      "sweep": _pooled_sweep(k, runs, n, months), "per_failure": rows}
+                      "sweep": _pooled_sweep(k, runs, n, months), "per_failure": rows,
+                      "ttf": pooled_ttf([r.get("ttf") for r in runs]) if all(r.get("ttf") for r in runs) else None}
     return {"config": {name: d.get("config") for name, d in docs.items()},
             "failures": results[keys[0]]["metrics"]["failures"],
             "machines": sum(int(d["machines"]) for d in docs.values()),
@@ -311,5 +314,9 @@ def markdown(doc: dict[str, Any], stem: str, plotted: bool, date: str = "", mach
                  *([v, ""] if (v := own_rate_verdict(doc, ONSET)) else [])] if (bto := budget_table(doc, ONSET)) else []),
               *([f"![pooled operating curves, alarms after onset]({stem}_curves.png)", ""] if plotted else [])]
              if (bt := budget_table(doc)) else []),
+           *(["## Time to failure, as the open alarms estimated it", "",
+              "What each window with an open alarm (default threshold) showed as its time to failure, against when "
+              "the machine failed; every fleet's windows and failures together.", "", tt, "", TTF_NOTE, ""]
+             if (tt := ttf_table({r["name"]: r.get("ttf") for r in doc["results"].values()})) else []),
            f"Note: {n} failures pooled; one failure moves recall by {1 / max(n, 1):.3f}."]
     return "\n".join(out)

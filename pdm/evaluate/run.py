@@ -26,6 +26,7 @@ import pandas as pd
 from pdm.detect.stages import SEVERITIES
 from pdm.evaluate.events import HORIZON, EventMetrics, catching, event_metrics
 from pdm.evaluate.failures import FAILURE_COLUMNS, read_failure_log, truth_from_store
+from pdm.evaluate.ttf import ttf_evidence
 from pdm.store import Store
 from pdm.store.schema import ALARM, CONTINUED, NEW_REGIME, OUTSIDE_ENVELOPE, ROOTCAUSE, SCORE
 
@@ -51,6 +52,9 @@ class Evaluation:
     failures_source: str
     failures_outside: int = 0
     notes: list[str] = field(default_factory=list)
+    #: What the open alarms showed as time to failure, judged (pdm.evaluate.ttf); None for scores written before
+    #: pdm_score carried it.
+    ttf: dict[str, Any] | None = None
     #: What the metrics were computed from (for reports; not serialised).
     scores: pd.DataFrame | None = field(default=None, repr=False)
     alarms: pd.DataFrame | None = field(default=None, repr=False)
@@ -65,6 +69,7 @@ class Evaluation:
             "start": str(self.start), "stop": str(self.stop), "failures_source": self.failures_source,
             "failures_outside_scored_period": self.failures_outside,
             "events": {k: _plain(v) for k, v in ev.items()}, "pointwise": self.pointwise, "notes": self.notes,
+            "time_to_failure": None if self.ttf is None else {k: v for k, v in self.ttf.items() if k != "rows"},
         }
 
 
@@ -284,6 +289,28 @@ def pointwise_metrics(scores: pd.DataFrame, alarms: pd.DataFrame, failures: pd.D
             "basis": "alarm state per scored window; degrading = fault onset <= window end < failure"}
 
 
+def ttf_tracks(scores: pd.DataFrame, alarms: pd.DataFrame) -> list[tuple[str, np.ndarray, np.ndarray]] | None:
+    """Per machine, its windows' times (ns) and what an open alarm showed there as time to failure (hours; NaN:
+    no alarm open, or the point predates the field; inf: open without a rising trend), from ``pdm_score``'s
+    ``ttf_hours`` and the episodes of ``alarms``; where two versions scored a window, the later-written
+    row's. None when no score carries the field."""
+    if "ttf_hours" not in scores or not scores["ttf_hours"].notna().any():
+        return None
+    out = []
+    for m, g in scores.groupby("machine", sort=True):
+        g = g.sort_index(kind="stable")
+        g = g[~g.index.duplicated(keep="last")]
+        t = g.index.asi8
+        shown = pd.to_numeric(g["ttf_hours"], errors="coerce").to_numpy(float)
+        live = np.zeros(len(t), dtype=bool)
+        mine = alarms[alarms["machine"] == m] if len(alarms) else alarms
+        for a, b in zip(pd.to_datetime(mine["start"], utc=True), pd.to_datetime(mine["end"], utc=True), strict=True):
+            live |= (t >= a.value) & (t <= b.value)  # the window that clears an episode still showed it
+        track = np.where(live & np.isfinite(shown), np.where(shown >= 0, shown, np.inf), np.nan)
+        out.append((str(m), t, track))
+    return out
+
+
 def load_failures(store: Store, failures: str | Path | pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None, str]:
     """(failures, nuisances, source) from a file, a frame, or the store's ``pdm_truth``."""
     _, truth_nuisances = truth_from_store(store)
@@ -353,6 +380,8 @@ def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *,
             if at.any():
                 row["rootcause_window_state"] = str(scores["state"].to_numpy()[at][0])
     notes = []
+    tracks = ttf_tracks(scores, judged_alarms)
+    ttf = ttf_evidence(tracks, counted, observed, horizon=horizon) if tracks is not None else None
     point = None
     if len(counted) and counted["onset"].notna().all():
         point = pointwise_metrics(scores, alarms, counted)
@@ -363,7 +392,7 @@ def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *,
                      + (f" (machines never scored: {', '.join(unscored[:10])})" if unscored else ""))
     return Evaluation(ev, point, versions, sorted(observed["machine"]),
                       t0 if t0 is not None else observed["start"].min(), t1 if t1 is not None else observed["end"].max(),
-                      source, outside, notes, scores, alarms, counted, nuis)
+                      source, outside, notes, ttf, scores, alarms, counted, nuis)
 
 
 def _fmt(v: Any, pct: bool = False, digits: int = 2) -> str:
@@ -401,6 +430,16 @@ def metrics_rows(e: Evaluation) -> list[tuple[str, str]]:
         ("downtime turned into planned stops", f"{m.downtime_turned_planned_h:.1f} h"),
         ("downtime saved", f"{m.downtime_saved_h:.1f} h"),
     ]
+    if e.ttf is not None:
+        t, w = e.ttf, f"{e.ttf['within_h']:g} h"
+        lift = f", {t['lift']:.1f}x" if t["lift"] is not None else ""
+        rows += [
+            (f"time to failure said <= {w}",
+             f"{t['said_within_followed']} of {t['said_within']} windows followed by a failure within {w} "
+             f"({_fmt(t['precision'], True)}; of every open alarm's windows: {_fmt(t['base_rate'], True)}{lift})"),
+            (f"failures told <= {w} ahead", f"{t['failures_said']} of {t['failures']} ({t['said_on_time']} within "
+             f"{w}, {t['said_early']} earlier)"),
+        ]
     if e.pointwise:
         p, pa = e.pointwise["point"], e.pointwise["point_adjusted"]
         rows += [

@@ -32,7 +32,9 @@ FIELD_TYPES: dict[str, dict[str, FieldType]] = {
     # What scoring writes (see pdm.detect). Tags: machine, model_version (+ below).
     # pdm_score: one point per window, time = the window's end; state says whether it was scored
     # and, when not (score and ratio missing), why: see SCORE_STATES.
-    "pdm_score": {"score": "float", "threshold": "float", "ratio": "float", "state": "string"},
+    # ttf_hours: the time to failure an open alarm showed at the window, -1 where none (no open alarm, or no
+    # rising trend; pdm_alarm says which); points written before the field existed lack it.
+    "pdm_score": {"score": "float", "threshold": "float", "ratio": "float", "state": "string", "ttf_hours": "float"},
     # pdm_alarm: one point per alarm episode, time = its first alarming window.
     # end_ns = 0 while open; ttf_hours = -1 when no rising trend.
     "pdm_alarm": {"severity": "string", "status": "string", "end_ns": "integer", "last_ns": "integer",

@@ -80,6 +80,13 @@ def test_sim_benchmark_with_the_products_stages(tmp_path: Path) -> None:
         # the default threshold's alarms are kept, and every sweep point counts alarms after the fault's onset too
         assert isinstance(saved["results"][key]["alarms"], list)
         assert all("recall_72h_after_onset" in pt for pt in saved["results"][key]["sweep"])
+        # what the open alarms said as time to failure, window by window, judged against the failures
+        ttf = saved["results"][key]["ttf"]
+        assert ttf["failures"] == m["failures"] and len(ttf["per_failure"]) == m["failures"]
+        shown = sum(int((~np.isnan(AlarmRule().ttf_track(s.times, s.scores, s.threshold, resets=s.resets))).sum())
+                    for s in read_series(folder, key))
+        assert len(ttf["rows"]) == shown and ttf["windows"] + ttf["windows_censored"] == shown
+        assert sum(b["windows"] for b in ttf["bins"]) == ttf["windows"]
     # each window's counted share travels with the series; the stop effect is measured from it
     assert frame["counted"].between(0, 1).all()
     # the excursion stage's settings and the windows' length and stride travel with them (stages.json)
@@ -95,6 +102,7 @@ def test_sim_benchmark_with_the_products_stages(tmp_path: Path) -> None:
     md = (tmp_path / "out" / "sim_quick_product_t1.md").read_text()
     assert "(product)" in md and "operating envelope" in md
     assert "alarm after onset" in md
+    assert "## Time to failure, as the open alarms estimated it" in md
     # every detector's errors travel with the series, and staged again as run they give back its scores
     # (benchmarks/score_aggregation.py checks that, then judges other stages on the same errors)
     from benchmarks.score_aggregation import main as aggregation

@@ -105,6 +105,15 @@ def test_the_failing_machine_alarms_after_its_fault_begins_and_before_it_fails(s
     first = before.index[0]
     assert FAILURE - first >= pd.Timedelta("12h")  # warned at least half a day ahead
     assert before["severity"].iloc[0] in ("warning", "critical")
+    # each window holds the time to failure its open alarm showed (-1: none); an episode's last scored window's
+    # is the episode's own (pdm.evaluate.ttf judges them against the failures)
+    sc = store.read(SCORE, FAULTY)
+    assert (sc.loc[sc.index < alarms.index[0], "ttf_hours"] == -1).all()
+    ep = before.iloc[0]
+    end = int(ep["end_ns"]) if int(ep["end_ns"]) > 0 else int(ep["last_ns"])
+    inside = sc[(sc.index >= before.index[0]) & (sc.index.asi8 <= end) & sc["score"].notna()]
+    assert len(inside) > 3 and inside["ttf_hours"].iloc[-1] == pytest.approx(ep["ttf_hours"])
+    assert (inside["ttf_hours"].iloc[3:] > 0).any()  # a rising fault's trend gave estimates
     # the fault lifts the failing machine's score far above what the healthy one ever shows
     s = report.machines[FAULTY].scores
     late = s[(s.index >= FAILURE - pd.Timedelta("1D")) & (s.index < FAILURE)]["ratio"].max()

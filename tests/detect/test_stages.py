@@ -147,3 +147,22 @@ def test_tail_scale_divides_each_channel_by_its_own_healthy_tail() -> None:
     assert "tail" not in cal.to_dict() and np.allclose(ChannelCalibrator.from_dict(old).scale, cal.iqr)
     with pytest.raises(ValueError, match="tail quantile"):
         tail_scale(z, 1.0)
+
+
+def test_ttf_track_is_what_each_window_of_an_open_episode_showed():
+    times = np.arange(48) * HOUR
+    ratio = np.exp(np.linspace(-1, np.log(3.2), 48))
+    rule = AlarmRule()
+    alarms = rule.apply(times, ratio, threshold=1.0)
+    track = rule.ttf_track(times, ratio, threshold=1.0)
+    raised = int(np.searchsorted(times, alarms[0].start))
+    assert np.isnan(track[:raised]).all() and track[raised] == np.inf  # no estimate at the raising window
+    assert track[-1] == pytest.approx(alarms[-1].ttf_hours)
+    assert np.isfinite(track[raised + 3 :]).all() and np.all(np.diff(track[raised + 3 :]) < 0)  # nearer each hour
+    # A window that was not scored shows nothing and moves nothing else; a work order ends the episode.
+    gap = ratio.copy()
+    gap[40] = np.nan
+    held = rule.ttf_track(times, gap, threshold=1.0)
+    assert np.isnan(held[40]) and held[-1] == pytest.approx(rule.apply(times, gap, 1.0)[-1].ttf_hours)
+    cut = rule.ttf_track(times, ratio, threshold=1.0, resets=np.array([times[30] + HOUR // 2]))
+    assert np.isfinite(cut[30]) and np.isnan(cut[31:33]).all() and cut[33] == np.inf  # raised anew: 3 of 5 after it

@@ -10,6 +10,9 @@ unless asked for):
 - m2 has a maintenance on 2024-01-20 02:00–08:00 and an alarm 2024-01-20
   00:00 → 2024-01-21 00:00 (a false alarm, explained by the maintenance);
   it degrades from 2024-02-15 and fails 2024-02-20 00:00 without an alarm.
+
+``v2``'s windows carry the time to failure the open alarm showed (``ttf_hours``: m1's alarm the exact hours
+left, m2's 30 h; -1 elsewhere); ``v1``'s predate the field.
 """
 
 from __future__ import annotations
@@ -33,9 +36,14 @@ def scores(machine: str, version: str, start: pd.Timestamp, stop: pd.Timestamp) 
     t = pd.date_range(start, stop, freq="2h", inclusive="left")
     ratio = np.full(len(t), 0.5)
     alarm = ALARM_M1 if machine == "m1" else ALARM_M2
-    ratio[(t >= alarm[0]) & (t <= alarm[1])] = 1.8
-    return pd.DataFrame({"machine": machine, "model_version": version, "score": ratio * 4.0,
-                         "threshold": 4.0, "ratio": ratio}, index=t)
+    inside = (t >= alarm[0]) & (t <= alarm[1])
+    ratio[inside] = 1.8
+    frame = pd.DataFrame({"machine": machine, "model_version": version, "score": ratio * 4.0,
+                          "threshold": 4.0, "ratio": ratio}, index=t)
+    if version == VERSION:  # the time to failure the open alarm showed: m1's exactly what remained, m2's 30 h
+        left = (FAIL_M1 - t) / pd.Timedelta("1h") if machine == "m1" else np.full(len(t), 30.0)
+        frame["ttf_hours"] = np.where(inside, left, -1.0)
+    return frame
 
 
 def alarm_frame(machine: str, version: str, span: tuple[pd.Timestamp, pd.Timestamp], top: str) -> pd.DataFrame:

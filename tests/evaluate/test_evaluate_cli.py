@@ -10,7 +10,7 @@ import pytest
 
 from pdm.cli import main
 from pdm.evaluate.failures import FailureLogError, read_failure_log
-from pdm.evaluate.run import EvaluationError, evaluate
+from pdm.evaluate.run import EvaluationError, evaluate, metrics_rows
 from tests.evaluate.storedata import write_store
 
 
@@ -44,6 +44,22 @@ def test_point_wise_and_point_adjusted_metrics_come_side_by_side(store_env):
     assert (p["point_adjusted"]["tp"], p["point_adjusted"]["fn"]) == (108, 60)
     assert p["point_adjusted"]["f1"] > p["point"]["f1"]
     assert p["windows"] == 2 * 720 - 2 * 13  # failure → repair end is not judged
+
+
+def test_the_time_to_failure_the_open_alarms_showed_is_judged_against_the_failures(store_env):
+    e = evaluate(store_env)
+    t = e.ttf
+    assert t is not None and t["windows"] == 49 + 13 and t["windows_censored"] == 0
+    # m1 said "72 h or less" from 72 h before its failure (37 windows, all right); m2's false alarm said 30 h
+    assert (t["said_within"], t["said_within_followed"]) == (37 + 13, 37)
+    assert t["base_rate"] == pytest.approx(37 / 62) and t["within_2x"] == pytest.approx(1.0)
+    assert (t["failures"], t["failures_said"], t["said_on_time"]) == (2, 1, 1)
+    assert [r["first_said_h"] for r in t["per_failure"]] == [72.0, None]
+    rows = dict(metrics_rows(e))
+    assert rows["time to failure said <= 72 h"].startswith("37 of 50 windows followed by a failure within 72 h (74.0 %")
+    assert rows["failures told <= 72 h ahead"] == "1 of 2 (1 within 72 h, 0 earlier)"
+    assert "rows" not in e.to_dict()["time_to_failure"] and e.to_dict()["time_to_failure"]["said_within"] == 50
+    assert evaluate(store_env, model_version="v1").ttf is None  # scores written before the field: nothing to judge
 
 
 def test_an_older_model_version_is_judged_only_when_asked(store_env):

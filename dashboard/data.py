@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pdm.detect.leads import LeadHistory
 from pdm.detect.persist import without_handed_over
 from pdm.settings import Settings
 from pdm.store import Store, open_store
@@ -37,6 +38,8 @@ from pdm.store.schema import (
 )
 
 TRUTH = "pdm_truth"
+#: An open alarm's time to failure, from how long past alarms as old ran before their failures (pdm.detect.leads).
+LEFT_COLUMNS = ["left_h", "left_low_h", "left_high_h", "left_n"]
 ACK_EVENT = "alarm_ack"
 #: Time ranges of the machine page: key → (label, length).
 RANGES: dict[str, tuple[str, pd.Timedelta | None]] = {
@@ -103,7 +106,7 @@ class MachineTile(_StateNote):
     status: str
     health: float | None
     ratio: float | None
-    ttf_hours: float | None
+    ttf_hours: float | None  # the soonest time to failure of its open alarms, from past alarms (None: no estimate)
     active_alarms: int
     last_scored: pd.Timestamp | None
     top_channel: str = ""
@@ -278,7 +281,7 @@ class DashboardData:
         """Every alarm episode, newest first, with ``open`` and acknowledgement columns."""
         a = self.read(ALARM, machines) if rows is None else rows
         cols = ["machine", "model_version", "start", "alarm_ns", "severity", "status", "open", "end",
-                "peak_ratio", "ttf_hours", "top_channel", "acked_by", "ack_comment"]
+                "peak_ratio", "ttf_hours", "top_channel", "acked_by", "ack_comment", *LEFT_COLUMNS]
         if a.empty:
             return pd.DataFrame(columns=cols)
         a = a.reset_index().rename(columns={"time": "start"})
@@ -287,6 +290,7 @@ class DashboardData:
         end = a["end_ns"].fillna(0).astype("int64")
         a["open"] = (end == 0) | (a["status"].astype(str).str.lower() == "open")
         a["end"] = pd.to_datetime(end.where(end > 0), unit="ns", utc=True)
+        self._time_left(a)
         acks = self.acknowledgements(machines, a["start"].min(), log)
         a["acked_by"], a["ack_comment"] = "", ""
         if not acks.empty:
@@ -300,6 +304,26 @@ class DashboardData:
         for c in ("severity", "status", "top_channel"):
             a[c] = a[c].fillna("").astype(str)
         return a.sort_values("start", ascending=False)[cols].reset_index(drop=True)
+
+    def lead_history(self) -> LeadHistory:
+        """How long the plant's past alarms ran before their failures (pdm.detect.leads): an open alarm's time
+        to failure is read from it, not from the score's trend (which was measured to say nothing of it)."""
+        return LeadHistory.from_store(self.store)
+
+    def _time_left(self, a: pd.DataFrame) -> None:
+        """``left_h`` (median), ``left_low_h`` / ``left_high_h`` (quartiles), ``left_n``: what remained after past
+        alarms as old as each open one (its age to its last scored window); NaN for a closed one or no estimate."""
+        for c in LEFT_COLUMNS:
+            a[c] = np.nan
+        if not a["open"].any():
+            return
+        history = self.lead_history()
+        last = a["last_ns"].fillna(0).astype("int64") if "last_ns" in a else pd.Series(0, index=a.index)
+        for i in a.index[a["open"].to_numpy()]:
+            age = max(int(last[i]), int(a.at[i, "alarm_ns"])) - int(a.at[i, "alarm_ns"])
+            got = history.left(age / 3.6e12)
+            if got is not None:
+                a.loc[i, LEFT_COLUMNS] = [got.median_h, got.low_h, got.high_h, got.n]
 
     def acknowledgements(self, machines: list[str] | None, since: Any, logs: pd.DataFrame | None = None) -> pd.DataFrame:
         """``alarm_ack`` entries since ``since`` (from ``logs`` when given: it must cover that range)."""
@@ -325,9 +349,8 @@ class DashboardData:
             ratio = float(row["ratio"]) if pd.notna(row.get("ratio")) else None
             mine = alarms[(alarms["machine"] == m) & alarms["open"]]
             ttf = None
-            if len(mine):
-                t = pd.to_numeric(mine["ttf_hours"], errors="coerce")
-                t = t[t >= 0]
+            if len(mine):  # the soonest of its open alarms' times left, as past alarms that old had (NaN: none)
+                t = pd.to_numeric(mine["left_h"], errors="coerce").dropna()
                 ttf = float(t.min()) if len(t) else None
             state = row.get("state")
             unscored = unscored_state(state) if ratio is None else ""

@@ -36,9 +36,13 @@ def fmt_num(x: Any, digits: int = 2, suffix: str = "") -> str:
 
 def fmt_ttf(hours: Any) -> str:
     if hours is None or pd.isna(hours) or float(hours) < 0:
-        return "no trend"
+        return "no estimate"
     h = float(hours)
     return f"~{h:.0f} h" if h < 72 else f"~{h / 24:.1f} d"
+
+
+def _span(hours: float) -> str:
+    return f"{hours:.0f} h" if hours < 72 else f"{hours / 24:.1f} d"
 
 
 def alarm_state(row: Any) -> str:
@@ -53,9 +57,16 @@ def alarm_state(row: Any) -> str:
 
 
 def alarm_ttf(row: Any) -> str:
-    """An alarm's time to failure as shown: the estimate while it is open; "—" once closed (a closed alarm's last
-    estimate, "~0 h" at a repair, says nothing about the machine now)."""
-    return fmt_ttf(row["ttf_hours"]) if row["open"] else "—"
+    """An open alarm's time to failure as shown: what remained after the plant's past alarms as old (median,
+    quartiles, how many: pdm.detect.leads), not the score's trend, which was measured to say nothing of when a
+    machine fails (pdm.evaluate.ttf); "—" once closed."""
+    if not row["open"]:
+        return "—"
+    left = row.get("left_h")
+    if left is None or pd.isna(left):
+        return "no estimate (< 3 past failures alarmed this long)"
+    return (f"{fmt_ttf(left)} ({_span(float(row['left_low_h']))}–{_span(float(row['left_high_h']))} "
+            f"after {int(row['left_n'])} past alarms as old)")
 
 
 def notice(text: str) -> html.Div:

@@ -43,7 +43,8 @@ def test_fleet_tiles_come_worst_first_with_line_health_and_time_to_failure(data:
     assert [t.status for t in tiles] == ["alarm", "warning", "ok"]
     assert [t.line for t in tiles] == ["line-a", "line-a", "line-b"]
     alarm = tiles[0]
-    assert alarm.active_alarms == 1 and alarm.ttf_hours == 30.0 and alarm.health == 0.0
+    # no failure in the store's history: no time to failure (the score's trend, 30 h in pdm_alarm, is not shown)
+    assert alarm.active_alarms == 1 and alarm.ttf_hours is None and alarm.health == 0.0
     assert alarm.top_channel == handmade.CHANNELS[0]
     assert tiles[2].health == pytest.approx(85.0)
 
@@ -75,6 +76,37 @@ def test_root_cause_lists_channels_in_rank_order_with_maps_and_log(data: Dashboa
     assert rc.logs["message"].iloc[0] == "m-alarm: noisy bearing"
     with pytest.raises(DashboardError, match="no alarm"):
         data.rootcause("m-ok", alarm_ns)
+
+
+def test_an_open_alarms_time_to_failure_is_what_remained_after_past_alarms_as_old(tmp_path) -> None:
+    from dashboard.pages.common import alarm_ttf
+
+    store = handmade.build(tmp_path / "pdm.duckdb")
+    # m-ok's history: three failures, each warned of by an alarm 100, 150 and 200 h ahead (closed by the repair)
+    past = [handmade.T0 - pd.Timedelta(f"{d}D") for d in (40, 30, 20)]
+    for when, lead in zip(past, (100, 150, 200), strict=True):
+        start = when - pd.Timedelta(f"{lead}h")
+        store.write([{"measurement": "pdm_alarm", "time": start, "tags": {"machine": "m-ok", "model_version": "v0"},
+                      "fields": {"severity": "warning", "status": "closed by work order", "end_ns": int(when.value),
+                                 "last_ns": int(when.value), "peak_ratio": 3.0, "ttf_hours": -1.0,
+                                 "top_channel": handmade.CHANNELS[2]}}])
+    truth = pd.DataFrame({"plant": "p1", "line": "line-b", "machine": "m-ok", "kind": "bearing_wear",
+                          "is_failure": True, "failure_ns": [int(w.value) for w in past],
+                          "end_ns": [int((w + pd.Timedelta("8h")).value) for w in past]},
+                         index=pd.DatetimeIndex([w - pd.Timedelta("10D") for w in past]))
+    store.write(truth, "pdm_truth", ["plant", "line", "machine", "kind"])
+    settings = load_settings(store={"backend": "embedded", "path": str(tmp_path / "pdm.duckdb")}, data_dir=str(tmp_path))
+    data = DashboardData(settings, store)
+    assert data.lead_history().leads_h == (100.0, 150.0, 200.0)
+    row = data.alarms().query("open").iloc[0].to_dict()  # m-alarm's, open since its last scored window: age 0
+    assert (row["left_h"], row["left_low_h"], row["left_high_h"], row["left_n"]) == (150.0, 125.0, 175.0, 3)
+    assert alarm_ttf(row) == "~6.2 d (5.2 d–7.3 d after 3 past alarms as old)"
+    assert next(t for t in data.fleet() if t.machine == "m-alarm").ttf_hours == 150.0
+    # 120 h later only two past alarms had run that long: no estimate
+    store.write([{"measurement": "pdm_alarm", "time": handmade.ALARM_AT, "tags": {"machine": "m-alarm", "model_version": "v1"},
+                  "fields": {"last_ns": int((handmade.ALARM_AT + pd.Timedelta("120h")).value)}}])
+    row = data.alarms().query("open").iloc[0].to_dict()
+    assert np.isnan(row["left_h"]) and alarm_ttf(row).startswith("no estimate")
 
 
 def test_root_cause_shows_the_latest_ranking_of_the_episode(tmp_path) -> None:

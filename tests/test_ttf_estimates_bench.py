@@ -38,3 +38,15 @@ def test_each_failure_counts_its_earliest_alarm_open_at_it() -> None:
     alarms.loc[0, "end"] = t0 + pd.Timedelta("140h")  # cleared 10 h before it: still the one that warned
     assert LeadHistory.from_events(alarms, failures).leads_h == (150.0,)
     assert LeadHistory.from_events(alarms.iloc[:0], failures).leads_h == ()
+
+
+def test_the_causal_track_reads_each_window_from_the_failures_before_it() -> None:
+    from pdm.detect.leads import causal_track
+
+    leads = [(100 * H, 50.0), (200 * H, 80.0), (300 * H, 120.0)]  # (failure time, lead)
+    times = np.array([250, 350, 360]) * H
+    starts = np.array([240, 340, 340], float) * H
+    got = causal_track(times, starts, leads)
+    assert math.isinf(got[0])  # two failures before it: too few
+    assert got[1] == 70.0  # age 10 h: 40, 70, 110 left
+    assert got[2] == 60.0  # age 20 h: 30, 60, 100 left

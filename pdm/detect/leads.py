@@ -64,21 +64,9 @@ class LeadHistory:
     @classmethod
     def from_events(cls, alarms: pd.DataFrame, failures: pd.DataFrame, horizon: pd.Timedelta = HORIZON) -> LeadHistory:
         """From ``alarms`` (machine, start, end: its last window while open) and ``failures`` (machine, failure):
-        each failure's earliest alarm raised within ``horizon`` before it and still open at it (or cleared within
-        :data:`CLEARED_BEFORE` of it), to the failure. An alarm closed by an earlier repair warned of that one;
-        failures no such alarm preceded add nothing."""
-        out = []
-        if len(alarms):
-            machine = alarms["machine"].astype(str).to_numpy()
-            starts = pd.to_datetime(alarms["start"], utc=True)
-            ends = pd.to_datetime(alarms["end"], utc=True)
-            for f in failures.itertuples(index=False):
-                when = pd.Timestamp(f.failure)
-                hit = ((machine == str(f.machine)) & (starts < when) & (starts >= when - horizon)
-                       & (ends >= when - CLEARED_BEFORE)).to_numpy()
-                if hit.any():
-                    out.append((when - starts[hit].min()) / pd.Timedelta("1h"))
-        return cls(tuple(sorted(float(x) for x in out)))
+        :func:`lead_times`."""
+        return cls(tuple(sorted(lead for _, lead in lead_times(alarms, failures, horizon))))
+
 
     @classmethod
     def from_store(cls, store: Any, machines: list[str] | None = None) -> LeadHistory:
@@ -103,3 +91,38 @@ class LeadHistory:
         frame = pd.DataFrame({"machine": a["machine"].to_numpy(), "start": a.index,
                               "end": pd.to_datetime(stop, unit="ns", utc=True)})
         return cls.from_events(frame, fails)
+
+
+def lead_times(alarms: pd.DataFrame, failures: pd.DataFrame, horizon: pd.Timedelta = HORIZON) -> list[tuple[int, float]]:
+    """(failure time in ns, lead in hours) of each failure of ``failures`` (machine, failure) that an alarm of
+    ``alarms`` (machine, start, end: its last window while open) warned of: its earliest alarm raised within
+    ``horizon`` before it and still open at it (or cleared within :data:`CLEARED_BEFORE` of it). An alarm closed
+    by an earlier repair warned of that one; failures no such alarm preceded give nothing."""
+    out: list[tuple[int, float]] = []
+    if not len(alarms):
+        return out
+    machine = alarms["machine"].astype(str).to_numpy()
+    starts = pd.to_datetime(alarms["start"], utc=True)
+    ends = pd.to_datetime(alarms["end"], utc=True)
+    for f in failures.itertuples(index=False):
+        when = pd.Timestamp(f.failure)
+        hit = ((machine == str(f.machine)) & (starts < when) & (starts >= when - horizon)
+               & (ends >= when - CLEARED_BEFORE)).to_numpy()
+        if hit.any():
+            out.append((int(when.value), float((when - starts[hit].min()) / pd.Timedelta("1h"))))
+    return out
+
+
+def causal_track(times: np.ndarray, starts: np.ndarray, leads: list[tuple[int, float]]) -> np.ndarray:
+    """As :meth:`LeadHistory.track`, each window read from the failures before it only (``leads``:
+    :func:`lead_times`): what the plant's history could have said then."""
+    out = np.full(len(times), np.nan)
+    order = sorted(leads)
+    when = np.array([w for w, _ in order], np.int64)
+    for i, (t, s) in enumerate(zip(np.asarray(times, np.int64), np.asarray(starts, float), strict=True)):
+        if np.isnan(s):
+            continue
+        k = int(np.searchsorted(when, t, side="left"))
+        got = LeadHistory(tuple(lead for _, lead in order[:k])).left((t - s) / 3.6e12)
+        out[i] = got.median_h if got else np.inf
+    return out

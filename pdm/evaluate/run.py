@@ -55,6 +55,9 @@ class Evaluation:
     #: What the open alarms showed as time to failure, judged (pdm.evaluate.ttf); None for scores written before
     #: pdm_score carried it.
     ttf: dict[str, Any] | None = None
+    #: The same for what the dashboard shows: the time left after past alarms as old (pdm.detect.leads), each
+    #: window read from the failures before it only.
+    ttf_history: dict[str, Any] | None = None
     #: What the metrics were computed from (for reports; not serialised).
     scores: pd.DataFrame | None = field(default=None, repr=False)
     alarms: pd.DataFrame | None = field(default=None, repr=False)
@@ -70,6 +73,8 @@ class Evaluation:
             "failures_outside_scored_period": self.failures_outside,
             "events": {k: _plain(v) for k, v in ev.items()}, "pointwise": self.pointwise, "notes": self.notes,
             "time_to_failure": None if self.ttf is None else {k: v for k, v in self.ttf.items() if k != "rows"},
+            "time_to_failure_from_history": None if self.ttf_history is None
+            else {k: v for k, v in self.ttf_history.items() if k != "rows"},
         }
 
 
@@ -311,6 +316,24 @@ def ttf_tracks(scores: pd.DataFrame, alarms: pd.DataFrame) -> list[tuple[str, np
     return out
 
 
+def history_tracks(scores: pd.DataFrame, alarms: pd.DataFrame, failures: pd.DataFrame) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Per machine, its windows' times (ns) and the time left that the plant's history showed at each window with
+    an open alarm (:func:`pdm.detect.leads.causal_track`, from ``failures`` before the window)."""
+    from pdm.detect.leads import causal_track, lead_times
+
+    leads = lead_times(alarms, failures)
+    out = []
+    for m, g in scores.groupby("machine", sort=True):
+        t = np.unique(g.index.asi8)
+        starts = np.full(len(t), np.nan)
+        mine = alarms[alarms["machine"] == m] if len(alarms) else alarms
+        for a, b in zip(pd.to_datetime(mine["start"], utc=True), pd.to_datetime(mine["end"], utc=True), strict=True):
+            inside = (t >= a.value) & (t <= b.value) & np.isnan(starts)
+            starts[inside] = float(a.value)
+        out.append((str(m), t, causal_track(t, starts, leads)))
+    return out
+
+
 def load_failures(store: Store, failures: str | Path | pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None, str]:
     """(failures, nuisances, source) from a file, a frame, or the store's ``pdm_truth``."""
     _, truth_nuisances = truth_from_store(store)
@@ -382,6 +405,8 @@ def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *,
     notes = []
     tracks = ttf_tracks(scores, judged_alarms)
     ttf = ttf_evidence(tracks, counted, observed, horizon=horizon) if tracks is not None else None
+    from_history = ttf_evidence(history_tracks(scores, judged_alarms, fails), counted, observed, horizon=horizon) \
+        if len(judged_alarms) else None
     point = None
     if len(counted) and counted["onset"].notna().all():
         point = pointwise_metrics(scores, alarms, counted)
@@ -392,7 +417,7 @@ def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *,
                      + (f" (machines never scored: {', '.join(unscored[:10])})" if unscored else ""))
     return Evaluation(ev, point, versions, sorted(observed["machine"]),
                       t0 if t0 is not None else observed["start"].min(), t1 if t1 is not None else observed["end"].max(),
-                      source, outside, notes, ttf, scores, alarms, counted, nuis)
+                      source, outside, notes, ttf, from_history, scores, alarms, counted, nuis)
 
 
 def _fmt(v: Any, pct: bool = False, digits: int = 2) -> str:
@@ -430,14 +455,16 @@ def metrics_rows(e: Evaluation) -> list[tuple[str, str]]:
         ("downtime turned into planned stops", f"{m.downtime_turned_planned_h:.1f} h"),
         ("downtime saved", f"{m.downtime_saved_h:.1f} h"),
     ]
-    if e.ttf is not None:
-        t, w = e.ttf, f"{e.ttf['within_h']:g} h"
+    for label, t in (("trend", e.ttf), ("history", e.ttf_history)):
+        if t is None:
+            continue
+        w = f"{t['within_h']:g} h"
         lift = f", {t['lift']:.1f}x" if t["lift"] is not None else ""
         rows += [
-            (f"time to failure said <= {w}",
+            (f"time to failure <= {w} ({label})",
              f"{t['said_within_followed']} of {t['said_within']} windows followed by a failure within {w} "
              f"({_fmt(t['precision'], True)}; of every open alarm's windows: {_fmt(t['base_rate'], True)}{lift})"),
-            (f"failures told <= {w} ahead", f"{t['failures_said']} of {t['failures']} ({t['said_on_time']} within "
+            (f"  failures told <= {w} ahead", f"{t['failures_said']} of {t['failures']} ({t['said_on_time']} within "
              f"{w}, {t['said_early']} earlier)"),
         ]
     if e.pointwise:

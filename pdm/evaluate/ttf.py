@@ -53,7 +53,7 @@ def ttf_evidence(tracks: Iterable[tuple[str, np.ndarray, np.ndarray]], failures:
     Returns the raw ``rows`` (per window with an open alarm: estimate in hours, None for no trend; hours to
     the machine's next failure, None if none came before its record ended; hours to that end) and
     ``per_failure`` (machine, failure, hours ahead that "within ``within_h``" was first said in the horizon
-    before it, and the estimate then), with :func:`ttf_summary` of them, so that runs can be pooled by
+    before it, after the machine's previous failure, and the estimate then), with :func:`ttf_summary` of them, so that runs can be pooled by
     concatenating rows (:func:`ttf_summary` again).
     """
     ends = {str(m): pd.Timestamp(e).value for m, e in zip(observed["machine"], pd.to_datetime(observed["end"], utc=True),
@@ -76,8 +76,10 @@ def ttf_evidence(tracks: Iterable[tuple[str, np.ndarray, np.ndarray]], failures:
         nxt = np.where(j < len(f), f[np.minimum(j, len(f) - 1)], -1) if len(f) else np.full(len(t), -1)
         for ti, ei, ni in zip(t, est, nxt, strict=True):
             rows.append([_h(ei), _h((ni - ti) / _H) if ni >= 0 else None, _h((end - ti) / _H)])
-        for ft in f:
+        for k_f, ft in enumerate(f):
             near = (t < ft) & (t >= ft - span) & (est <= within_h)
+            if k_f:  # what was said up to the machine's previous failure was said of that one
+                near &= t > f[k_f - 1]
             k = int(np.argmax(near)) if near.any() else -1
             per_failure.append({"machine": machine, "failure": str(pd.Timestamp(int(ft), tz="UTC")),
                                 "first_said_h": _h((ft - t[k]) / _H) if k >= 0 else None,

@@ -65,3 +65,13 @@ def test_an_estimate_said_long_before_the_failure_is_early() -> None:
     got = ttf_evidence([("A", times, a)], failures, observed)
     assert got["said_within"] == 50 and got["said_within_followed"] == 0 and got["precision"] == 0
     assert (got["said_on_time"], got["said_early"], got["median_first_said_h"]) == (0, 1, 150.0)
+
+
+def test_a_failure_is_told_only_by_windows_after_the_machines_previous_failure() -> None:
+    times = T0.value + np.arange(400) * H
+    a = np.full(400, np.nan)
+    a[90:100] = 20.0  # told of the failure at 100 h; the one at 200 h was never told
+    failures = pd.DataFrame({"machine": ["A", "A"], "failure": [T0 + pd.Timedelta("100h"), T0 + pd.Timedelta("200h")]})
+    observed = pd.DataFrame({"machine": ["A"], "start": [T0], "end": [T0 + pd.Timedelta("399h")]})
+    got = ttf_evidence([("A", times, a)], failures, observed)
+    assert [r["first_said_h"] for r in got["per_failure"]] == [10.0, None]

@@ -1,12 +1,12 @@
 """Time to failure from the plant's own history: how long past alarms ran before their failures.
 
-The score's trend says nothing about when a machine will fail (measured: :mod:`pdm.evaluate.ttf`,
-``benchmarks/ttf_estimates.py``); what the plant has seen does. Each past failure that an alarm warned of
-gives a lead time L (its earliest alarm raised within 14 days before it and still open at it, to the
-failure: the P-F interval as the alarms saw it). An alarm open for a hours has then left what past alarms had left at that age: the
-lead times longer than a, less a (the conditional residual life of a reliability engineer), given as the
-median and quartiles over them, with how many they are. With fewer than :data:`MIN_LEADS` such leads there
-is no estimate.
+The score's trend says little of whether a machine fails within 72 h and nothing of when (measured:
+:mod:`pdm.evaluate.ttf`, ``benchmarks/ttf_estimates.py``); what the plant has seen gives hours. Each past
+failure that an alarm warned of gives a lead time L (its earliest alarm raised within 14 days before it and
+still open at it, to the failure: the P-F interval as the alarms saw it). An alarm open for a hours has
+then left what past alarms had left at that age: the lead times longer than a, less a (the conditional
+residual life of a reliability engineer), given as the median and quartiles over them, with how many they
+are. With fewer than :data:`MIN_LEADS` such leads there is no estimate.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Left:
 
 @dataclass(frozen=True)
 class LeadHistory:
-    """Lead times (hours) of past failures' first alarms in effect."""
+    """Lead times (hours) of past failures, each from its earliest alarm open at it (:func:`lead_times`)."""
 
     leads_h: tuple[float, ...] = ()
 

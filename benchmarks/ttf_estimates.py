@@ -34,14 +34,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 #: (trend windows, failure ratio): the product's default first.
 TRENDS = ((24, 6.0), (24, 3.0), (24, 12.0), (72, 6.0))
 
-def episode_starts(rule: Any, s: Any) -> np.ndarray:
+def open_starts(rule: Any, s: Any) -> np.ndarray:
     """Each window's open episode start (ns, as float), NaN where none: the windows ttf_track fills."""
+    from pdm.detect.leads import episode_starts
+
     track = rule.ttf_track(s.times, s.scores, s.threshold, resets=s.resets)
-    starts = np.full(len(s.times), np.nan)
-    for a in rule.apply(s.times, s.scores, s.threshold, resets=s.resets):
-        inside = (s.times >= a.start) & (s.times <= (a.end if a.end is not None else s.times[-1]))
-        starts[inside & ~np.isnan(track)] = float(a.start)
-    return starts
+    alarms = rule.apply(s.times, s.scores, s.threshold, resets=s.resets)
+    starts = episode_starts(s.times, [a.start for a in alarms],
+                            [a.end if a.end is not None else s.times[-1] for a in alarms])
+    return np.where(np.isnan(track), np.nan, starts)
 
 
 def judge(folder: Path, key: str, leads: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def judge(folder: Path, key: str, leads: dict[str, Any]) -> dict[str, Any]:
             ((s.machine, s.times, rule.ttf_track(s.times, s.scores, s.threshold, resets=s.resets)) for s in series),
             failures, observed)
     rule = AlarmRule()
-    starts = {s.machine: episode_starts(rule, s) for s in series}
+    starts = {s.machine: open_starts(rule, s) for s in series}
     for fit, history in leads.items():
         out[f"residual lead (fit on {fit})"] = ttf_evidence(
             ((s.machine, s.times, history.track(s.times, starts[s.machine])) for s in series), failures, observed)

@@ -284,13 +284,14 @@ class DashboardData:
                 "peak_ratio", "ttf_hours", "top_channel", "acked_by", "ack_comment", *LEFT_COLUMNS]
         if a.empty:
             return pd.DataFrame(columns=cols)
+        fleet = a if machines is None and rows is None else None  # every machine's alarms: the history's too
         a = a.reset_index().rename(columns={"time": "start"})
         a["alarm_ns"] = a["start"].map(lambda t: int(t.value))
         a = without_handed_over(a)
         end = a["end_ns"].fillna(0).astype("int64")
         a["open"] = (end == 0) | (a["status"].astype(str).str.lower() == "open")
         a["end"] = pd.to_datetime(end.where(end > 0), unit="ns", utc=True)
-        self._time_left(a)
+        self._time_left(a, fleet)
         acks = self.acknowledgements(machines, a["start"].min(), log)
         a["acked_by"], a["ack_comment"] = "", ""
         if not acks.empty:
@@ -305,19 +306,21 @@ class DashboardData:
             a[c] = a[c].fillna("").astype(str)
         return a.sort_values("start", ascending=False)[cols].reset_index(drop=True)
 
-    def lead_history(self) -> LeadHistory:
+    def lead_history(self, alarms: pd.DataFrame | None = None) -> LeadHistory:
         """How long the plant's past alarms ran before their failures (pdm.detect.leads): an open alarm's time
-        to failure is read from it, not from the score's trend (which was measured to say nothing of it)."""
-        return LeadHistory.from_store(self.store)
+        to failure is read from it, not from the score's trend (measured to say little of it). ``alarms``: every
+        machine's ``pdm_alarm`` points, when already read."""
+        return LeadHistory.from_store(self.store, alarms=alarms)
 
-    def _time_left(self, a: pd.DataFrame) -> None:
+    def _time_left(self, a: pd.DataFrame, fleet: pd.DataFrame | None = None) -> None:
         """``left_h`` (median), ``left_low_h`` / ``left_high_h`` (quartiles), ``left_n``: what remained after past
-        alarms as old as each open one (its age to its last scored window); NaN for a closed one or no estimate."""
+        alarms as old as each open one (its age to its last scored window); NaN for a closed one or no estimate.
+        ``fleet``: every machine's alarm points as read (else read again for the history)."""
         for c in LEFT_COLUMNS:
             a[c] = np.nan
         if not a["open"].any():
             return
-        history = self.lead_history()
+        history = self.lead_history(fleet)
         last = a["last_ns"].fillna(0).astype("int64") if "last_ns" in a else pd.Series(0, index=a.index)
         for i in a.index[a["open"].to_numpy()]:
             age = max(int(last[i]), int(a.at[i, "alarm_ns"])) - int(a.at[i, "alarm_ns"])

@@ -69,10 +69,10 @@ class LeadHistory:
 
 
     @classmethod
-    def from_store(cls, store: Any, machines: list[str] | None = None) -> LeadHistory:
+    def from_store(cls, store: Any, machines: list[str] | None = None, alarms: pd.DataFrame | None = None) -> LeadHistory:
         """From the store's failures (``pdm_truth`` rows with ``is_failure``: the simulator's, or an imported
         failure log) and every model version's alarms (``pdm_alarm``; one still open counts to its last scored
-        window). Empty when either is missing."""
+        window; ``alarms``: those points as already read for ``machines``). Empty when either is missing."""
         from pdm.evaluate.failures import truth_from_store
 
         fails, _ = truth_from_store(store)
@@ -80,7 +80,7 @@ class LeadHistory:
             fails = fails[fails["machine"].isin(machines)]
         if not len(fails):
             return cls()
-        a = store.read("pdm_alarm", machines)
+        a = store.read("pdm_alarm", machines) if alarms is None else alarms
         if a.empty:
             return cls()
         start = a.index.asi8
@@ -110,6 +110,17 @@ def lead_times(alarms: pd.DataFrame, failures: pd.DataFrame, horizon: pd.Timedel
                & (ends >= when - CLEARED_BEFORE)).to_numpy()
         if hit.any():
             out.append((int(when.value), float((when - starts[hit].min()) / pd.Timedelta("1h"))))
+    return out
+
+
+def episode_starts(times: np.ndarray, starts: Any, ends: Any) -> np.ndarray:
+    """Each window's open episode start (ns, as float; NaN where none) from the episodes' ``starts`` and ``ends``
+    (timestamps; the window that ends an episode is still in it); where two overlap, the first listed."""
+    times = np.asarray(times, np.int64)
+    out = np.full(len(times), np.nan)
+    for a, b in zip(pd.to_datetime(starts, utc=True), pd.to_datetime(ends, utc=True), strict=True):
+        inside = (times >= a.value) & (times <= b.value) & np.isnan(out)
+        out[inside] = float(a.value)
     return out
 
 

@@ -496,7 +496,7 @@ class AlarmRule:
             times, scores = times[scored], scores[scored]
             shown = None if track is None else np.full(len(scores), np.nan)
         alarms = self._episodes(times, scores, threshold, begin, open_at, r, shown) if len(scores) else []
-        if track is not None and shown is not track and shown is not None:
+        if track is not None and shown is not track:  # the scored windows' part, put back in place
             track[scored] = shown
         if cut is not None:
             alarms = [a for a in alarms if a.end is None or a.end >= cut or a.start == held]

@@ -299,6 +299,8 @@ def ttf_tracks(scores: pd.DataFrame, alarms: pd.DataFrame) -> list[tuple[str, np
     no alarm open, or the point predates the field; inf: open without a rising trend), from ``pdm_score``'s
     ``ttf_hours`` and the episodes of ``alarms``; where two versions scored a window, the later-written
     row's. None when no score carries the field."""
+    from pdm.detect.leads import episode_starts
+
     if "ttf_hours" not in scores or not scores["ttf_hours"].notna().any():
         return None
     out = []
@@ -307,10 +309,8 @@ def ttf_tracks(scores: pd.DataFrame, alarms: pd.DataFrame) -> list[tuple[str, np
         g = g[~g.index.duplicated(keep="last")]
         t = g.index.asi8
         shown = pd.to_numeric(g["ttf_hours"], errors="coerce").to_numpy(float)
-        live = np.zeros(len(t), dtype=bool)
         mine = alarms[alarms["machine"] == m] if len(alarms) else alarms
-        for a, b in zip(pd.to_datetime(mine["start"], utc=True), pd.to_datetime(mine["end"], utc=True), strict=True):
-            live |= (t >= a.value) & (t <= b.value)  # the window that clears an episode still showed it
+        live = ~np.isnan(episode_starts(t, mine["start"], mine["end"]))  # the window that clears one showed it
         track = np.where(live & np.isfinite(shown), np.where(shown >= 0, shown, np.inf), np.nan)
         out.append((str(m), t, track))
     return out
@@ -319,18 +319,14 @@ def ttf_tracks(scores: pd.DataFrame, alarms: pd.DataFrame) -> list[tuple[str, np
 def history_tracks(scores: pd.DataFrame, alarms: pd.DataFrame, failures: pd.DataFrame) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """Per machine, its windows' times (ns) and the time left that the plant's history showed at each window with
     an open alarm (:func:`pdm.detect.leads.causal_track`, from ``failures`` before the window)."""
-    from pdm.detect.leads import causal_track, lead_times
+    from pdm.detect.leads import causal_track, episode_starts, lead_times
 
     leads = lead_times(alarms, failures)
     out = []
     for m, g in scores.groupby("machine", sort=True):
         t = np.unique(g.index.asi8)
-        starts = np.full(len(t), np.nan)
         mine = alarms[alarms["machine"] == m] if len(alarms) else alarms
-        for a, b in zip(pd.to_datetime(mine["start"], utc=True), pd.to_datetime(mine["end"], utc=True), strict=True):
-            inside = (t >= a.value) & (t <= b.value) & np.isnan(starts)
-            starts[inside] = float(a.value)
-        out.append((str(m), t, causal_track(t, starts, leads)))
+        out.append((str(m), t, causal_track(t, episode_starts(t, mine["start"], mine["end"]), leads)))
     return out
 
 

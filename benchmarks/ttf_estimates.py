@@ -125,21 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="ttf_estimates", help="results file stem")
     ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    from pdm.evaluate.bench_sim import results_file
+    from pdm.evaluate.bench_sim import series_folders
     from pdm.evaluate.ttf import pooled_ttf
 
     runs = dict(r.split("=", 1) for r in args.run)
-    folders = {}
-    for name, file in runs.items():
-        path = results_file(file, args.results)
-        folder = path.with_name(path.stem + "_series")
-        if not (folder / f"{args.detector}.parquet").exists():
-            print(f"ttf_estimates: no series at {folder} (run the harness with --series)", file=sys.stderr)
-            return 2
-        folders[name] = folder
-    unknown = [f for f in args.fit if f not in folders]
-    if unknown:
-        print(f"ttf_estimates: --fit {', '.join(unknown)} is not a --run", file=sys.stderr)
+    try:
+        folders = series_folders(args.run, args.results, args.detector, ("--fit", args.fit))
+    except ValueError as exc:
+        print(f"ttf_estimates: {exc}", file=sys.stderr)
         return 2
     leads = {f: fit_leads(folders[f], args.detector) for f in args.fit}
     by_run = {}

@@ -150,6 +150,13 @@ class RootCause:
     ranked_ns: int | None = None  # end of the window ranked: the alarm's start, or later as its score grew
 
 
+def _since(row: dict[str, Any]) -> pd.Timestamp:
+    """When an alarm reached its severity (``warning_ns`` / ``critical_ns``; its start for watch, or for a point
+    written before those fields)."""
+    v = row.get(f"{row.get('severity')}_ns")
+    return pd.Timestamp(int(v), tz="UTC") if v is not None and pd.notna(v) and int(v) > 0 else row["start"]
+
+
 class DashboardData:
     """Reads for the pages; one store connection, used one request at a time."""
 
@@ -280,8 +287,8 @@ class DashboardData:
                rows: pd.DataFrame | None = None) -> pd.DataFrame:
         """Every alarm episode, newest first, with ``open`` and acknowledgement columns."""
         a = self.read(ALARM, machines) if rows is None else rows
-        cols = ["machine", "model_version", "start", "alarm_ns", "severity", "status", "open", "end",
-                "peak_ratio", "ttf_hours", "top_channel", "acked_by", "ack_comment", *LEFT_COLUMNS]
+        cols = ["machine", "model_version", "start", "alarm_ns", "severity", "severity_since", "status", "open",
+                "end", "peak_ratio", "ttf_hours", "top_channel", "acked_by", "ack_comment", *LEFT_COLUMNS]
         if a.empty:
             return pd.DataFrame(columns=cols)
         fleet = a if machines is None and rows is None else None  # every machine's alarms: the history's too
@@ -304,6 +311,7 @@ class DashboardData:
                     a.at[i, "acked_by"], a.at[i, "ack_comment"] = hit
         for c in ("severity", "status", "top_channel"):
             a[c] = a[c].fillna("").astype(str)
+        a["severity_since"] = [_since(r) for r in a.to_dict("records")]
         return a.sort_values("start", ascending=False)[cols].reset_index(drop=True)
 
     def lead_history(self, alarms: pd.DataFrame | None = None) -> LeadHistory:

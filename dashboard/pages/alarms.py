@@ -56,7 +56,8 @@ def register(app: Dash, ctx: Context) -> None:
         if severities is not None:
             shown = shown[shown["severity"].isin(severities) | (shown["severity"] == "")]
         rows = [[fmt_time(r["start"]), dcc.Link(r["machine"], href=machine_href(r["machine"])),
-                 html.Span(r["severity"] or "—", className=f"badge sev-{r['severity']}"),
+                 html.Span(r["severity"] or "—", className=f"badge sev-{r['severity']}",
+                           title=f"{r['severity']} since {fmt_time(r['severity_since'])}" if r["severity"] else None),
                  alarm_state(r), fmt_num(r["peak_ratio"]),
                  alarm_ttf(r), r["top_channel"] or "—",
                  (f"{r['acked_by']}: {r['ack_comment']}" if r["acked_by"] else "—"),

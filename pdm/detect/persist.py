@@ -269,6 +269,7 @@ def _alarm_points(res: MachineScore, version: str) -> list[dict[str, Any]]:
                         "severity": a.severity, "status": "open" if a.end is None else CLOSED_BY_WORK_ORDER if a.by_work_order else "closed",
                         "end_ns": int(a.end or 0), "last_ns": int(a.end if a.end is not None else last_ns),
                         "peak_ratio": float(a.peak_ratio),
+                        "warning_ns": int(a.reached.get("warning", 0)), "critical_ns": int(a.reached.get("critical", 0)),
                         "ttf_hours": float(a.ttf_hours) if a.ttf_hours is not None else -1.0,
                         "top_channel": res.top_channels.get(int(a.start), "")}})
     return out

@@ -353,6 +353,9 @@ class Alarm:
     peak_ratio: float  # max score / threshold
     ttf_hours: float | None  # time to failure estimated at the last window of the episode
     by_work_order: bool = False  # ``end`` is a work order's time (:class:`AlarmRule`), not a clearing
+    #: When the episode first reached each severity (ns, the window's time): ``{"watch": start, ...}``; an
+    #: alarm is acted on at a level from then (notifications, :mod:`pdm.evaluate.severity`).
+    reached: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -390,7 +393,7 @@ class AlarmRule:
 
     Severity by score / threshold: ≥ 1 watch, ≥ ``warning_ratio`` warning,
     ≥ ``critical_ratio`` (or an estimated time to failure under
-    ``critical_ttf_h``) critical. Time to failure: the log-score trend over
+    ``critical_ttf_h``, None: never) critical. Time to failure: the log-score trend over
     the last ``trend_windows`` windows extrapolated to ``failure_ratio`` ×
     threshold.
     """
@@ -403,7 +406,7 @@ class AlarmRule:
     warning_ratio: float = 1.5
     critical_ratio: float = 3.0
     failure_ratio: float = 6.0
-    critical_ttf_h: float = 72.0
+    critical_ttf_h: float | None = 72.0
     trend_windows: int = 24
     close_at_work_order: bool = True
     cusum: bool = False
@@ -539,6 +542,8 @@ class AlarmRule:
             if current is None:
                 if window.sum() >= self.k or held_up or i == open_at:
                     current = Alarm(int(times[i]), None, "watch", float(ratio[i]), None)
+                    current.severity = self.severity(current.peak_ratio, None)
+                    current.reached = dict.fromkeys(SEVERITIES[: SEVERITIES.index(current.severity) + 1], int(times[i]))
                     below_run, last_high = 0, int(times[i])
                     if track is not None:
                         track[i] = np.inf
@@ -549,6 +554,9 @@ class AlarmRule:
             if track is not None:
                 track[i] = np.inf if current.ttf_hours is None else current.ttf_hours
             current.severity = self.severity(current.peak_ratio, current.ttf_hours, current.severity)
+            if current.severity not in current.reached:
+                for level in SEVERITIES[: SEVERITIES.index(current.severity) + 1]:
+                    current.reached.setdefault(level, int(times[i]))
             below_run = below_run + 1 if ratio[i] < self.hysteresis and not held_up else 0
             if not below_run:
                 last_high = int(times[i])
@@ -566,7 +574,8 @@ class AlarmRule:
         level = 0
         if peak_ratio >= self.warning_ratio:
             level = 1
-        if peak_ratio >= self.critical_ratio or (ttf is not None and ttf <= self.critical_ttf_h and peak_ratio >= self.warning_ratio):
+        soon = ttf is not None and self.critical_ttf_h is not None and ttf <= self.critical_ttf_h
+        if peak_ratio >= self.critical_ratio or (soon and peak_ratio >= self.warning_ratio):
             level = 2
         return SEVERITIES[max(level, SEVERITIES.index(previous))]
 

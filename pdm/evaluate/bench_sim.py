@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pdm.evaluate.severity import SEVERITY_NOTE, severity_table
 from pdm.evaluate.ttf import TTF_NOTE, ttf_table
 
 log = logging.getLogger(__name__)
@@ -196,8 +197,19 @@ def _alarms(series: list[_Series], factor: float, rule: Any) -> pd.DataFrame:
             end = a.end if a.end is not None else int(s.times[-1])
             rows.append({"machine": s.machine, "start": pd.Timestamp(a.start, unit="ns", tz="UTC"),
                          "end": pd.Timestamp(end, unit="ns", tz="UTC"),
-                         "channels": [s.channels[j] for j in order[:3]], "severity": a.severity})
-    return pd.DataFrame(rows, columns=["machine", "start", "end", "channels", "severity"])
+                         "channels": [s.channels[j] for j in order[:3]], "severity": a.severity,
+                         "reached": dict(a.reached)})
+    return pd.DataFrame(rows, columns=["machine", "start", "end", "channels", "severity", "reached"])
+
+
+def severity_of(series: list[_Series], failures: pd.DataFrame, observed: pd.DataFrame,
+                nuisances: pd.DataFrame | None = None, rule: Any = None) -> dict[str, Any]:
+    """Each severity level of the default threshold's alarms judged from when episodes reached it
+    (:func:`pdm.evaluate.severity.severity_evidence`)."""
+    from pdm.detect.stages import AlarmRule
+    from pdm.evaluate.severity import severity_evidence
+
+    return severity_evidence(_alarms(series, 1.0, rule or AlarmRule()), failures, observed, nuisances)
 
 
 def ttf_of(series: list[_Series], failures: pd.DataFrame, observed: pd.DataFrame, rule: Any = None) -> dict[str, Any]:
@@ -319,6 +331,25 @@ def write_stages(folder: Path, window_ns: int, stride_ns: int) -> Path:
 def results_file(file: str | Path, results: Path) -> Path:
     """A results file named on a command line: an absolute path as it is, a relative one under ``results``."""
     return Path(file) if Path(file).is_absolute() else Path(results) / file
+
+
+def series_folders(runs: list[str], results: Path, detector: str, apart: tuple[str, list[str]] = ("", [])
+                   ) -> dict[str, Path]:
+    """``NAME=FILE`` arguments (a harness results JSON run with ``--series``; relative: under ``results``) as
+    name -> the series folder beside it. Raises ValueError naming a run without ``detector``'s series, or a
+    name of ``apart`` (option, names: runs a benchmark treats apart, such as development runs) that is no run."""
+    folders = {}
+    for arg in runs:
+        name, _, file = arg.partition("=")
+        path = results_file(file, results)
+        folder = path.with_name(path.stem + "_series")
+        if not (folder / f"{detector}.parquet").exists():
+            raise ValueError(f"no series at {folder} (run the harness with --series)")
+        folders[name] = folder
+    unknown = [n for n in apart[1] if n not in folders]
+    if unknown:
+        raise ValueError(f"{apart[0]} {', '.join(unknown)} is not a --run")
+    return folders
 
 
 def read_stages(folder: Path) -> dict[str, Any] | None:
@@ -812,7 +843,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
                         "per_failure": full.get("per_failure"),
                         # the default threshold's alarms, so that the events can be judged again without a rerun
                         "alarms": _alarms(series, 1.0, AlarmRule()).to_dict("records"),
-                        "ttf": ttf_of(series, failures, observed)}
+                        "ttf": ttf_of(series, failures, observed),
+                        "severity": severity_of(series, failures, observed, nuisances)}
         say(f"{det.name}: recall@72h {met.recall_72h:.2f}, false alarms/machine-month "
             f"{met.false_alarms_per_machine_month:.2f}, median lead {met.median_lead_h or float('nan'):.0f} h "
             f"({results[key]['seconds']:.0f}s)")
@@ -1106,6 +1138,9 @@ def markdown(doc: dict[str, Any], stem: str, plotted: bool) -> str:
                        "What each window with an open alarm (default threshold) showed as its time to failure "
                        "(AlarmRule's log-score trend), against when the machine failed.", "", tt, "", TTF_NOTE, ""]
                       if (tt := ttf_table({r["name"]: r.get("ttf") for r in doc["results"].values()})) else []),
+                    *(["## Severity levels, each from when an alarm reached it", "", st, "", SEVERITY_NOTE, ""]
+                      if (st := severity_table({r["name"]: r.get("severity") for r in doc["results"].values()}))
+                      else []),
                     "Root cause here is the raw ranking (calibrated channel scores, strongest first) for every detector "
                     "alike; pdm's scorer adds the rules of vibration analysis (pdm.detect.rootcause), see detection.md.", "",
                     f"Settings: {doc['config']}", "",

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pdm.evaluate.severity import SEVERITY_NOTE, pooled_severity, severity_table
 from pdm.evaluate.ttf import TTF_NOTE, pooled_ttf, ttf_table
 
 #: Per-failure rows of a run caught >= 72 h ahead, by the first alarm in effect / by an alarm raised after onset.
@@ -97,7 +98,9 @@ def pool(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         }
         results[k] = {"name": runs[0]["name"], "fit_seconds": "-", "metrics": metrics,
                       "sweep": _pooled_sweep(k, runs, n, months), "per_failure": rows,
-                      "ttf": pooled_ttf([r.get("ttf") for r in runs]) if all(r.get("ttf") for r in runs) else None}
+                      "ttf": pooled_ttf([r.get("ttf") for r in runs]) if all(r.get("ttf") for r in runs) else None,
+                      "severity": (pooled_severity([r.get("severity") for r in runs])
+                                   if all(r.get("severity") for r in runs) else None)}
     return {"config": {name: d.get("config") for name, d in docs.items()},
             "failures": results[keys[0]]["metrics"]["failures"],
             "machines": sum(int(d["machines"]) for d in docs.values()),
@@ -318,5 +321,7 @@ def markdown(doc: dict[str, Any], stem: str, plotted: bool, date: str = "", mach
               "What each window with an open alarm (default threshold) showed as its time to failure, against when "
               "the machine failed; every fleet's windows and failures together.", "", tt, "", TTF_NOTE, ""]
              if (tt := ttf_table({r["name"]: r.get("ttf") for r in doc["results"].values()})) else []),
+           *(["## Severity levels, each from when an alarm reached it", "", st, "", SEVERITY_NOTE, ""]
+             if (st := severity_table({r["name"]: r.get("severity") for r in doc["results"].values()})) else []),
            f"Note: {n} failures pooled; one failure moves recall by {1 / max(n, 1):.3f}."]
     return "\n".join(out)

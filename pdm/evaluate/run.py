@@ -26,6 +26,7 @@ import pandas as pd
 from pdm.detect.stages import SEVERITIES
 from pdm.evaluate.events import HORIZON, EventMetrics, catching, event_metrics
 from pdm.evaluate.failures import FAILURE_COLUMNS, read_failure_log, truth_from_store
+from pdm.evaluate.severity import severity_evidence
 from pdm.evaluate.ttf import ttf_evidence
 from pdm.store import Store
 from pdm.store.schema import ALARM, CONTINUED, NEW_REGIME, OUTSIDE_ENVELOPE, ROOTCAUSE, SCORE
@@ -63,6 +64,8 @@ class Evaluation:
     alarms: pd.DataFrame | None = field(default=None, repr=False)
     failures: pd.DataFrame | None = field(default=None, repr=False)
     nuisances: pd.DataFrame | None = field(default=None, repr=False)
+    #: Each severity level's episodes judged from when they reached it (pdm.evaluate.severity).
+    severity: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         ev = self.events.to_dict()
@@ -75,6 +78,7 @@ class Evaluation:
             "time_to_failure": None if self.ttf is None else {k: v for k, v in self.ttf.items() if k != "rows"},
             "time_to_failure_from_history": None if self.ttf_history is None
             else {k: v for k, v in self.ttf_history.items() if k != "rows"},
+            "severity": self.severity,
         }
 
 
@@ -127,13 +131,13 @@ def read_scores(store: Store, model_version: str | Sequence[str] | None = None, 
 
 def read_alarms(store: Store, versions: Sequence[str], machines: Sequence[str] | None = None,
                 start: Any = None, stop: Any = None) -> pd.DataFrame:
-    """Alarm episodes: machine, model_version, start, end, peak_ratio, severity, channels, rankings.
+    """Alarm episodes: machine, model_version, start, end, peak_ratio, severity, channels, rankings, reached.
 
     ``rankings``: the root cause's rankings of the episode, (time, channels
     ranked strongest first) in time order; ``channels`` the latest.
     """
     cols = ["machine", "model_version", "start", "end", "peak_ratio", "severity", "status", "channels",
-            "rankings"]
+            "rankings", "reached"]
     alarms = store.read(ALARM, list(machines) if machines else None, start, stop)
     if alarms.empty:
         return pd.DataFrame(columns=cols)
@@ -151,6 +155,7 @@ def read_alarms(store: Store, versions: Sequence[str], machines: Sequence[str] |
         "severity": alarms.get("severity", pd.Series("", index=alarms.index)).to_numpy(),
         "status": alarms.get("status", pd.Series("", index=alarms.index)).to_numpy(),
     })
+    out["reached"] = _reached(alarms)
     ranks = read_rootcauses(store, versions, machines, start, stop)
     rankings: dict[tuple[str, str, str], list[tuple[pd.Timestamp, list[str]]]] = {}
     if not ranks.empty:
@@ -161,6 +166,24 @@ def read_alarms(store: Store, versions: Sequence[str], machines: Sequence[str] |
                        for m, v, s in zip(out["machine"], out["model_version"], start_ns, strict=True)]
     out["channels"] = [r[-1][1] if r else ([t] if t else []) for r, t in zip(out["rankings"], top, strict=True)]
     return _one_per_episode(out).sort_values(["start", "machine"], kind="stable").reset_index(drop=True)
+
+
+def _reached(alarms: pd.DataFrame) -> list[dict[str, int]]:
+    """Per ``pdm_alarm`` point, when the episode reached each severity (``Alarm.reached``; ns). Points written
+    before ``warning_ns`` / ``critical_ns`` existed give their start for every level up to their severity."""
+    out = []
+    for t, row in zip(alarms.index.asi8, alarms.to_dict("records"), strict=True):
+        got = {"watch": int(t)}
+        sev = str(row.get("severity") or "")
+        for level in SEVERITIES[1:]:
+            v = row.get(f"{level}_ns")
+            if v is not None and pd.notna(v):
+                if int(v) > 0:
+                    got[level] = int(v)
+            elif sev in SEVERITIES and SEVERITIES.index(sev) >= SEVERITIES.index(level):
+                got[level] = int(t)
+        out.append(got)
+    return out
 
 
 def _one_per_episode(out: pd.DataFrame) -> pd.DataFrame:
@@ -183,6 +206,8 @@ def _one_per_episode(out: pd.DataFrame) -> pd.DataFrame:
         row["end"] = g["end"].max()
         row["peak_ratio"] = g["peak_ratio"].max()
         row["severity"] = max(g["severity"].astype(str), key=lambda v: SEVERITIES.index(v) if v in SEVERITIES else -1)
+        row["reached"] = {lv: min(r[lv] for r in g["reached"] if lv in r) for lv in SEVERITIES
+                          if any(lv in r for r in g["reached"])}
         merged = sorted((r for rs in g["rankings"] for r in rs), key=lambda r: r[0])
         row["rankings"] = merged
         row["channels"] = merged[-1][1] if merged else max(g["channels"], key=len)
@@ -413,7 +438,8 @@ def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *,
                      + (f" (machines never scored: {', '.join(unscored[:10])})" if unscored else ""))
     return Evaluation(ev, point, versions, sorted(observed["machine"]),
                       t0 if t0 is not None else observed["start"].min(), t1 if t1 is not None else observed["end"].max(),
-                      source, outside, notes, ttf, from_history, scores, alarms, counted, nuis)
+                      source, outside, notes, ttf, from_history, scores, alarms, counted, nuis,
+                      severity_evidence(judged_alarms.reset_index(drop=True), counted, observed, nuis, horizon=horizon))
 
 
 def _fmt(v: Any, pct: bool = False, digits: int = 2) -> str:
@@ -463,6 +489,12 @@ def metrics_rows(e: Evaluation) -> list[tuple[str, str]]:
             (f"  failures told <= {w} ahead", f"{t['failures_said']} of {t['failures']} ({t['said_on_time']} within "
              f"{w}, {t['said_early']} earlier)"),
         ]
+    for lv in (e.severity or {}).get("levels", [])[1:]:
+        fa = lv["false_alarms_per_machine_month"]
+        rows.append((f"{lv['level']}, counted from reaching it",
+                     f"{lv['caught_72h']} of {lv['failures']} caught >= 72 h ahead, {lv['false_alarms']} false alarms "
+                     f"({_fmt(fa)} / machine-month); {lv['near']} of {lv['alarms']} failed within "
+                     f"{e.severity['near_h']:g} h"))  # type: ignore[index]
     if e.pointwise:
         p, pa = e.pointwise["point"], e.pointwise["point_adjusted"]
         rows += [

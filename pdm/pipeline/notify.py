@@ -48,8 +48,10 @@ class Notifier:
         return f"log + webhook at {urlsplit(self._url).hostname}" if self._url else "log"
 
     def send(self, alarm: dict[str, Any]) -> None:
-        log.warning("ALARM %s on %s since %s (peak ratio %.2f, top channel %s, model %s)",
-                    alarm.get("severity", "?"), alarm.get("machine"), alarm.get("start"),
+        level = str(alarm.get("severity", "?"))
+        since = (alarm.get("reached") or {}).get(level)
+        log.warning("ALARM %s on %s since %s%s (peak ratio %.2f, top channel %s, model %s)",
+                    level, alarm.get("machine"), alarm.get("start"), f", {level} since {since}" if since else "",
                     float(alarm.get("peak_ratio") or 0.0), alarm.get("top_channel", ""), alarm.get("model_version", ""))
         if not self._url:
             return
@@ -99,7 +101,18 @@ def alarms_to_notify(store: Store, start: Any, stop: Any, severity: str = "criti
                     "severity": row["severity"], "status": row.get("status", ""),
                     "peak_ratio": float(row.get("peak_ratio", 0.0) or 0.0),
                     "ttf_hours": float(row.get("ttf_hours", -1.0) if pd.notna(row.get("ttf_hours")) else -1.0),
-                    "top_channel": row.get("top_channel", "") or ""})
+                    "top_channel": row.get("top_channel", "") or "", "reached": _reached(row)})
+    return out
+
+
+def _reached(row: pd.Series) -> dict[str, str]:
+    """When the alarm reached warning and critical (ISO times), from ``warning_ns`` / ``critical_ns``; a level
+    not reached, or a point written before those fields, is left out."""
+    out = {}
+    for level in SEVERITIES:
+        v = row.get(f"{level}_ns")
+        if v is not None and pd.notna(v) and int(v) > 0:
+            out[level] = pd.Timestamp(int(v), tz="UTC").isoformat()
     return out
 
 

@@ -36,10 +36,11 @@ FIELD_TYPES: dict[str, dict[str, FieldType]] = {
     # rising trend; pdm_alarm says which); points written before the field existed lack it.
     "pdm_score": {"score": "float", "threshold": "float", "ratio": "float", "state": "string", "ttf_hours": "float"},
     # pdm_alarm: one point per alarm episode, time = its first alarming window.
-    # end_ns = 0 while open; ttf_hours = -1 when no rising trend.
+    # end_ns = 0 while open; ttf_hours = -1 when no rising trend; warning_ns / critical_ns: the window at
+    # which the episode first reached that severity (0: not reached; points written before them lack them).
     "pdm_alarm": {"severity": "string", "status": "string", "end_ns": "integer", "last_ns": "integer",
                   "peak_ratio": "float", "ttf_hours": "float", "top_channel": "string",
-                  "continued_by": "string"},
+                  "continued_by": "string", "warning_ns": "integer", "critical_ns": "integer"},
     # pdm_rootcause: extra tags alarm (= alarm start ns, as text) and rank ("c01".. channels,
     # "l01".. operator-log entries, "maps" the attention maps); time = the alarm's start.
     "pdm_rootcause": {"kind": "string", "channel": "string", "contribution": "float", "zscore": "float",

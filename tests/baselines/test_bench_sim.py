@@ -87,6 +87,13 @@ def test_sim_benchmark_with_the_products_stages(tmp_path: Path) -> None:
                     for s in read_series(folder, key))
         assert len(ttf["rows"]) == shown and ttf["windows"] + ttf["windows_censored"] == shown
         assert sum(b["windows"] for b in ttf["bins"]) == ttf["windows"]
+        # each severity level judged from when the default threshold's alarms reached it: watch is every alarm
+        sev = saved["results"][key]["severity"]["levels"]
+        assert [lv["level"] for lv in sev] == ["watch", "warning", "critical"]
+        assert (sev[0]["alarms"], sev[0]["false_alarms"], sev[0]["caught"]) == (m["alarms"], m["false_alarms"], m["caught"])
+        assert sev[0]["alarms"] >= sev[1]["alarms"] >= sev[2]["alarms"]
+        assert all(lv["alarms"] == sum(a["reached"].get(lv["level"]) is not None for a in saved["results"][key]["alarms"])
+                   for lv in sev)
     # each window's counted share travels with the series; the stop effect is measured from it
     assert frame["counted"].between(0, 1).all()
     # the excursion stage's settings and the windows' length and stride travel with them (stages.json)
@@ -103,6 +110,7 @@ def test_sim_benchmark_with_the_products_stages(tmp_path: Path) -> None:
     assert "(product)" in md and "operating envelope" in md
     assert "alarm after onset" in md
     assert "## Time to failure, as the open alarms estimated it" in md
+    assert "## Severity levels, each from when an alarm reached it" in md
     # every detector's errors travel with the series, and staged again as run they give back its scores
     # (benchmarks/score_aggregation.py checks that, then judges other stages on the same errors)
     from benchmarks.score_aggregation import main as aggregation

@@ -248,6 +248,21 @@ def test_an_alarm_a_work_order_closed_says_so(data: DashboardData) -> None:
     out = data.alarms(["m-x", "m-y", "m-z"], log=pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC")), rows=rows)
     state = {r["machine"]: alarm_state(r) for _, r in out.iterrows()}
     assert state == {"m-x": "closed by work order 2024-01-06 06:00", "m-y": "closed 2024-01-05 08:00", "m-z": "open"}
+    # points written before warning_ns / critical_ns: at their severity since their start
+    assert set(out["severity_since"]) == {t}
+
+
+def test_an_alarm_says_since_when_it_is_at_its_severity(data: DashboardData) -> None:
+    t = pd.Timestamp("2024-01-05T00:00Z")
+    rows = pd.DataFrame({
+        "machine": ["m-x", "m-y"], "model_version": ["v1"] * 2, "severity": ["critical", "watch"],
+        "status": ["open", "closed"], "end_ns": [0, (t + pd.Timedelta("8h")).value], "peak_ratio": [3.2, 1.1],
+        "ttf_hours": [-1.0, -1.0], "top_channel": ["vibration.de.rms"] * 2,
+        "warning_ns": [(t + pd.Timedelta("2h")).value, 0], "critical_ns": [(t + pd.Timedelta("6h")).value, 0],
+    }, index=pd.DatetimeIndex([t, t], name="time"))
+    out = data.alarms(["m-x", "m-y"], log=pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC")), rows=rows)
+    since = dict(zip(out["machine"], out["severity_since"], strict=True))
+    assert since == {"m-x": t + pd.Timedelta("6h"), "m-y": t}
 
 
 def _stopped_store(backend: str, tmp_path):

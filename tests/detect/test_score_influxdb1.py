@@ -53,6 +53,13 @@ def test_rescoring_the_same_range_leaves_the_same_points(trained, influx):
         pd.testing.assert_frame_equal(frame, again, check_exact=False, rtol=1e-9)
     alarms = influx.read(ALARM, FAULTY)
     assert "other" in set(alarms["model_version"])
+    # when each episode reached its severity comes back as written (0: a level it never reached)
+    ours = alarms[alarms["model_version"] == first.model_version]
+    assert len(ours) == len(first.machines[FAULTY].alarms) >= 1
+    for t, row in ours.iterrows():
+        reached = next(a for a in first.machines[FAULTY].alarms if a.start == t.value).reached
+        assert int(row["warning_ns"]) == reached.get("warning", 0) and int(row["critical_ns"]) == reached.get("critical", 0)
+        assert (int(row["critical_ns"]) > 0) == (row["severity"] == "critical")
     assert set(influx.read(SCORE)["machine"]) == {FAULTY, HEALTHY}
     # without a range: each machine's latest window, the one ending with its last data
     latest = score_machines(influx, trained.model, [HEALTHY], write=False, progress=False)

@@ -166,3 +166,24 @@ def test_ttf_track_is_what_each_window_of_an_open_episode_showed():
     assert np.isnan(held[40]) and held[-1] == pytest.approx(rule.apply(times, gap, 1.0)[-1].ttf_hours)
     cut = rule.ttf_track(times, ratio, threshold=1.0, resets=np.array([times[30] + HOUR // 2]))
     assert np.isfinite(cut[30]) and np.isnan(cut[31:33]).all() and cut[33] == np.inf  # raised anew: 3 of 5 after it
+
+
+def test_an_episode_records_when_it_reached_each_severity():
+    """Flat at 1.2 x threshold for a day, then 2 x, then 4 x: watch when raised (3 of 5), warning at the
+    first window at 2 x, critical at the first at 4 x; a flat score has no rising trend to hurry it."""
+    times = np.arange(80) * 2 * HOUR
+    ratio = np.full(80, 0.5)
+    ratio[10:30], ratio[30:50], ratio[50:60] = 1.2, 2.0, 4.0
+    rule = AlarmRule(critical_ttf_h=0.0)
+    (alarm,) = rule.apply(times, ratio, threshold=1.0)
+    assert alarm.reached == {"watch": times[12], "warning": times[30], "critical": times[50]}
+    assert alarm.severity == "critical"
+    # a window that raises an episode already high is graded at once, every level below at the same window
+    jump = np.full(40, 0.5)
+    jump[10:20] = 5.0
+    (high,) = rule.apply(times[:40], jump, threshold=1.0)
+    assert high.reached == dict.fromkeys(("watch", "warning", "critical"), times[12])
+    # below the warning level throughout: watch only
+    low = np.where(ratio > 1, 1.3, 0.5)
+    (quiet,) = rule.apply(times, low, threshold=1.0)
+    assert quiet.reached == {"watch": times[12]} and quiet.severity == "watch"

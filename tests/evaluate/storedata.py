@@ -11,7 +11,8 @@ unless asked for):
   00:00 → 2024-01-21 00:00 (a false alarm, explained by the maintenance);
   it degrades from 2024-02-15 and fails 2024-02-20 00:00 without an alarm.
 
-``v2``'s windows carry the time to failure the open alarm showed (``ttf_hours``: m1's alarm the exact hours
+m1's alarm turned critical 48 h before its failure (``critical_ns``), m2's stayed a warning; ``v1``'s
+alarm predates those fields. ``v2``'s windows carry the time to failure the open alarm showed (``ttf_hours``: m1's alarm the exact hours
 left, m2's 30 h; -1 elsewhere); ``v1``'s predate the field.
 """
 
@@ -29,6 +30,7 @@ VERSION = "v2"
 FAIL_M1, FAIL_M2 = pd.Timestamp("2024-02-10", tz="UTC"), pd.Timestamp("2024-02-20", tz="UTC")
 ALARM_M1 = (pd.Timestamp("2024-02-06", tz="UTC"), pd.Timestamp("2024-02-10", tz="UTC"))
 ALARM_M2 = (pd.Timestamp("2024-01-20", tz="UTC"), pd.Timestamp("2024-01-21", tz="UTC"))
+CRITICAL_M1 = FAIL_M1 - pd.Timedelta("48h")  # m1's alarm turned critical 48 h before its failure
 ROOT_M1 = ["vibration.de.band_bpfo", "temperature.bearing.celsius", "vibration.de.rms"]
 
 
@@ -46,10 +48,16 @@ def scores(machine: str, version: str, start: pd.Timestamp, stop: pd.Timestamp) 
     return frame
 
 
-def alarm_frame(machine: str, version: str, span: tuple[pd.Timestamp, pd.Timestamp], top: str) -> pd.DataFrame:
-    return pd.DataFrame({"machine": [machine], "model_version": [version], "severity": ["warning"],
-                         "status": ["closed"], "end_ns": [span[1].value], "last_ns": [span[1].value],
-                         "peak_ratio": [1.8], "ttf_hours": [-1.0], "top_channel": [top]}, index=[span[0]])
+def alarm_frame(machine: str, version: str, span: tuple[pd.Timestamp, pd.Timestamp], top: str,
+                critical: pd.Timestamp | None = None) -> pd.DataFrame:
+    """An alarm point; ``v2``'s say when they reached warning (at once) and critical (``critical``, or never)."""
+    frame = pd.DataFrame({"machine": [machine], "model_version": [version], "severity": ["warning"],
+                          "status": ["closed"], "end_ns": [span[1].value], "last_ns": [span[1].value],
+                          "peak_ratio": [1.8], "ttf_hours": [-1.0], "top_channel": [top]}, index=[span[0]])
+    if version == VERSION:
+        frame["severity"] = "critical" if critical is not None else "warning"
+        frame["warning_ns"], frame["critical_ns"] = span[0].value, 0 if critical is None else critical.value
+    return frame
 
 
 def write_store(path: Path, *, truth: bool = True) -> EmbeddedStore:
@@ -58,7 +66,7 @@ def write_store(path: Path, *, truth: bool = True) -> EmbeddedStore:
     for m in ("m1", "m2"):
         store.write(scores(m, VERSION, T0, T1), "pdm_score", tags)
         store.write(scores(m, "v1", T0, pd.Timestamp("2024-02-01", tz="UTC")), "pdm_score", tags)
-    store.write(alarm_frame("m1", VERSION, ALARM_M1, ROOT_M1[0]), "pdm_alarm", tags)
+    store.write(alarm_frame("m1", VERSION, ALARM_M1, ROOT_M1[0], critical=CRITICAL_M1), "pdm_alarm", tags)
     store.write(alarm_frame("m2", VERSION, ALARM_M2, "vibration.de.rms"), "pdm_alarm", tags)
     store.write(alarm_frame("m2", "v1", ALARM_M2, "vibration.de.rms"), "pdm_alarm", tags)
     rc = pd.DataFrame({

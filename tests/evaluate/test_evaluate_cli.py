@@ -187,3 +187,20 @@ def test_a_failure_whose_fault_ran_outside_the_operating_envelope_says_how_much(
     assert rows["m1"]["fault_windows"] == 9 * 12 and rows["m1"]["fault_windows_outside_envelope"] == 0
     # the window m1's root cause was ranked at was scored inside the envelope (ranked by the model's errors)
     assert rows["m1"]["rootcause_window_state"] == "scored" and "rootcause_window_state" not in rows["m2"]
+
+
+def test_each_severity_is_judged_from_when_the_alarms_reached_it(store_env):
+    """m1's alarm (96 h ahead) turned critical 48 h before its failure; m2's false alarm stayed a warning."""
+    e = evaluate(store_env)
+    levels = {lv["level"]: lv for lv in e.severity["levels"]}
+    assert (levels["warning"]["alarms"], levels["warning"]["caught_72h"], levels["warning"]["false_alarms"]) == (2, 1, 1)
+    crit = levels["critical"]
+    assert (crit["alarms"], crit["caught"], crit["caught_72h"], crit["false_alarms"], crit["near"]) == (1, 1, 0, 0, 1)
+    assert crit["median_lead_h"] == pytest.approx(48.0)
+    rows = dict(metrics_rows(e))
+    assert rows["critical, counted from reaching it"] == ("0 of 2 caught >= 72 h ahead, 0 false alarms "
+                                                          "(0.00 / machine-month); 1 of 1 failed within 72 h")
+    assert e.to_dict()["severity"]["levels"][2]["near"] == 1
+    # points written before warning_ns / critical_ns: every level up to their severity from their start
+    old = {lv["level"]: lv for lv in evaluate(store_env, model_version="v1").severity["levels"]}
+    assert (old["warning"]["alarms"], old["critical"]["alarms"]) == (1, 0)

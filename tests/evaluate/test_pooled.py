@@ -149,3 +149,18 @@ def test_response_times_from_onset_or_the_start_of_scoring_and_the_faults_by_the
     table = response_table(doc)
     assert table is not None and "| TSHAE | 30 (25-35) | 0/1 | 0/1 | 1/1 |" in table
     assert response_table({"fleets": {}, "results": {"tshae": {"name": "TSHAE", "per_failure": rows[3:]}}}) is None
+
+
+def test_severity_levels_pool_when_every_run_has_them() -> None:
+    fleets = _fleets()
+    for d, months in zip(fleets.values(), (10.0, 20.0), strict=True):
+        for r in d["results"].values():
+            r["severity"] = {"near_h": 72.0, "machine_months": months, "levels": [
+                {"level": lv, "alarms": 4 - i, "true_alarms": 2, "false_alarms": 2 - i, "caught": 2, "caught_72h": 2 - i,
+                 "caught_72h_after_onset": 1, "failures": 3, "median_lead_h": 50.0, "near": i}
+                for i, lv in enumerate(("watch", "warning", "critical"))]}
+    crit = pool(fleets)["results"]["tshae"]["severity"]["levels"][2]
+    assert (crit["alarms"], crit["false_alarms"], crit["caught_72h"], crit["near"]) == (4, 0, 0, 4)
+    assert crit["false_alarms_per_machine_month"] == 0.0 and crit["precision_near"] == 1.0
+    del fleets["B"]["results"]["tshae"]["severity"]  # an older run without it: nothing pooled
+    assert pool(fleets)["results"]["tshae"]["severity"] is None

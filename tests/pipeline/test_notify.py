@@ -21,7 +21,10 @@ def store(tmp_path):
                           "severity": ["critical", "warning", "critical"], "status": ["open", "open", "closed"],
                           "end_ns": [0, 0, 1], "last_ns": [x.value for x in t[:2]] + [t[2].value],
                           "peak_ratio": [3.0, 1.5, 2.0], "ttf_hours": [40.0, -1.0, -1.0],
-                          "top_channel": ["vibration.de.rms", "", ""]}, index=pd.DatetimeIndex(t, name="time"))
+                          "top_channel": ["vibration.de.rms", "", ""],
+                          "warning_ns": [t[0].value, t[1].value, t[2].value],
+                          "critical_ns": [t[0].value + 4 * 3_600_000_000_000, 0, t[2].value]},
+                         index=pd.DatetimeIndex(t, name="time"))
     s.write(frame, "pdm_alarm", ["machine", "model_version"])
     return s
 
@@ -53,7 +56,14 @@ def test_only_new_alarms_of_the_severity_in_the_interval_are_sent_once(store, ca
 def test_without_a_webhook_the_alarm_is_a_log_line(store, caplog):
     caplog.set_level(logging.WARNING)
     assert notify_new_alarms(store, "2024-01-05", "2024-01-06", Notifier("")) == 1
-    assert "ALARM critical on m1" in caplog.text
+    assert "ALARM critical on m1 since 2024-01-05T10:00:00+00:00, critical since 2024-01-05T14:00:00+00:00" in caplog.text
+
+
+def test_the_message_says_when_the_alarm_reached_each_level(store):
+    (m1,) = alarms_to_notify(store, "2024-01-05", "2024-01-06")
+    assert m1["reached"] == {"warning": "2024-01-05T10:00:00+00:00", "critical": "2024-01-05T14:00:00+00:00"}
+    by = {a["machine"]: a for a in alarms_to_notify(store, "2024-01-05", "2024-01-06", "warning")}
+    assert by["m2"]["reached"] == {"warning": "2024-01-05T12:00:00+00:00"}  # never critical
 
 
 def test_a_failing_webhook_raises_without_the_url_and_records_nothing(store):

@@ -1,0 +1,118 @@
+"""What each alarm severity is worth, several grading rules side by side on the same alarm episodes.
+
+Reads the series a `pdmctl benchmark sim --series` run wrote (``<stem>_series/<detector>.parquet`` with the
+failures and work orders beside them: no rerun, seconds), raises the default alarm rule's episodes (grading
+never changes when an episode is raised or cleared, only its level), and judges each level as a detector of
+its own, from the window at which an episode reached it (:func:`pdm.evaluate.severity.severity_evidence`):
+failures caught >= 72 h ahead by an episode that reached the level after the fault's onset, false alarms per
+machine-month, and the share of the level's episodes whose machine failed within 72 h of reaching it.
+
+Notifications go out at ``critical`` by default, so ``critical`` is the level that calls people: it is worth
+its name when it keeps most of the catches at far fewer false alarms than ``watch`` (every alarm).
+
+    python benchmarks/severity.py --run dev11=sim_product_dev11_ttf.json --run 2027=... --dev dev11
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+RESULTS = Path(__file__).resolve().parent / "results"
+#: Grading rules compared: name -> AlarmRule keyword arguments (the product's default first).
+RULES: dict[str, dict[str, Any]] = {
+    "ratio 1.5 / 3 or trend <= 72 h (until 2026-12-07)": {"critical_ttf_h": 72.0},
+    "ratio 1.5 / 3": {"critical_ttf_h": None},
+    "ratio 2 / 5": {"warning_ratio": 2.0, "critical_ratio": 5.0, "critical_ttf_h": None},
+    "ratio 3 / 10": {"warning_ratio": 3.0, "critical_ratio": 10.0, "critical_ttf_h": None},
+}
+
+
+def judge(folder: Path, key: str) -> dict[str, Any]:
+    """Every grading rule's :func:`severity_evidence` on one run's series."""
+    from pdm.detect.stages import AlarmRule
+    from pdm.evaluate.bench_sim import read_series, severity_of
+
+    series = read_series(folder, key)
+    failures = pd.read_parquet(folder / "failures.parquet")
+    observed = pd.read_parquet(folder / "observed.parquet")
+    nuis = pd.read_parquet(folder / "nuisances.parquet")
+    return {name: severity_of(series, failures, observed, nuis if len(nuis.columns) else None, AlarmRule(**kw))
+            for name, kw in RULES.items()}
+
+
+def _cell(lv: dict[str, Any]) -> str:
+    c72 = lv["caught_72h_after_onset"] if lv["caught_72h_after_onset"] is not None else lv["caught_72h"]
+    fa = lv["false_alarms_per_machine_month"]
+    near = "-" if lv["precision_near"] is None else f"{lv['precision_near']:.0%}"
+    return f"{c72}/{lv['failures']}; FA {lv['false_alarms']} ({'-' if fa is None else f'{fa:.2f}'}); <=72 h {near}"
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    runs = list(doc["runs"])
+    head = ["| grading (warning / critical at peak x threshold) | level | " + " | ".join(runs)
+            + " | held-back pooled |", "|---|---|" + "---|" * (len(runs) + 1)]
+    rows = []
+    for k, name in enumerate(RULES):
+        first = 0 if k == 0 else 1  # every rule raises the same episodes: watch (every alarm) once
+        for i, level in enumerate(("watch", "warning", "critical")[first:], start=first):
+            cells = [_cell(doc["by_run"][r][name]["levels"][i]) for r in runs]
+            pooled = doc["pooled"].get(name)
+            rows.append(f"| {name if i == first else ''} | {level} | " + " | ".join(cells)
+                        + f" | {_cell(pooled['levels'][i]) if pooled else '-'} |")
+    return "\n".join([
+        f"# Severity: grading rules on the same alarm episodes ({doc['date']})", "",
+        f"Detector `{doc['detector']}`, the default alarm rule's episodes (default thresholds) on the series of "
+        + ", ".join(f"`{r}` (`{Path(f).name}`)" for r, f in doc["runs"].items())
+        + f"; held-back pooled: {', '.join(doc['held_back']) or 'none'}. Each level counts the episodes that "
+        "reached it from the window at which they did (when the people notified at that level hear of it). Each "
+        "cell: failures caught >= 72 h ahead by an episode that reached the level after the fault's onset / "
+        "failures; false alarms (per machine-month); of the level's episodes, the share whose machine failed "
+        "within 72 h of reaching it (pdm.evaluate.severity, benchmarks/severity.py). `watch` is every alarm.", "",
+        *head, *rows, ""])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", action="append", required=True, metavar="NAME=FILE",
+                    help="a harness results JSON run with --series (relative: under --results); repeat")
+    ap.add_argument("--dev", action="append", default=[], metavar="NAME",
+                    help="a development run (shown, not pooled with the held-back ones); repeat")
+    ap.add_argument("--detector", default="tshae")
+    ap.add_argument("--out", default="severity", help="results file stem")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    from pdm.evaluate.bench_sim import series_folders
+    from pdm.evaluate.severity import pooled_severity
+
+    runs = dict(r.split("=", 1) for r in args.run)
+    try:
+        folders = series_folders(args.run, args.results, args.detector, ("--dev", args.dev))
+    except ValueError as exc:
+        print(f"severity: {exc}", file=sys.stderr)
+        return 2
+    by_run = {}
+    for name, folder in folders.items():
+        print(f"severity: judging {name}", file=sys.stderr, flush=True)
+        by_run[name] = judge(folder, args.detector)
+    held = [r for r in runs if r not in args.dev]
+    pooled = {n: pooled_severity([by_run[r][n] for r in held]) for n in RULES} if held else {}
+    doc = {"benchmark": "severity", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "detector": args.detector, "runs": runs, "held_back": held, "rules": RULES,
+           "by_run": by_run, "pooled": pooled}
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / f"{args.out}.json").write_text(json.dumps(doc, indent=1, default=str))
+    md = markdown(doc)
+    (args.results / f"{args.out}.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -27,10 +27,12 @@ import pandas as pd
 RESULTS = Path(__file__).resolve().parent / "results"
 #: Grading rules compared: name -> AlarmRule keyword arguments (the product's default first).
 RULES: dict[str, dict[str, Any]] = {
-    "ratio 1.5 / 3 or trend <= 72 h (until 2026-12-07)": {"critical_ttf_h": 72.0},
-    "ratio 1.5 / 3": {"critical_ttf_h": None},
-    "ratio 2 / 5": {"warning_ratio": 2.0, "critical_ratio": 5.0, "critical_ttf_h": None},
-    "ratio 3 / 10": {"warning_ratio": 3.0, "critical_ratio": 10.0, "critical_ttf_h": None},
+    "peak 1.5 / 3 or trend <= 72 h (until 2026-12-07)": {"sustain_windows": 0, "critical_ttf_h": 72.0},
+    "peak 1.5 / 3": {"sustain_windows": 0, "critical_ttf_h": None},
+    "peak 2 / 5": {"sustain_windows": 0, "warning_ratio": 2.0, "critical_ratio": 5.0, "critical_ttf_h": None},
+    "peak 3 / 10": {"sustain_windows": 0, "warning_ratio": 3.0, "critical_ratio": 10.0, "critical_ttf_h": None},
+    "peak 1.5 / sustained: median of the last 12 windows >= 1.5 (the default since)": {
+        "sustain_windows": 12, "sustain_ratio": 1.5},
 }
 
 
@@ -56,7 +58,7 @@ def _cell(lv: dict[str, Any]) -> str:
 
 def markdown(doc: dict[str, Any]) -> str:
     runs = list(doc["runs"])
-    head = ["| grading (warning / critical at peak x threshold) | level | " + " | ".join(runs)
+    head = ["| grading (warning / critical by score / threshold) | level | " + " | ".join(runs)
             + " | held-back pooled |", "|---|---|" + "---|" * (len(runs) + 1)]
     rows = []
     for k, name in enumerate(RULES):
@@ -75,7 +77,7 @@ def markdown(doc: dict[str, Any]) -> str:
         "cell: failures caught >= 72 h ahead by an episode that reached the level after the fault's onset / "
         "failures; false alarms (per machine-month); of the level's episodes, the share whose machine failed "
         "within 72 h of reaching it (pdm.evaluate.severity, benchmarks/severity.py). `watch` is every alarm.", "",
-        *head, *rows, ""])
+        *head, *rows, "", *([doc["note"], ""] if doc.get("note") else [])])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="a harness results JSON run with --series (relative: under --results); repeat")
     ap.add_argument("--dev", action="append", default=[], metavar="NAME",
                     help="a development run (shown, not pooled with the held-back ones); repeat")
+    ap.add_argument("--note", default="", help="a paragraph for the results file (how the runs were used)")
     ap.add_argument("--detector", default="tshae")
     ap.add_argument("--out", default="severity", help="results file stem")
     ap.add_argument("--results", type=Path, default=RESULTS)
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     pooled = {n: pooled_severity([by_run[r][n] for r in held]) for n in RULES} if held else {}
     doc = {"benchmark": "severity", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "detector": args.detector, "runs": runs, "held_back": held, "rules": RULES,
-           "by_run": by_run, "pooled": pooled}
+           "by_run": by_run, "pooled": pooled, "note": args.note}
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"{args.out}.json").write_text(json.dumps(doc, indent=1, default=str))
     md = markdown(doc)

@@ -391,11 +391,20 @@ class AlarmRule:
     starts the evidence afresh, as it does k of n. The memory makes a
     continued run exact with :meth:`history` earlier windows.
 
-    Severity by score / threshold: ≥ 1 watch, ≥ ``warning_ratio`` warning,
-    ≥ ``critical_ratio`` (or an estimated time to failure under
-    ``critical_ttf_h``, None: never) critical. Time to failure: the log-score trend over
+    Severity by score / threshold: raised, watch; a peak ≥ ``warning_ratio``,
+    warning; critical once the median ratio over the last ``sustain_windows``
+    scored windows (since the last work order) reaches ``sustain_ratio``: the
+    score has stayed up for half of them (12 windows: a day at the default
+    2 h stride), as a growing fault's does and a burst of spikes, a dropout
+    or a short upset's does not. Each episode keeps when it reached each
+    level (``Alarm.reached``), the moment the people called at that level
+    hear of it. Measured (:mod:`pdm.evaluate.severity`,
+    ``benchmarks/severity.py``): graded by the peak (≥ ``critical_ratio``, or
+    an estimated time to failure under ``critical_ttf_h``: the grading with
+    ``sustain_windows=0``) nearly every episode became critical, false
+    alarms as readily as true ones. Time to failure: the log-score trend over
     the last ``trend_windows`` windows extrapolated to ``failure_ratio`` ×
-    threshold.
+    threshold (measured to say little of when: :mod:`pdm.evaluate.ttf`).
     """
 
     k: int = 3
@@ -407,6 +416,8 @@ class AlarmRule:
     critical_ratio: float = 3.0
     failure_ratio: float = 6.0
     critical_ttf_h: float | None = 72.0
+    sustain_windows: int = 12
+    sustain_ratio: float = 1.5
     trend_windows: int = 24
     close_at_work_order: bool = True
     cusum: bool = False
@@ -427,7 +438,8 @@ class AlarmRule:
     def history(self, stride_ns: int) -> int:
         """Earlier windows a continued run needs (k of n, trend, clearing, the CUSUM's memory) at this stride."""
         hours = int(math.ceil(self.clear_hours * 3.6e12 / stride_ns)) if stride_ns > 0 else 0
-        return max(self.n, self.trend_windows, self.clear_n, hours + 1, self.cusum_windows if self.cusum else 0)
+        return max(self.n, self.trend_windows, self.clear_n, hours + 1, self.cusum_windows if self.cusum else 0,
+                   self.sustain_windows)
 
     def evidence(self, ratio: np.ndarray, lo: int, i: int) -> float:
         """The CUSUM at window ``i`` over windows ``lo`` .. ``i`` (ratios score / threshold, scored windows only)."""
@@ -553,7 +565,10 @@ class AlarmRule:
             current.ttf_hours = self.ttf_hours(times[lo : i + 1], ratio[lo : i + 1])
             if track is not None:
                 track[i] = np.inf if current.ttf_hours is None else current.ttf_hours
-            current.severity = self.severity(current.peak_ratio, current.ttf_hours, current.severity)
+            sustained = None
+            if self.sustain_windows and i - floor + 1 >= self.sustain_windows:  # the last scored windows, since the last work order
+                sustained = float(np.median(ratio[i - self.sustain_windows + 1 : i + 1]))
+            current.severity = self.severity(current.peak_ratio, current.ttf_hours, current.severity, sustained)
             if current.severity not in current.reached:
                 for level in SEVERITIES[: SEVERITIES.index(current.severity) + 1]:
                     current.reached.setdefault(level, int(times[i]))
@@ -570,13 +585,21 @@ class AlarmRule:
             alarms.append(current)
         return alarms
 
-    def severity(self, peak_ratio: float, ttf: float | None, previous: str = "watch") -> str:
+    def severity(self, peak_ratio: float, ttf: float | None, previous: str = "watch",
+                 sustained: float | None = None) -> str:
+        """The level an episode has reached (never lower than ``previous``); ``sustained``: the median ratio over
+        the last ``sustain_windows`` scored windows, which grades critical in place of the peak and the trend
+        when ``sustain_windows`` is set."""
         level = 0
         if peak_ratio >= self.warning_ratio:
             level = 1
-        soon = ttf is not None and self.critical_ttf_h is not None and ttf <= self.critical_ttf_h
-        if peak_ratio >= self.critical_ratio or (soon and peak_ratio >= self.warning_ratio):
-            level = 2
+        if self.sustain_windows:
+            if sustained is not None and sustained >= self.sustain_ratio and level:
+                level = 2
+        else:
+            soon = ttf is not None and self.critical_ttf_h is not None and ttf <= self.critical_ttf_h
+            if peak_ratio >= self.critical_ratio or (soon and peak_ratio >= self.warning_ratio):
+                level = 2
         return SEVERITIES[max(level, SEVERITIES.index(previous))]
 
     def to_dict(self) -> dict[str, Any]:

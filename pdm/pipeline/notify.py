@@ -1,4 +1,4 @@
-"""Tell someone about new critical alarms, exactly once per alarm.
+"""Tell someone about new alarms of a severity or above (``warning`` by default), exactly once per alarm.
 
 The default notifier writes a log line; with a webhook URL configured it also
 POSTs a JSON document. The URL may hold a token, so it is never logged: log
@@ -69,7 +69,7 @@ class Notifier:
             raise NotifyError(f"webhook at {urlsplit(self._url).hostname} answered HTTP {status}")
 
 
-def alarms_to_notify(store: Store, start: Any, stop: Any, severity: str = "critical",
+def alarms_to_notify(store: Store, start: Any, stop: Any, severity: str = "warning",
                      machines: list[str] | None = None) -> list[dict[str, Any]]:
     """Alarms of at least ``severity`` that were alarming in ``[start, stop)``, not yet notified."""
     if severity not in SEVERITIES:
@@ -116,7 +116,7 @@ def _reached(row: pd.Series) -> dict[str, str]:
     return out
 
 
-def notify_new_alarms(store: Store, start: Any, stop: Any, notifier: Notifier, severity: str = "critical",
+def notify_new_alarms(store: Store, start: Any, stop: Any, notifier: Notifier, severity: str = "warning",
                       machines: list[str] | None = None) -> int:
     """Send each new alarm once, recording it in ``pdm_notified`` right after; returns how many were sent."""
     sent = 0

@@ -164,3 +164,15 @@ def test_scoring_in_pieces_with_work_orders_equals_scoring_at_once():
                                     open_at=None if open_at is None else open_at - keep,
                                     resets=resets[resets >= t[0]])
                 assert done + second == whole, (seed, cut, len(seen))
+
+
+def test_a_sustained_grading_continues_as_one_run_grades():
+    rule = AlarmRule(clear_hours=9, sustain_windows=12, sustain_ratio=4.0, critical_ttf_h=None)
+    graded = []
+    for seed in range(3):
+        times, scores = _series(seed)
+        whole = rule.apply(times, scores, 1.0)
+        graded += ["critical" in a.reached for a in whole]
+        for cut in range(30, len(times) - 1, 11):
+            assert _continued(rule, times, scores, 1.0, cut) == whole, (seed, cut)
+    assert any(graded) and not all(graded)  # both kinds of episode were continued

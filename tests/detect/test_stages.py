@@ -170,14 +170,18 @@ def test_ttf_track_is_what_each_window_of_an_open_episode_showed():
 
 def test_an_episode_records_when_it_reached_each_severity():
     """Flat at 1.2 x threshold for a day, then 2 x, then 4 x: watch when raised (3 of 5), warning at the
-    first window at 2 x, critical at the first at 4 x; a flat score has no rising trend to hurry it."""
+    first window at 2 x; critical by default once 2 x has held for half of the last 12 windows (the median
+    of six at 1.2 and six at 2.0 is 1.6), graded by the
+    peak (``sustain_windows=0``) at the first window at 4 x (a flat score has no rising trend to hurry it)."""
     times = np.arange(80) * 2 * HOUR
     ratio = np.full(80, 0.5)
     ratio[10:30], ratio[30:50], ratio[50:60] = 1.2, 2.0, 4.0
-    rule = AlarmRule(critical_ttf_h=0.0)
+    (alarm,) = AlarmRule().apply(times, ratio, threshold=1.0)
+    assert alarm.reached == {"watch": times[12], "warning": times[30], "critical": times[35]}
+    assert alarm.severity == "critical"
+    rule = AlarmRule(sustain_windows=0, critical_ttf_h=None)
     (alarm,) = rule.apply(times, ratio, threshold=1.0)
     assert alarm.reached == {"watch": times[12], "warning": times[30], "critical": times[50]}
-    assert alarm.severity == "critical"
     # a window that raises an episode already high is graded at once, every level below at the same window
     jump = np.full(40, 0.5)
     jump[10:20] = 5.0
@@ -187,3 +191,20 @@ def test_an_episode_records_when_it_reached_each_severity():
     low = np.where(ratio > 1, 1.3, 0.5)
     (quiet,) = rule.apply(times, low, threshold=1.0)
     assert quiet.reached == {"watch": times[12]} and quiet.severity == "watch"
+
+
+def test_a_sustained_score_grades_critical_and_a_spike_does_not():
+    """With ``sustain_windows``, critical needs the median of the last windows at ``sustain_ratio`` or more:
+    a fault's score that stays up turns critical after half of them; a burst of spikes, however high, does not."""
+    rule = AlarmRule()  # sustain_windows=12, sustain_ratio=1.5
+    times = np.arange(120) * 2 * HOUR
+    fault = np.full(120, 0.5)
+    fault[20:80] = 2.0
+    (alarm,) = rule.apply(times, fault, threshold=1.0)
+    assert alarm.reached == {"watch": times[22], "warning": times[22], "critical": times[26]}  # 7 of 12 at 2.0
+    spikes = np.full(120, 0.5)
+    spikes[20:25] = [9.0, 0.5, 9.0, 9.0, 0.5]  # 3 of 5 raise; peak 9, but never half the day
+    (burst,) = rule.apply(times, spikes, threshold=1.0)
+    assert burst.severity == "warning" and "critical" not in burst.reached
+    assert AlarmRule(sustain_windows=0).apply(times, spikes, threshold=1.0)[0].severity == "critical"  # by the peak
+    assert rule.history(2 * HOUR) >= 12

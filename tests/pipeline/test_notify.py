@@ -1,4 +1,4 @@
-"""Notifications of new critical alarms: once each, and never the webhook's secret."""
+"""Notifications of new alarms (warning and above by default): once each, and never the webhook's secret."""
 
 from __future__ import annotations
 
@@ -45,22 +45,23 @@ def test_only_new_alarms_of_the_severity_in_the_interval_are_sent_once(store, ca
     n = Notifier(SECRET_URL, post=post)
     caplog.set_level(logging.INFO)
     start, stop = "2024-01-05T00:00Z", "2024-01-06T00:00Z"
-    assert notify_new_alarms(store, start, stop, n) == 1
+    assert notify_new_alarms(store, start, stop, n, "critical") == 1
     assert [c["machine"] for c in post.calls] == ["m1"]
-    assert notify_new_alarms(store, start, stop, n) == 0  # a retried task sends nothing again
+    assert notify_new_alarms(store, start, stop, n, "critical") == 0  # a retried task sends nothing again
     assert len(post.calls) == 1 and len(store.read(NOTIFIED)) == 1
-    assert [a["machine"] for a in alarms_to_notify(store, start, stop, "warning")] == ["m2"]
+    assert [a["machine"] for a in alarms_to_notify(store, start, stop)] == ["m2"]  # warning and above by default
     assert "s3cr3t" not in caplog.text and "hooks.example.test" in caplog.text
 
 
 def test_without_a_webhook_the_alarm_is_a_log_line(store, caplog):
     caplog.set_level(logging.WARNING)
-    assert notify_new_alarms(store, "2024-01-05", "2024-01-06", Notifier("")) == 1
+    assert notify_new_alarms(store, "2024-01-05", "2024-01-06", Notifier("")) == 2
+    assert "ALARM warning on m2 since 2024-01-05T12:00:00+00:00, warning since 2024-01-05T12:00:00+00:00" in caplog.text
     assert "ALARM critical on m1 since 2024-01-05T10:00:00+00:00, critical since 2024-01-05T14:00:00+00:00" in caplog.text
 
 
 def test_the_message_says_when_the_alarm_reached_each_level(store):
-    (m1,) = alarms_to_notify(store, "2024-01-05", "2024-01-06")
+    (m1,) = alarms_to_notify(store, "2024-01-05", "2024-01-06", "critical")
     assert m1["reached"] == {"warning": "2024-01-05T10:00:00+00:00", "critical": "2024-01-05T14:00:00+00:00"}
     by = {a["machine"]: a for a in alarms_to_notify(store, "2024-01-05", "2024-01-06", "warning")}
     assert by["m2"]["reached"] == {"warning": "2024-01-05T12:00:00+00:00"}  # never critical

@@ -436,7 +436,7 @@ class AlarmRule:
         return self
 
     def history(self, stride_ns: int) -> int:
-        """Earlier windows a continued run needs (k of n, trend, clearing, the CUSUM's memory) at this stride."""
+        """Earlier windows a continued run needs (k of n, trend, clearing, the CUSUM's memory, the held score) at this stride."""
         hours = int(math.ceil(self.clear_hours * 3.6e12 / stride_ns)) if stride_ns > 0 else 0
         return max(self.n, self.trend_windows, self.clear_n, hours + 1, self.cusum_windows if self.cusum else 0,
                    self.sustain_windows)

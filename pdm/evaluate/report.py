@@ -75,6 +75,12 @@ def timeline_figure(machine: str, e: Evaluation) -> Any:
     top = float(np.nanmax(np.r_[s["score"].to_numpy(float), s["threshold"].to_numpy(float), 1.0]))
     alarms = e.alarms[e.alarms["machine"] == machine] if e.alarms is not None else pd.DataFrame()
     _spans(fig, alarms, "start", "end", "#fd7e14", 0.3)
+    for level, color in (("warning", "#e67700"), ("critical", "#c92a2a")):  # when each alarm reached the level
+        when = [pd.Timestamp(r[level], tz="UTC") for r in alarms.get("reached", []) if isinstance(r, dict) and level in r]
+        if when:
+            at = s["score"].reindex(pd.DatetimeIndex(when), method="nearest") if len(s) else pd.Series(np.nan, when)
+            fig.add_trace(go.Scatter(x=when, y=at.to_numpy(float), name=f"became {level}", mode="markers",
+                                     marker={"color": color, "symbol": "triangle-up", "size": 10}))
     fails = e.failures[e.failures["machine"] == machine] if e.failures is not None else pd.DataFrame()
     if len(fails):
         _spans(fig, fails.assign(onset=fails["onset"]), "onset", "failure", "#ffc9c9", 0.35)

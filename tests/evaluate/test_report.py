@@ -123,3 +123,18 @@ def test_a_timeline_marks_the_windows_not_scored_outside_the_operating_envelope(
     marks = names["not scored: outside operating envelope"]
     assert len(marks.x) == len(t) and pd.Timestamp(marks.x[0]) == t[0]
     assert "not scored: outside operating envelope" not in {tr.name for tr in timeline_figure("m1", e).data}
+
+
+def test_a_timeline_marks_when_each_alarm_reached_warning_and_critical(tmp_path):
+    import pandas as pd
+
+    from pdm.evaluate.report import timeline_figure
+    from tests.evaluate.storedata import ALARM_M1, CRITICAL_M1
+
+    e = evaluate(write_store(tmp_path / "s.duckdb"))
+    names = {tr.name: tr for tr in timeline_figure("m1", e).data}
+    assert [pd.Timestamp(x) for x in names["became critical"].x] == [CRITICAL_M1]
+    assert [pd.Timestamp(x) for x in names["became warning"].x] == [ALARM_M1[0]]
+    assert list(names["became critical"].y) == [4.0 * 1.8]  # on the score line
+    assert "became critical" not in {tr.name for tr in timeline_figure("m2", e).data}  # m2's stayed a warning
+

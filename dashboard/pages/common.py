@@ -56,6 +56,14 @@ def alarm_state(row: Any) -> str:
     return f"closed {fmt_time(row['end'])}"
 
 
+def severity_since(row: Any) -> str:
+    """" since <time>" when an alarm reached its severity after it was raised (``severity_since``), else ""."""
+    since = row.get("severity_since")
+    if not row.get("severity") or since is None or pd.isna(since) or since == row["start"]:
+        return ""
+    return f" since {fmt_time(since)}"
+
+
 def alarm_ttf(row: Any) -> str:
     """An open alarm's time to failure as shown: what remained after the plant's past alarms as old (median,
     quartiles, how many: pdm.detect.leads), not the score's trend, which was measured to say nothing of when a

@@ -18,6 +18,7 @@ from dashboard.pages.common import (
     fmt_time,
     notice,
     rootcause_href,
+    severity_since,
 )
 from pdm.store.schema import OUTSIDE_ENVELOPE
 
@@ -76,7 +77,7 @@ def register(app: Dash, ctx: Context) -> None:
             ack = f" — acknowledged by {a['acked_by']}" if a["acked_by"] else ""
             items.append(html.Li([
                 html.Span(a["severity"] or "alarm", className=f"badge sev-{a['severity']}"),
-                f" from {fmt_time(a['start'])} ({state}); peak {fmt_num(a['peak_ratio'])} × threshold; "
+                f"{severity_since(a)} from {fmt_time(a['start'])} ({state}); peak {fmt_num(a['peak_ratio'])} × threshold; "
                 f"time to failure {alarm_ttf(a)}; top sensor {a['top_channel'] or '—'}{ack} ",
                 dcc.Link("root cause →", href=rootcause_href(machine, a["alarm_ns"]), className="rc-link"),
             ], className="alarm-item", **data_attrs(alarm=str(a["alarm_ns"]))))

@@ -17,6 +17,7 @@ from dashboard.pages.common import (
     fmt_time,
     machine_href,
     notice,
+    severity_since,
     table,
 )
 from pdm.detect.rootcause import EXCURSION_CHANGE
@@ -70,7 +71,7 @@ def register(app: Dash, ctx: Context) -> None:
         rc = ctx.data.rootcause(key["machine"], alarm_ns)
         a = rc.alarm
         head = html.Div([
-            html.Span(["alarm ", html.B(a["severity"] or "—")], className="count"),
+            html.Span(["alarm ", html.B(a["severity"] or "—"), severity_since(a)], className="count"),
             html.Span(f"from {fmt_time(a['start'])} UTC" + ("" if a["open"] else f" to {fmt_time(a['end'])}"),
                       className="count"),
             html.Span(f"peak {fmt_num(a['peak_ratio'])} × threshold", className="count"),

@@ -263,6 +263,10 @@ def test_an_alarm_says_since_when_it_is_at_its_severity(data: DashboardData) -> 
     out = data.alarms(["m-x", "m-y"], log=pd.DataFrame(index=pd.DatetimeIndex([], tz="UTC")), rows=rows)
     since = dict(zip(out["machine"], out["severity_since"], strict=True))
     assert since == {"m-x": t + pd.Timedelta("6h"), "m-y": t}
+    from dashboard.pages.common import severity_since
+
+    shown = {r["machine"]: severity_since(r) for _, r in out.iterrows()}
+    assert shown == {"m-x": " since 2024-01-05 06:00", "m-y": ""}  # a watch is one since it was raised
 
 
 def _stopped_store(backend: str, tmp_path):

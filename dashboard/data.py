@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pdm.detect.leads import LeadHistory
-from pdm.detect.persist import without_handed_over
+from pdm.detect.persist import reached_times, without_handed_over
 from pdm.settings import Settings
 from pdm.store import Store, open_store
 from pdm.store.schema import (
@@ -148,13 +148,6 @@ class RootCause:
     logs: pd.DataFrame  # time, event_type, message, weight
     maps: dict[str, Any] = field(default_factory=dict)
     ranked_ns: int | None = None  # end of the window ranked: the alarm's start, or later as its score grew
-
-
-def _since(row: dict[str, Any]) -> pd.Timestamp:
-    """When an alarm reached its severity (``warning_ns`` / ``critical_ns``; its start for watch, or for a point
-    written before those fields)."""
-    v = row.get(f"{row.get('severity')}_ns")
-    return pd.Timestamp(int(v), tz="UTC") if v is not None and pd.notna(v) and int(v) > 0 else row["start"]
 
 
 class DashboardData:
@@ -311,7 +304,9 @@ class DashboardData:
                     a.at[i, "acked_by"], a.at[i, "ack_comment"] = hit
         for c in ("severity", "status", "top_channel"):
             a[c] = a[c].fillna("").astype(str)
-        a["severity_since"] = [_since(r) for r in a.to_dict("records")]
+        # when it reached its severity (its start for a watch, or for a point written before that was kept)
+        a["severity_since"] = [pd.Timestamp(reached_times(r, r["start"].value).get(r["severity"], r["start"].value), tz="UTC")
+                               for r in a.to_dict("records")]
         return a.sort_values("start", ascending=False)[cols].reset_index(drop=True)
 
     def lead_history(self, alarms: pd.DataFrame | None = None) -> LeadHistory:

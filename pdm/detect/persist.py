@@ -17,7 +17,7 @@ import pandas as pd
 
 from pdm.detect.excursion import EXCURSION, Fitted
 from pdm.detect.rootcause import rootcause_points
-from pdm.detect.stages import AlarmRule
+from pdm.detect.stages import SEVERITIES, AlarmRule
 from pdm.store import Store
 from pdm.store.schema import (
     ALARM,
@@ -99,6 +99,22 @@ def read_history(store: Store, m: str, version: str, first_end: int, rule: Alarm
         log.info("%s: model %s continues the history of model %s%s", m, version, source,
                  "" if open_at is None else f" and its alarm open since {pd.Timestamp(open_start, tz='UTC')}")
     return History(t[keep:], s[keep:], open_at, prev_top, None if source == version else source)
+
+
+def reached_times(row: Any, start_ns: int) -> dict[str, int]:
+    """When a ``pdm_alarm`` point's episode reached each severity (``Alarm.reached``; ns): watch at its start,
+    warning and critical from ``warning_ns`` / ``critical_ns`` (0: never reached). A point written before those
+    fields reached every level up to its severity at its start, as far as anyone can tell."""
+    got = {"watch": int(start_ns)}
+    sev = str(row.get("severity") or "")
+    for level in SEVERITIES[1:]:
+        v = row.get(f"{level}_ns")
+        if v is not None and pd.notna(v):
+            if int(v) > 0:
+                got[level] = int(v)
+        elif sev in SEVERITIES and SEVERITIES.index(sev) >= SEVERITIES.index(level):
+            got[level] = int(start_ns)
+    return got
 
 
 def without_handed_over(alarms: pd.DataFrame, start: str = "start") -> pd.DataFrame:

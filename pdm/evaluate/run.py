@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pdm.detect.persist import reached_times
 from pdm.detect.stages import SEVERITIES
 from pdm.evaluate.events import HORIZON, EventMetrics, catching, event_metrics
 from pdm.evaluate.failures import FAILURE_COLUMNS, read_failure_log, truth_from_store
@@ -155,7 +156,7 @@ def read_alarms(store: Store, versions: Sequence[str], machines: Sequence[str] |
         "severity": alarms.get("severity", pd.Series("", index=alarms.index)).to_numpy(),
         "status": alarms.get("status", pd.Series("", index=alarms.index)).to_numpy(),
     })
-    out["reached"] = _reached(alarms)
+    out["reached"] = [reached_times(row, t) for t, row in zip(start_ns, alarms.to_dict("records"), strict=True)]
     ranks = read_rootcauses(store, versions, machines, start, stop)
     rankings: dict[tuple[str, str, str], list[tuple[pd.Timestamp, list[str]]]] = {}
     if not ranks.empty:
@@ -166,24 +167,6 @@ def read_alarms(store: Store, versions: Sequence[str], machines: Sequence[str] |
                        for m, v, s in zip(out["machine"], out["model_version"], start_ns, strict=True)]
     out["channels"] = [r[-1][1] if r else ([t] if t else []) for r, t in zip(out["rankings"], top, strict=True)]
     return _one_per_episode(out).sort_values(["start", "machine"], kind="stable").reset_index(drop=True)
-
-
-def _reached(alarms: pd.DataFrame) -> list[dict[str, int]]:
-    """Per ``pdm_alarm`` point, when the episode reached each severity (``Alarm.reached``; ns). Points written
-    before ``warning_ns`` / ``critical_ns`` existed give their start for every level up to their severity."""
-    out = []
-    for t, row in zip(alarms.index.asi8, alarms.to_dict("records"), strict=True):
-        got = {"watch": int(t)}
-        sev = str(row.get("severity") or "")
-        for level in SEVERITIES[1:]:
-            v = row.get(f"{level}_ns")
-            if v is not None and pd.notna(v):
-                if int(v) > 0:
-                    got[level] = int(v)
-            elif sev in SEVERITIES and SEVERITIES.index(sev) >= SEVERITIES.index(level):
-                got[level] = int(t)
-        out.append(got)
-    return out
 
 
 def _one_per_episode(out: pd.DataFrame) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from pdm.detect.persist import without_handed_over
+from pdm.detect.persist import reached_times, without_handed_over
 from pdm.store import Store
 from pdm.store.schema import ALARM
 
@@ -101,18 +101,9 @@ def alarms_to_notify(store: Store, start: Any, stop: Any, severity: str = "warni
                     "severity": row["severity"], "status": row.get("status", ""),
                     "peak_ratio": float(row.get("peak_ratio", 0.0) or 0.0),
                     "ttf_hours": float(row.get("ttf_hours", -1.0) if pd.notna(row.get("ttf_hours")) else -1.0),
-                    "top_channel": row.get("top_channel", "") or "", "reached": _reached(row)})
-    return out
-
-
-def _reached(row: pd.Series) -> dict[str, str]:
-    """When the alarm reached warning and critical (ISO times), from ``warning_ns`` / ``critical_ns``; a level
-    not reached, or a point written before those fields, is left out."""
-    out = {}
-    for level in SEVERITIES:
-        v = row.get(f"{level}_ns")
-        if v is not None and pd.notna(v) and int(v) > 0:
-            out[level] = pd.Timestamp(int(v), tz="UTC").isoformat()
+                    "top_channel": row.get("top_channel", "") or "",
+                    "reached": {lv: pd.Timestamp(ns, tz="UTC").isoformat()
+                                for lv, ns in reached_times(row, pd.Timestamp(t).value).items() if lv != "watch"}})
     return out
 
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from pdm.detect.leads import LeadHistory
 from pdm.detect.persist import reached_times, without_handed_over
 from pdm.store import Store
 from pdm.store.schema import ALARM
@@ -50,9 +51,13 @@ class Notifier:
     def send(self, alarm: dict[str, Any]) -> None:
         level = str(alarm.get("severity", "?"))
         since = (alarm.get("reached") or {}).get(level)
-        log.warning("ALARM %s on %s since %s%s (peak ratio %.2f, top channel %s, model %s)",
+        left = alarm.get("time_left")
+        told = (f"time left ~{left['median_h']:.0f} h ({left['low_h']:.0f}-{left['high_h']:.0f} h after "
+                f"{left['past_alarms']} past alarms as old)" if left else "no time-left estimate")
+        log.warning("ALARM %s on %s since %s%s (peak ratio %.2f, top channel %s, %s, model %s)",
                     level, alarm.get("machine"), alarm.get("start"), f", {level} since {since}" if since else "",
-                    float(alarm.get("peak_ratio") or 0.0), alarm.get("top_channel", ""), alarm.get("model_version", ""))
+                    float(alarm.get("peak_ratio") or 0.0), alarm.get("top_channel", ""), told,
+                    alarm.get("model_version", ""))
         if not self._url:
             return
         post = self._post
@@ -93,18 +98,39 @@ def alarms_to_notify(store: Store, start: Any, stop: Any, severity: str = "warni
         # again when a newer one continues it.
         sent = set(zip(done["machine"], done["alarm"], strict=True))
     out = []
+    history: LeadHistory | None = None
     for t, row in alarms.iterrows():
-        if (row["machine"], str(pd.Timestamp(t).value)) in sent:
+        t_ns = int(pd.Timestamp(t).value)
+        if (row["machine"], str(t_ns)) in sent:
             continue
+        if history is None:  # read once, and only when there is something to send
+            history = LeadHistory.from_store(store)
         out.append({"machine": row["machine"], "model_version": row.get("model_version", ""),
-                    "start": pd.Timestamp(t).isoformat(), "start_ns": int(pd.Timestamp(t).value),
+                    "start": pd.Timestamp(t).isoformat(), "start_ns": t_ns,
                     "severity": row["severity"], "status": row.get("status", ""),
                     "peak_ratio": float(row.get("peak_ratio", 0.0) or 0.0),
-                    "ttf_hours": float(row.get("ttf_hours", -1.0) if pd.notna(row.get("ttf_hours")) else -1.0),
+                    "time_left": _time_left(history, row, t_ns),
                     "top_channel": row.get("top_channel", "") or "",
                     "reached": {lv: pd.Timestamp(ns, tz="UTC").isoformat()
-                                for lv, ns in reached_times(row, pd.Timestamp(t).value).items() if lv != "watch"}})
+                                for lv, ns in reached_times(row, t_ns).items() if lv != "watch"}})
     return out
+
+
+def _time_left(history: LeadHistory, row: pd.Series, start_ns: int) -> dict[str, Any] | None:
+    """What remained after the plant's past alarms as old as this one, as the dashboard shows it
+    (:class:`pdm.detect.leads.LeadHistory`: median and quartiles in hours, over ``past_alarms`` failures);
+    None for a closed alarm or without at least 3 such past failures. Not the score's trend, which was measured
+    to say nothing of when a machine fails (:mod:`pdm.evaluate.ttf`)."""
+    end = row.get("end_ns")
+    if end is not None and pd.notna(end) and int(end) > 0:
+        return None
+    last = row.get("last_ns")
+    age_h = max(0, (int(last) if last is not None and pd.notna(last) else start_ns) - start_ns) / 3.6e12
+    got = history.left(age_h)
+    if got is None:
+        return None
+    return {"median_h": round(got.median_h, 1), "low_h": round(got.low_h, 1), "high_h": round(got.high_h, 1),
+            "past_alarms": got.n}
 
 
 def notify_new_alarms(store: Store, start: Any, stop: Any, notifier: Notifier, severity: str = "warning",

@@ -80,3 +80,26 @@ def test_a_failing_webhook_raises_without_the_url_and_records_nothing(store):
 def test_a_webhook_url_must_be_http():
     with pytest.raises(ValueError):
         Notifier("ftp://x")
+
+
+def test_the_message_gives_the_time_left_from_the_plants_past_alarms(store, caplog):
+    """Three past failures of p1, each warned by an alarm open 100, 120 and 150 h before it: an open alarm just
+    raised has a median 120 h left (quartiles 110-135 h), as the dashboard shows; not the score's trend."""
+    t0 = pd.Timestamp("2023-10-01T00:00Z")
+    fails = [t0 + pd.Timedelta(days=20 * i) for i in (1, 2, 3)]
+    starts = [f - pd.Timedelta(hours=h) for f, h in zip(fails, (100, 120, 150), strict=True)]
+    store.write(pd.DataFrame({"machine": "p1", "model_version": "v1", "severity": "warning", "status": "closed",
+                              "end_ns": [f.value for f in fails], "last_ns": [f.value for f in fails],
+                              "peak_ratio": 2.0, "top_channel": ""}, index=pd.DatetimeIndex(starts, name="time")),
+                "pdm_alarm", ["machine", "model_version"])
+    store.write(pd.DataFrame({"plant": "p", "line": "l", "machine": "p1", "kind": "bearing_wear", "is_failure": True,
+                              "failure_ns": [f.value for f in fails], "end_ns": [(f + pd.Timedelta("1D")).value for f in fails],
+                              "root_cause": "", "affected": "", "detail": ""},
+                             index=pd.DatetimeIndex([s - pd.Timedelta("1D") for s in starts], name="time")),
+                "pdm_truth", ["plant", "line", "machine", "kind"])
+    by = {a["machine"]: a for a in alarms_to_notify(store, "2024-01-05", "2024-01-06")}
+    assert by["m1"]["time_left"] == {"median_h": 120.0, "low_h": 110.0, "high_h": 135.0, "past_alarms": 3}
+    assert "ttf_hours" not in by["m1"]  # the score's trend is not sent
+    caplog.set_level(logging.WARNING)
+    notify_new_alarms(store, "2024-01-05", "2024-01-06", Notifier(""))
+    assert "time left ~120 h (110-135 h after 3 past alarms as old)" in caplog.text

@@ -326,8 +326,7 @@ class DashboardData:
         history = self.lead_history(fleet)
         last = a["last_ns"].fillna(0).astype("int64") if "last_ns" in a else pd.Series(0, index=a.index)
         for i in a.index[a["open"].to_numpy()]:
-            age = max(int(last[i]), int(a.at[i, "alarm_ns"])) - int(a.at[i, "alarm_ns"])
-            got = history.left(age / 3.6e12)
+            got = history.left_at(int(a.at[i, "alarm_ns"]), int(last[i]))
             if got is not None:
                 a.loc[i, LEFT_COLUMNS] = [got.median_h, got.low_h, got.high_h, got.n]
 

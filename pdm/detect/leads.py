@@ -50,6 +50,10 @@ class LeadHistory:
         q1, q2, q3 = np.quantile(rest, [0.25, 0.5, 0.75])
         return Left(float(q2), float(q1), float(q3), int(len(rest)))
 
+    def left_at(self, start_ns: int, last_ns: int | None) -> Left | None:
+        """:meth:`left` for an open alarm raised at ``start_ns`` and last scored at ``last_ns`` (its age)."""
+        return self.left(max(0, (last_ns if last_ns else start_ns) - start_ns) / 3.6e12)
+
     def track(self, times: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """Median hours left at each window (``starts``: its open alarm's start in ns, NaN where none): NaN where
         no alarm was open, inf where there is no estimate (as :meth:`pdm.detect.stages.AlarmRule.ttf_track`)."""

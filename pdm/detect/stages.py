@@ -357,6 +357,12 @@ class Alarm:
     #: alarm is acted on at a level from then (notifications, :mod:`pdm.evaluate.severity`).
     reached: dict[str, int] = field(default_factory=dict)
 
+    def reach(self, severity: str, t: int) -> None:
+        """Grade the episode ``severity`` at window time ``t``: every level up to it not reached before, from ``t``."""
+        self.severity = severity
+        for level in SEVERITIES[: SEVERITIES.index(severity) + 1]:
+            self.reached.setdefault(level, int(t))
+
 
 @dataclass
 class AlarmRule:
@@ -554,8 +560,7 @@ class AlarmRule:
             if current is None:
                 if window.sum() >= self.k or held_up or i == open_at:
                     current = Alarm(int(times[i]), None, "watch", float(ratio[i]), None)
-                    current.severity = self.severity(current.peak_ratio, None)
-                    current.reached = dict.fromkeys(SEVERITIES[: SEVERITIES.index(current.severity) + 1], int(times[i]))
+                    current.reach(self.severity(current.peak_ratio, None), int(times[i]))
                     below_run, last_high = 0, int(times[i])
                     if track is not None:
                         track[i] = np.inf
@@ -568,10 +573,7 @@ class AlarmRule:
             sustained = None
             if self.sustain_windows and i - floor + 1 >= self.sustain_windows:  # the last scored windows, since the last work order
                 sustained = float(np.median(ratio[i - self.sustain_windows + 1 : i + 1]))
-            current.severity = self.severity(current.peak_ratio, current.ttf_hours, current.severity, sustained)
-            if current.severity not in current.reached:
-                for level in SEVERITIES[: SEVERITIES.index(current.severity) + 1]:
-                    current.reached.setdefault(level, int(times[i]))
+            current.reach(self.severity(current.peak_ratio, current.ttf_hours, current.severity, sustained), int(times[i]))
             below_run = below_run + 1 if ratio[i] < self.hysteresis and not held_up else 0
             if not below_run:
                 last_high = int(times[i])

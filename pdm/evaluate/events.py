@@ -109,6 +109,15 @@ def in_effect(alarms: pd.DataFrame, machine: str, failure: pd.Timestamp, horizon
     return (sel & (start >= failure - horizon)).to_numpy()
 
 
+def failure_times(failures: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each machine's failure times (ns, ascending) from ``failures`` (machine, failure)."""
+    if not len(failures):
+        return {}
+    when = pd.to_datetime(failures["failure"], utc=True).to_numpy("datetime64[ns]").astype(np.int64)
+    machine = failures["machine"].astype(str).to_numpy()
+    return {m: np.sort(when[machine == m]) for m in dict.fromkeys(machine)}
+
+
 def catching(alarms: pd.DataFrame, failures: pd.DataFrame, horizon: pd.Timedelta = HORIZON) -> np.ndarray:
     """(n,) True for the alarms that warn of some failure of ``failures`` (machine, failure): :func:`in_effect`."""
     hit = np.zeros(len(alarms), dtype=bool)

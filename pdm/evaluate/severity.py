@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pdm.detect.stages import SEVERITIES
-from pdm.evaluate.events import HORIZON, event_metrics
+from pdm.evaluate.events import HORIZON, event_metrics, failure_times
 
 NEAR_H = 72.0
 
@@ -43,10 +43,9 @@ def _near(alarms: pd.DataFrame, failures: pd.DataFrame, hours: float) -> int:
     """Episodes whose machine failed within ``hours`` after the episode's start (its level's time)."""
     if not len(alarms) or not len(failures):
         return 0
-    f = failures.assign(failure=pd.to_datetime(failures["failure"], utc=True))
-    by = {m: np.sort(g["failure"].to_numpy("datetime64[ns]").astype(np.int64)) for m, g in f.groupby("machine")}
+    by = failure_times(failures)
     n = 0
-    for m, t in zip(alarms["machine"], pd.to_datetime(alarms["start"], utc=True), strict=True):
+    for m, t in zip(alarms["machine"].astype(str), pd.to_datetime(alarms["start"], utc=True), strict=True):
         ft = by.get(m)
         if ft is None:
             continue

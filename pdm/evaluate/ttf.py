@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pdm.evaluate.events import HORIZON
+from pdm.evaluate.events import HORIZON, failure_times
 
 #: The statement judged: "failure likely within this many hours" (AlarmRule.critical_ttf_h's default).
 WITHIN_H = 72.0
@@ -58,11 +58,7 @@ def ttf_evidence(tracks: Iterable[tuple[str, np.ndarray, np.ndarray]], failures:
     """
     ends = {str(m): pd.Timestamp(e).value for m, e in zip(observed["machine"], pd.to_datetime(observed["end"], utc=True),
                                                           strict=True)}
-    when = pd.to_datetime(failures["failure"], utc=True) if len(failures) else pd.Series([], dtype="datetime64[ns, UTC]")
-    listed: dict[str, list[int]] = {}
-    for m, t in zip(failures["machine"].astype(str) if len(failures) else [], when, strict=True):
-        listed.setdefault(m, []).append(pd.Timestamp(t).value)
-    fails = {m: np.sort(np.asarray(v, np.int64)) for m, v in listed.items()}
+    fails = failure_times(failures)
     span = horizon.value
     rows: list[list[float | None]] = []
     per_failure: list[dict[str, Any]] = []

@@ -125,8 +125,7 @@ def _time_left(history: LeadHistory, row: pd.Series, start_ns: int) -> dict[str,
     if end is not None and pd.notna(end) and int(end) > 0:
         return None
     last = row.get("last_ns")
-    age_h = max(0, (int(last) if last is not None and pd.notna(last) else start_ns) - start_ns) / 3.6e12
-    got = history.left(age_h)
+    got = history.left_at(start_ns, int(last) if last is not None and pd.notna(last) else None)
     if got is None:
         return None
     return {"median_h": round(got.median_h, 1), "low_h": round(got.low_h, 1), "high_h": round(got.high_h, 1),

@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from pdm import __version__
 from pdm.settings import Settings, SettingsError, load_settings
@@ -146,6 +147,19 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-version", dest="model_version",
                    help="model version(s) whose alarms to judge, comma-separated, or 'all' (default: the version that scored last)")
     p.add_argument("--machines", action="append", help="machine ids, comma-separated or repeated (default: all scored)")
+    p.add_argument("--false-call-hours", dest="false_call_h", type=float, metavar="H",
+                   help="what a false call costs, in hours of downtime, to price which severity to notify from "
+                        "(default: 2)")
+    p.add_argument("--repair-hours", dest="repair_h", type=float, metavar="H",
+                   help="a failure's repair time in hours, for the same (default: the failure log's median repair "
+                        "time, else 24)")
+
+
+def _cost_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The notify-cost options given (the evaluation's defaults for the rest)."""
+    if (args.false_call_h is not None and args.false_call_h < 0) or (args.repair_h is not None and args.repair_h <= 0):
+        raise ValueError("--false-call-hours must be >= 0 and --repair-hours > 0")
+    return {k: getattr(args, k) for k in ("false_call_h", "repair_h") if getattr(args, k) is not None}
 
 
 def _evaluate_common(args: argparse.Namespace, settings: Settings, run: Callable[..., object], name: str) -> int:
@@ -171,7 +185,7 @@ def _evaluate_cmd(args: argparse.Namespace, settings: Settings) -> int:
 
     def run(store: object, machines: list[str] | None) -> None:
         ev = evaluate(store, args.failures, start=args.start, stop=args.stop,  # type: ignore[arg-type]
-                      model_version=args.model_version, machines=machines)
+                      model_version=args.model_version, machines=machines, **_cost_args(args))
         print(format_table(ev))
         if args.json:
             out = Path(args.json)
@@ -190,7 +204,7 @@ def _report_cmd(args: argparse.Namespace, settings: Settings) -> int:
     def run(store: object, machines: list[str] | None) -> None:
         out = Path(args.out) if args.out else settings.data_dir / "reports" / "report.html"
         res = write_report(store, out, args.failures, start=args.start, stop=args.stop,  # type: ignore[arg-type]
-                           model_version=args.model_version, machines=machines)
+                           model_version=args.model_version, machines=machines, **_cost_args(args))
         print(f"report: {res.html}\nmetrics: {res.json}")
 
     return _evaluate_common(args, settings, run, "report")

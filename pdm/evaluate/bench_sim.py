@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pdm.evaluate.severity import SEVERITY_NOTE, severity_table
+from pdm.evaluate.severity import SEVERITY_NOTE, notify_section, severity_table
 from pdm.evaluate.ttf import TTF_NOTE, ttf_table
 
 log = logging.getLogger(__name__)
@@ -1141,6 +1141,7 @@ def markdown(doc: dict[str, Any], stem: str, plotted: bool) -> str:
                     *(["## Severity levels, each from when an alarm reached it", "", st, "", SEVERITY_NOTE, ""]
                       if (st := severity_table({r["name"]: r.get("severity") for r in doc["results"].values()}))
                       else []),
+                    *notify_section({r["name"]: r.get("severity") for r in doc["results"].values()}),
                     "Root cause here is the raw ranking (calibrated channel scores, strongest first) for every detector "
                     "alike; pdm's scorer adds the rules of vibration analysis (pdm.detect.rootcause), see detection.md.", "",
                     f"Settings: {doc['config']}", "",

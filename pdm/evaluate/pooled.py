@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pdm.evaluate.severity import SEVERITY_NOTE, pooled_severity, severity_table
+from pdm.evaluate.severity import SEVERITY_NOTE, notify_section, pooled_severity, severity_table
 from pdm.evaluate.ttf import TTF_NOTE, pooled_ttf, ttf_table
 
 #: Per-failure rows of a run caught >= 72 h ahead, by the first alarm in effect / by an alarm raised after onset.
@@ -323,5 +323,6 @@ def markdown(doc: dict[str, Any], stem: str, plotted: bool, date: str = "", mach
              if (tt := ttf_table({r["name"]: r.get("ttf") for r in doc["results"].values()})) else []),
            *(["## Severity levels, each from when an alarm reached it", "", st, "", SEVERITY_NOTE, ""]
              if (st := severity_table({r["name"]: r.get("severity") for r in doc["results"].values()})) else []),
+           *notify_section({r["name"]: r.get("severity") for r in doc["results"].values()}),
            f"Note: {n} failures pooled; one failure moves recall by {1 / max(n, 1):.3f}."]
     return "\n".join(out)

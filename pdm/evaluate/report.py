@@ -188,8 +188,11 @@ table.metrics th{background:#f1f3f5;font-weight:normal}section{margin-bottom:2em
 
 def write_report(store: Store, out: str | Path, failures: str | Path | pd.DataFrame | None = None, *,
                  start: Any = None, stop: Any = None, model_version: str | Sequence[str] | None = None,
-                 machines: Sequence[str] | None = None, progress: bool | Callable[[str], None] = True) -> ReportResult:
+                 machines: Sequence[str] | None = None, progress: bool | Callable[[str], None] = True,
+                 **costs: Any) -> ReportResult:
     """Write ``out`` (HTML) and ``out`` with suffix ``.json`` (the metrics); returns both paths.
+
+    ``costs``: ``false_call_h`` / ``repair_h`` for :func:`pdm.evaluate.run.evaluate`'s notify costs.
 
     Raises
     ------
@@ -204,7 +207,7 @@ def write_report(store: Store, out: str | Path, failures: str | Path | pd.DataFr
     began = time.perf_counter()
     say(f"[1/{STEPS}] evaluating alarms against failures")
     e = evaluate(store, failures, start=start, stop=stop, model_version=model_version, machines=machines,
-                 progress=lambda m: say(f"      {m}"))
+                 progress=lambda m: say(f"      {m}"), **costs)
     say(f"[2/{STEPS}] lead-time histogram")
     figs: list[tuple[str, str, Any]] = [("lead", "Lead times", lead_time_figure(e))]
     say(f"[3/{STEPS}] score timelines of {len(e.machines)} machine(s)")

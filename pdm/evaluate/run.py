@@ -27,7 +27,7 @@ from pdm.detect.persist import reached_times
 from pdm.detect.stages import SEVERITIES
 from pdm.evaluate.events import HORIZON, EventMetrics, catching, event_metrics
 from pdm.evaluate.failures import FAILURE_COLUMNS, read_failure_log, truth_from_store
-from pdm.evaluate.severity import severity_evidence
+from pdm.evaluate.severity import FALSE_CALL_H, notify_costs, notify_line, severity_evidence
 from pdm.evaluate.ttf import ttf_evidence
 from pdm.store import Store
 from pdm.store.schema import ALARM, CONTINUED, NEW_REGIME, OUTSIDE_ENVELOPE, ROOTCAUSE, SCORE
@@ -362,8 +362,12 @@ def load_failures(store: Store, failures: str | Path | pd.DataFrame | None) -> t
 
 def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *, start: Any = None, stop: Any = None,
              model_version: str | Sequence[str] | None = None, machines: Sequence[str] | None = None,
-             horizon: pd.Timedelta = HORIZON, progress: Callable[[str], None] | None = None) -> Evaluation:
+             horizon: pd.Timedelta = HORIZON, progress: Callable[[str], None] | None = None,
+             false_call_h: float = FALSE_CALL_H, repair_h: float | None = None) -> Evaluation:
     """Event metrics (and point-wise ones where windows have labels) of the stored alarms.
+
+    ``false_call_h`` / ``repair_h``: the costs by which the severity levels are priced as the level to notify
+    from (:func:`pdm.evaluate.severity.notify_costs`; ``repair_h`` None: the failure log's median repair time).
 
     Failures are counted when they happen inside the period their machine was
     scored (after its first scored window, up to its last); the others are
@@ -407,6 +411,8 @@ def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *,
             if at.any():
                 row["rootcause_window_state"] = str(scores["state"].to_numpy()[at][0])
     notes = []
+    severity = severity_evidence(judged_alarms.reset_index(drop=True), counted, observed, nuis, horizon=horizon)
+    severity["notify"] = notify_costs(severity, false_call_h=false_call_h, repair_h=repair_h)
     tracks = ttf_tracks(scores, judged_alarms)
     ttf = ttf_evidence(tracks, counted, observed, horizon=horizon) if tracks is not None else None
     from_history = ttf_evidence(history_tracks(scores, judged_alarms, fails), counted, observed, horizon=horizon) \
@@ -421,8 +427,7 @@ def evaluate(store: Store, failures: str | Path | pd.DataFrame | None = None, *,
                      + (f" (machines never scored: {', '.join(unscored[:10])})" if unscored else ""))
     return Evaluation(ev, point, versions, sorted(observed["machine"]),
                       t0 if t0 is not None else observed["start"].min(), t1 if t1 is not None else observed["end"].max(),
-                      source, outside, notes, ttf, from_history, scores, alarms, counted, nuis,
-                      severity_evidence(judged_alarms.reset_index(drop=True), counted, observed, nuis, horizon=horizon))
+                      source, outside, notes, ttf, from_history, scores, alarms, counted, nuis, severity)
 
 
 def _fmt(v: Any, pct: bool = False, digits: int = 2) -> str:
@@ -478,6 +483,8 @@ def metrics_rows(e: Evaluation) -> list[tuple[str, str]]:
                      f"{lv['caught_72h']} of {lv['failures']} caught >= 72 h ahead, {lv['false_alarms']} false alarms "
                      f"({_fmt(fa)} / machine-month); {lv['near']} of {lv['alarms']} failed within "
                      f"{e.severity['near_h']:g} h"))  # type: ignore[index]
+    if e.severity and e.severity.get("notify"):
+        rows += notify_line(e.severity["notify"])
     if e.pointwise:
         p, pa = e.pointwise["point"], e.pointwise["point_adjusted"]
         rows += [

@@ -204,3 +204,22 @@ def test_each_severity_is_judged_from_when_the_alarms_reached_it(store_env):
     # points written before warning_ns / critical_ns: every level up to their severity from their start
     old = {lv["level"]: lv for lv in evaluate(store_env, model_version="v1").severity["levels"]}
     assert (old["warning"]["alarms"], old["critical"]["alarms"]) == (1, 0)
+
+
+def test_evaluate_prices_the_level_to_notify_from_with_the_plants_costs(store_env, tmp_path, capsys):
+    e = evaluate(store_env)
+    notify = e.severity["notify"]  # type: ignore[index]
+    # the store's truth gives repair ends: m1's failure is told 96 h ahead and planned, m2's missed
+    assert notify["repair_from_log"] and notify["false_call_h"] == 2.0
+    watch = notify["levels"][0]
+    assert (watch["planned"], watch["unplanned"], watch["false_alarms"]) == (1, 1, 1)
+    assert watch["cost_h"] == pytest.approx(1.5 * notify["repair_h"] + 2.0)
+    out = tmp_path / "m.json"
+    assert main(["evaluate", "--false-call-hours", "5", "--repair-hours", "10", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "a false call 5 h, a repair 10 h (stated), a planned stop 50 % of it)" in text
+    assert "fewer calls pay when a call costs" in text
+    doc = json.loads(out.read_text())["severity"]["notify"]
+    assert doc["levels"][0]["cost_h"] == pytest.approx(10 + 5 + 5)
+    assert main(["evaluate", "--false-call-hours", "-1"]) == 2
+    assert "--false-call-hours must be >= 0" in capsys.readouterr().err

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pdm.evaluate.severity import at_level, pooled_severity, severity_evidence, severity_table
+from pdm.evaluate.severity import (
+    REPAIR_H,
+    at_level,
+    notify_costs,
+    notify_line,
+    notify_section,
+    notify_table,
+    pooled_severity,
+    severity_evidence,
+    severity_table,
+)
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 
@@ -71,3 +81,69 @@ def test_runs_pool_by_adding_counts_and_the_table_says_them() -> None:
     assert pooled_severity([None]) is None
     table = severity_table({"TSHAE": one})
     assert table is not None and "| TSHAE | critical | 3 | 0 (0) / 2 | 1 (0.33) | 2 (67 %) | 2 (67 %) |" in table
+
+
+def test_planned_stops_count_failures_told_a_day_ahead_after_onset_and_repairs_come_from_the_log() -> None:
+    alarms, failures, observed = _table()
+    # B's critical comes 40 h ahead (planned), A's 50 h; move B's failure so that it is told 20 h ahead only
+    failures.loc[1, "failure"] = T0 + pd.Timedelta("280h")
+    got = severity_evidence(alarms, failures, observed)
+    assert [lv["planned"] for lv in got["levels"]] == [1, 1, 1]  # A only: B told 20 h ahead at every level
+    assert got["repair_h"] is None and got["planning_lead_h"] == 24.0
+    # an alarm older than the onset plans nothing: A's onset moved after its watch and warning (60 h, 100 h)
+    failures.loc[0, "onset"] = T0 + pd.Timedelta("120h")
+    failures["repair_end"] = failures["failure"] + pd.to_timedelta(["20h", "40h"])
+    got = severity_evidence(alarms, failures, observed)
+    assert [lv["planned"] for lv in got["levels"]] == [0, 0, 1] and got["repair_h"] == pytest.approx(30.0)
+    assert pooled_severity([got, got])["levels"][2]["planned"] == 2  # type: ignore[index]
+    older = {**got, "levels": [{k: v for k, v in lv.items() if k != "planned"} for lv in got["levels"]]}
+    pooled = pooled_severity([got, older])  # results files from before planned stops were counted
+    assert pooled is not None and "planned" not in pooled["levels"][0] and notify_section({"x": pooled}) == []
+    assert notify_section({"x": got})[0] == "## Which level to notify from, priced in downtime"
+
+
+def _evidence() -> dict:
+    row = {"alarms": 0, "true_alarms": 0, "caught": 0, "caught_72h": 0, "near": 0, "failures": 10}
+    return {"machine_months": 10.0, "repair_h": 30.0, "planning_lead_h": 24.0, "near_h": 72.0, "levels": [
+        {**row, "level": "watch", "planned": 8, "false_alarms": 20},
+        {**row, "level": "warning", "planned": 8, "false_alarms": 10},
+        {**row, "level": "critical", "planned": 6, "false_alarms": 4}]}
+
+
+def test_notify_costs_price_each_level_and_say_when_fewer_calls_pay() -> None:
+    got = notify_costs(_evidence())  # a false call 2 h, repairs 30 h (the log's), a planned stop half of it
+    watch, warning, critical = got["levels"]
+    assert (watch["downtime_h"], watch["calls_h"], watch["cost_h"]) == (2 * 30 + 8 * 15, 40, 220)
+    assert (warning["cost_h"], critical["cost_h"]) == (200, 4 * 30 + 6 * 15 + 8)
+    assert warning["cost_per_machine_month_h"] == pytest.approx(20.0)
+    # warning misses nothing watch tells: cheaper at any cost of a call; critical's two unplanned failures
+    # (30 h more downtime) pay for 6 fewer calls once a call costs more than 5 h
+    assert watch["pays_above_false_call_h"] is None and warning["pays_above_false_call_h"] == 0.0
+    assert critical["pays_above_false_call_h"] == pytest.approx(5.0)
+    assert got["best"] == "warning" and got["repair_from_log"]
+    assert notify_costs(_evidence(), false_call_h=6)["best"] == "critical"
+    assert notify_costs(_evidence(), false_call_h=5)["best"] == "critical"  # equal cost: the fewer calls
+    assert notify_costs(_evidence(), false_call_h=0)["best"] == "warning"
+    stated = notify_costs(_evidence(), repair_h=10)
+    assert stated["levels"][0]["downtime_h"] == 2 * 10 + 8 * 5 and not stated["repair_from_log"]
+    assert notify_costs({**_evidence(), "repair_h": None})["repair_h"] == REPAIR_H
+    with pytest.raises(ValueError):
+        notify_costs(_evidence(), false_call_h=-1)
+
+
+def test_a_level_that_misses_failures_without_sparing_calls_never_pays() -> None:
+    ev = _evidence()
+    ev["levels"][2]["false_alarms"] = 10
+    assert notify_costs(ev)["levels"][2]["pays_above_false_call_h"] is None
+
+
+def test_the_notify_costs_read_as_rows_and_a_table() -> None:
+    got = notify_costs(_evidence())
+    (label, best), (_, pays) = notify_line(got)
+    assert label == "notify from (cheapest in downtime)"
+    assert best == ("warning (watch 220 h, warning 200 h, critical 218 h; a false call 2 h, a repair 30 h "
+                    "(the failure log's median), a planned stop 50 % of it)")
+    assert pays == "warning always, critical above 5.0 h"
+    table = notify_table({"TSHAE": got})
+    assert table is not None and "| TSHAE | warning **(cheapest)** | 8 | 2 | 10 | 180 | 20 | 200 | always |" in table
+    assert notify_table({"x": None}) is None

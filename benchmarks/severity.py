@@ -7,8 +7,10 @@ its own, from the window at which an episode reached it (:func:`pdm.evaluate.sev
 failures caught >= 72 h ahead by an episode that reached the level after the fault's onset, false alarms per
 machine-month, and the share of the level's episodes whose machine failed within 72 h of reaching it.
 
-Notifications go out at ``critical`` by default, so ``critical`` is the level that calls people: it is worth
-its name when it keeps most of the catches at far fewer false alarms than ``watch`` (every alarm).
+A level is worth its name when it keeps most of the catches at far fewer false alarms than the one below
+(``watch``: every alarm). The held-back pooled evidence of each rule is also priced as the level to notify
+from (:func:`pdm.evaluate.severity.notify_costs`: planned stops, unplanned failures and false calls in hours of
+downtime; results written before ``planned`` was counted have no price).
 
     python benchmarks/severity.py --run dev11=sim_product_dev11_ttf.json --run 2027=... --dev dev11
 """
@@ -57,6 +59,8 @@ def _cell(lv: dict[str, Any]) -> str:
 
 
 def markdown(doc: dict[str, Any]) -> str:
+    from pdm.evaluate.severity import notify_section
+
     runs = list(doc["runs"])
     head = ["| grading (warning / critical by score / threshold) | level | " + " | ".join(runs)
             + " | held-back pooled |", "|---|---|" + "---|" * (len(runs) + 1)]
@@ -77,7 +81,8 @@ def markdown(doc: dict[str, Any]) -> str:
         "cell: failures caught >= 72 h ahead by an episode that reached the level after the fault's onset / "
         "failures; false alarms (per machine-month); of the level's episodes, the share whose machine failed "
         "within 72 h of reaching it (pdm.evaluate.severity, benchmarks/severity.py). `watch` is every alarm.", "",
-        *head, *rows, "", *([doc["note"], ""] if doc.get("note") else [])])
+        *head, *rows, "", *notify_section(doc["pooled"], what="grading, held-back pooled"),
+        *([doc["note"], ""] if doc.get("note") else [])])
 
 
 def main(argv: list[str] | None = None) -> int:

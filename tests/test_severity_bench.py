@@ -46,3 +46,8 @@ def test_each_grading_is_judged_level_by_level(tmp_path: Path) -> None:
     assert (held[2]["alarms"], held[2]["false_alarms"], held[2]["caught_72h_after_onset"]) == (1, 0, 1)
     md = (tmp_path / "s.md").read_text()
     assert "| | critical | 1/1; FA 0 (" in md.replace("|  |", "| |") and md.rstrip().endswith("hand-made")
+    # each rule's held-back evidence priced as the level to notify from: m1 told 130 h ahead by every level
+    # (planned), m2's spikes one false call for watch and warning, and for critical only by the peak
+    assert "## Which level to notify from, priced in downtime" in md
+    assert "| peak 1.5 / 3 or trend <= 72 h (until 2026-12-07) | critical **(cheapest)** | 1 | 0 | 1 | 12 | 2 |" in md
+    assert "the default since) | critical **(cheapest)** | 1 | 0 | 0 |" in md

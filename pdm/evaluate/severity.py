@@ -229,12 +229,12 @@ def notify_line(costs: dict[str, Any]) -> list[tuple[str, str]]:
     return [("notify from (cheapest in downtime)", cheapest), ("  fewer calls pay when a call costs", pays)]
 
 
-def notify_table(by_name: Mapping[str, dict[str, Any] | None]) -> str | None:
-    """Markdown: per detector and level, the notify costs (:func:`notify_costs` of each ``severity`` evidence)."""
+def notify_table(by_name: Mapping[str, dict[str, Any] | None], what: str = "Detector") -> str | None:
+    """Markdown: per detector (or ``what``) and level, the notify costs (:func:`notify_costs`' results)."""
     named = {n: s for n, s in by_name.items() if s}
     if not named:
         return None
-    lines = ["| Detector | level | planned stops | unplanned failures | false calls | downtime h | calls h | total h "
+    lines = [f"| {what} | level | planned stops | unplanned failures | false calls | downtime h | calls h | total h "
              "| cheaper than the level below when a false call costs |", "|---|---|---|---|---|---|---|---|---|"]
     for name, costs in named.items():
         for r in costs["levels"]:
@@ -245,12 +245,14 @@ def notify_table(by_name: Mapping[str, dict[str, Any] | None]) -> str | None:
     return "\n".join(lines)
 
 
-def notify_section(by_name: dict[str, dict[str, Any] | None], false_call_h: float = FALSE_CALL_H) -> list[str]:
-    """Markdown lines of a results file: each detector's levels priced as the level to notify from
-    (:func:`notify_costs` at ``false_call_h``); none for evidence from before ``planned`` was counted."""
+def notify_section(by_name: Mapping[str, dict[str, Any] | None], false_call_h: float = FALSE_CALL_H,
+                   what: str = "Detector") -> list[str]:
+    """Markdown lines of a results file: each detector's (or ``what``'s) :func:`severity_evidence` priced as the
+    level to notify from (:func:`notify_costs` at ``false_call_h``); none for evidence from before ``planned``
+    was counted."""
     costs = {n: notify_costs(s, false_call_h=false_call_h) for n, s in by_name.items()
              if s and all("planned" in lv for lv in s["levels"])}
-    table = notify_table(costs)
+    table = notify_table(costs, what)
     if table is None:
         return []
     c = next(iter(costs.values()))

@@ -135,11 +135,13 @@ def notify_costs(evidence: dict[str, Any], *, false_call_h: float = FALSE_CALL_H
     """
     if false_call_h < 0 or not 0 <= planned_fraction <= 1:
         raise ValueError("false_call_h must be >= 0 and planned_fraction in [0, 1]")
+    if not all("planned" in lv for lv in evidence["levels"]):
+        raise ValueError("severity evidence without planned stops (written before they were counted): judge it again")
     rh = repair_h if repair_h is not None else evidence.get("repair_h") or REPAIR_H
     months = evidence.get("machine_months") or 0.0
     rows: list[dict[str, Any]] = []
     for lv in evidence["levels"]:
-        planned = int(lv.get("planned", 0))
+        planned = int(lv["planned"])
         unplanned = int(lv["failures"]) - planned
         downtime = unplanned * rh + planned * rh * planned_fraction
         calls = lv["false_alarms"] * false_call_h

@@ -99,6 +99,8 @@ def test_planned_stops_count_failures_told_a_day_ahead_after_onset_and_repairs_c
     older = {**got, "levels": [{k: v for k, v in lv.items() if k != "planned"} for lv in got["levels"]]}
     pooled = pooled_severity([got, older])  # results files from before planned stops were counted
     assert pooled is not None and "planned" not in pooled["levels"][0] and notify_section({"x": pooled}) == []
+    with pytest.raises(ValueError, match="without planned stops"):
+        notify_costs(pooled)
     assert notify_section({"x": got})[0] == "## Which level to notify from, priced in downtime"
 
 

@@ -18,7 +18,6 @@ downtime; results written before ``planned`` was counted have no price).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -86,17 +85,14 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pdm.evaluate.bench_sim import run_arguments, series_folders, write_results
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", action="append", required=True, metavar="NAME=FILE",
-                    help="a harness results JSON run with --series (relative: under --results); repeat")
+    run_arguments(ap, "severity", RESULTS)
     ap.add_argument("--dev", action="append", default=[], metavar="NAME",
                     help="a development run (shown, not pooled with the held-back ones); repeat")
     ap.add_argument("--note", default="", help="a paragraph for the results file (how the runs were used)")
-    ap.add_argument("--detector", default="tshae")
-    ap.add_argument("--out", default="severity", help="results file stem")
-    ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    from pdm.evaluate.bench_sim import series_folders
     from pdm.evaluate.severity import pooled_severity
 
     runs = dict(r.split("=", 1) for r in args.run)
@@ -114,11 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"benchmark": "severity", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "detector": args.detector, "runs": runs, "held_back": held, "rules": RULES,
            "by_run": by_run, "pooled": pooled, "note": args.note}
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / f"{args.out}.json").write_text(json.dumps(doc, indent=1, default=str))
-    md = markdown(doc)
-    (args.results / f"{args.out}.md").write_text(md)
-    print(md)
+    write_results(args.results, args.out, doc, markdown(doc))
     return 0
 
 

@@ -21,7 +21,6 @@ remained):
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -116,16 +115,13 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pdm.evaluate.bench_sim import run_arguments, series_folders, write_results
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", action="append", required=True, metavar="NAME=FILE",
-                    help="a harness results JSON run with --series (relative: under --results); repeat")
+    run_arguments(ap, "ttf_estimates", RESULTS)
     ap.add_argument("--fit", action="append", default=[], metavar="NAME",
                     help="a run whose lead times fit the residual-lead estimator (repeat; not pooled)")
-    ap.add_argument("--detector", default="tshae")
-    ap.add_argument("--out", default="ttf_estimates", help="results file stem")
-    ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    from pdm.evaluate.bench_sim import series_folders
     from pdm.evaluate.ttf import pooled_ttf
 
     runs = dict(r.split("=", 1) for r in args.run)
@@ -147,11 +143,7 @@ def main(argv: list[str] | None = None) -> int:
            "by_run": {r: {n: {k: v for k, v in s.items() if k != "rows"} for n, s in got.items()}
                       for r, got in by_run.items()},
            "pooled": {n: ({k: v for k, v in s.items() if k != "rows"} if s else None) for n, s in pooled.items()}}
-    args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / f"{args.out}.json").write_text(json.dumps(doc, indent=1))
-    md = markdown(doc)
-    (args.results / f"{args.out}.md").write_text(md)
-    print(md)
+    write_results(args.results, args.out, doc, markdown(doc))
     return 0
 
 

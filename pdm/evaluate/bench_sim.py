@@ -333,6 +333,25 @@ def results_file(file: str | Path, results: Path) -> Path:
     return Path(file) if Path(file).is_absolute() else Path(results) / file
 
 
+def run_arguments(ap: Any, out: str, results: Path,
+                  run_help: str = "a harness results JSON run with --series (relative: under --results); repeat") -> None:
+    """The options of the benchmarks that read earlier runs' results files (``benchmarks/severity.py``,
+    ``ttf_estimates.py``, ``onset_delay.py``): ``--run NAME=FILE`` (repeat), ``--detector``, ``--out`` (results
+    file stem, default ``out``), ``--results`` (default ``results``)."""
+    ap.add_argument("--run", action="append", required=True, metavar="NAME=FILE", help=run_help)
+    ap.add_argument("--detector", default="tshae")
+    ap.add_argument("--out", default=out, help="results file stem")
+    ap.add_argument("--results", type=Path, default=results)
+
+
+def write_results(results: Path, stem: str, doc: dict[str, Any], md: str) -> None:
+    """``stem``.json (``doc``) and ``stem``.md (``md``) under ``results`` (made if missing); ``md`` printed."""
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{stem}.json").write_text(json.dumps(doc, indent=1, default=str))
+    (results / f"{stem}.md").write_text(md)
+    print(md)
+
+
 def series_folders(runs: list[str], results: Path, detector: str, apart: tuple[str, list[str]] = ("", [])
                    ) -> dict[str, Path]:
     """``NAME=FILE`` arguments (a harness results JSON run with ``--series``; relative: under ``results``) as

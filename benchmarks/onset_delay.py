@@ -178,6 +178,11 @@ def _pairs(items: list[str], what: str, results: Path) -> dict[str, Path]:
     return out
 
 
+def _named(path: Path, results: Path) -> str:
+    """``path`` as the results files name it: relative to ``results`` where it lies there."""
+    return str(path.relative_to(results)) if path.is_relative_to(results) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     from pdm.evaluate.bench_sim import run_arguments, write_results
 
@@ -198,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     args.results.mkdir(parents=True, exist_ok=True)
     png = args.results / f"{args.out}.png"
     doc = {"benchmark": "onset_delay", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-           "detector": args.detector, "runs": {n: str(p) for n, p in runs.items()},
-           "modes_from": {n: str(p) for n, p in modes.items()}, "lead_h": LEAD_H,
+           "detector": args.detector, "runs": {n: _named(p, args.results) for n, p in runs.items()},
+           "modes_from": {n: _named(p, args.results) for n, p in modes.items()}, "lead_h": LEAD_H,
            "by_mode": by_mode(rows), "failures": rows.to_dict("records"),
            "plot": png.name if plot(rows, png) else None, "note": args.note}
     write_results(args.results, args.out, doc, markdown(doc))

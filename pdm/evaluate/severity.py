@@ -225,7 +225,7 @@ def notify_line(costs: dict[str, Any]) -> list[tuple[str, str]]:
         return []
     src = "the failure log's median" if costs["repair_from_log"] else "stated"
     cheapest = (f"{costs['best']} (" + ", ".join(f"{r['level']} {r['cost_h']:.0f} h" for r in rows)
-                + f"; a false call {costs['false_call_h']:g} h, a repair {costs['repair_h']:g} h ({src}), "
+                + f"; a false call {costs['false_call_h']:g} h, a repair {costs['repair_h']:.1f} h ({src}), "
                 f"a planned stop {100 * costs['planned_fraction']:.0f} % of it)")
     pays = ", ".join(f"{r['level']} {_pays(r['pays_above_false_call_h'])}" for r in rows[1:])
     return [("notify from (cheapest in downtime)", cheapest), ("  fewer calls pay when a call costs", pays)]
@@ -261,6 +261,6 @@ def notify_section(by_name: Mapping[str, dict[str, Any] | None], false_call_h: f
     src = "the failure log's median" if c["repair_from_log"] else "stated"
     return ["## Which level to notify from, priced in downtime", "", table, "",
             f"A failure told at least {c['planning_lead_h']:g} h ahead (after its onset) is a planned stop of "
-            f"{100 * c['planned_fraction']:.0f} % of its repair time ({c['repair_h']:g} h, {src}); any other costs the "
+            f"{100 * c['planned_fraction']:.0f} % of its repair time ({c['repair_h']:.1f} h, {src}); any other costs the "
             f"whole repair; a false call {false_call_h:g} h. The last column holds whatever a plant's own cost of a "
             "call is (pdmctl evaluate --false-call-hours; pdm.evaluate.severity.notify_costs).", ""]

@@ -217,7 +217,7 @@ def test_evaluate_prices_the_level_to_notify_from_with_the_plants_costs(store_en
     out = tmp_path / "m.json"
     assert main(["evaluate", "--false-call-hours", "5", "--repair-hours", "10", "--json", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "a false call 5 h, a repair 10 h (stated), a planned stop 50 % of it)" in text
+    assert "a false call 5 h, a repair 10.0 h (stated), a planned stop 50 % of it)" in text
     assert "fewer calls pay when a call costs" in text
     doc = json.loads(out.read_text())["severity"]["notify"]
     assert doc["levels"][0]["cost_h"] == pytest.approx(10 + 5 + 5)

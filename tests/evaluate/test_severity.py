@@ -143,7 +143,7 @@ def test_the_notify_costs_read_as_rows_and_a_table() -> None:
     got = notify_costs(_evidence())
     (label, best), (_, pays) = notify_line(got)
     assert label == "notify from (cheapest in downtime)"
-    assert best == ("warning (watch 220 h, warning 200 h, critical 218 h; a false call 2 h, a repair 30 h "
+    assert best == ("warning (watch 220 h, warning 200 h, critical 218 h; a false call 2 h, a repair 30.0 h "
                     "(the failure log's median), a planned stop 50 % of it)")
     assert pays == "warning always, critical above 5.0 h"
     table = notify_table({"TSHAE": got})

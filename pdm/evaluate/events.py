@@ -42,6 +42,8 @@ import pandas as pd
 HORIZON = pd.Timedelta("14D")
 PLANNING_LEAD = pd.Timedelta("24h")
 RANKING_LEAD = pd.Timedelta("72h")
+#: Share of a failure's repair time a planned stop takes (the downtime figure's cost model).
+PLANNED_FRACTION = 0.5
 
 
 @dataclass
@@ -134,7 +136,7 @@ def event_metrics(
     *,
     horizon: pd.Timedelta = HORIZON,
     planning_lead: pd.Timedelta = PLANNING_LEAD,
-    planned_fraction: float = 0.5,
+    planned_fraction: float = PLANNED_FRACTION,
     ranking_lead: pd.Timedelta = RANKING_LEAD,
 ) -> EventMetrics:
     """Event metrics of ``alarms`` against ``failures``.

@@ -32,14 +32,19 @@ import numpy as np
 import pandas as pd
 
 from pdm.detect.stages import SEVERITIES
-from pdm.evaluate.events import HORIZON, PLANNING_LEAD, event_metrics, failure_times
+from pdm.evaluate.events import (
+    HORIZON,
+    PLANNED_FRACTION,
+    PLANNING_LEAD,
+    event_metrics,
+    failure_times,
+)
 
 NEAR_H = 72.0
 #: Hours a false call costs by default (someone inspects, perhaps a short stop); a plant states its own.
 FALSE_CALL_H = 2.0
 #: Repair hours of a failure when the failure log gives no repair ends (pdmctl import's default repair, 1 day).
 REPAIR_H = 24.0
-PLANNED_FRACTION = 0.5  # as event_metrics' downtime figure: a planned stop takes half the repair time
 
 
 def at_level(alarms: pd.DataFrame, level: str) -> pd.DataFrame:
@@ -214,6 +219,10 @@ SEVERITY_NOTE = ("Each level counts the alarm episodes that reached it, from the
                  "(pdm.evaluate.severity).")
 
 
+def _repair_source(costs: dict[str, Any]) -> str:
+    return "the failure log's median" if costs["repair_from_log"] else "stated"
+
+
 def _pays(h: float | None) -> str:
     return "never" if h is None else "always" if h == 0 else f"above {h:.1f} h"
 
@@ -223,9 +232,8 @@ def notify_line(costs: dict[str, Any]) -> list[tuple[str, str]]:
     rows = costs["levels"]
     if not rows:
         return []
-    src = "the failure log's median" if costs["repair_from_log"] else "stated"
     cheapest = (f"{costs['best']} (" + ", ".join(f"{r['level']} {r['cost_h']:.0f} h" for r in rows)
-                + f"; a false call {costs['false_call_h']:g} h, a repair {costs['repair_h']:.1f} h ({src}), "
+                + f"; a false call {costs['false_call_h']:g} h, a repair {costs['repair_h']:.1f} h ({_repair_source(costs)}), "
                 f"a planned stop {100 * costs['planned_fraction']:.0f} % of it)")
     pays = ", ".join(f"{r['level']} {_pays(r['pays_above_false_call_h'])}" for r in rows[1:])
     return [("notify from (cheapest in downtime)", cheapest), ("  fewer calls pay when a call costs", pays)]
@@ -258,9 +266,8 @@ def notify_section(by_name: Mapping[str, dict[str, Any] | None], false_call_h: f
     if table is None:
         return []
     c = next(iter(costs.values()))
-    src = "the failure log's median" if c["repair_from_log"] else "stated"
     return ["## Which level to notify from, priced in downtime", "", table, "",
             f"A failure told at least {c['planning_lead_h']:g} h ahead (after its onset) is a planned stop of "
-            f"{100 * c['planned_fraction']:.0f} % of its repair time ({c['repair_h']:.1f} h, {src}); any other costs the "
+            f"{100 * c['planned_fraction']:.0f} % of its repair time ({c['repair_h']:.1f} h, {_repair_source(c)}); any other costs the "
             f"whole repair; a false call {false_call_h:g} h. The last column holds whatever a plant's own cost of a "
             "call is (pdmctl evaluate --false-call-hours; pdm.evaluate.severity.notify_costs).", ""]

@@ -19,9 +19,10 @@ That is the detectors alone (``stages="plain"``). pdm's scorer does more
 between the errors and the alarm, and none of it is TSHAE's: with
 ``stages="product"`` every detector gets the same stages as the product
 (:data:`STAGES`): fitted on the training part of the healthy windows and
-calibrated on the held-out rest, stopped steps hidden and errors counted
-while the machine runs, the ambient channel out of the machine score, no
-score outside the training range's operating envelope until an excursion
+calibrated on the held-out rest inside the training windows' operating
+envelope, stopped steps hidden and errors counted while the machine runs,
+the ambient channel out of the machine score, no score outside that
+envelope until an excursion
 there has its own baseline, and a new baseline after each work order.
 """
 
@@ -124,10 +125,11 @@ STAGES = {
     "plain": "per-machine ChannelCalibrator (fitted on the machine's healthy fit windows, in-sample) + POTThreshold + "
              "AlarmRule on every window",
     "product": "the stages of pdm's scorer: fitted on the training part of the healthy windows and calibrated on the "
-               "held-out rest (pdm.model.pipeline.split_sets, dense calibration windows, spread floor, POT floor 3); "
+               "held-out rest inside the training windows' operating envelope (pdm.model.pipeline.split_sets, "
+               "inside_calibration, dense calibration windows, spread floor, POT floor 3); "
                "stopped steps hidden from the input and errors counted only while running, after the warm-up "
                "(pdm.detect.errors); the ambient channel not in the machine score; no score outside the operating "
-               "envelope of the training range until an excursion there has taken its own 48 h baseline "
+               "envelope of the training windows until an excursion there has taken its own 48 h baseline "
                "(pdm.detect.excursion); a new baseline after each work order (pdm.detect.rebaseline), "
                "which also ends an open alarm",
 }
@@ -431,7 +433,7 @@ class _Staged:
     cal_gate: np.ndarray  # (n, T) steps that count
     test: Any  # WindowSet: scored windows (mostly observed), stopped steps hidden
     gate: np.ndarray
-    inside: np.ndarray  # (n,) operating point inside the training range's envelope
+    inside: np.ndarray  # (n,) operating point inside the training windows' envelope
     ranges: dict[str, np.ndarray]  # the envelope's statistic per window: field -> (n, 2) operating range
     orders: np.ndarray  # work orders (ns) after Rebaseline.seen_until(the calibration windows)
     #: Windows between the last of ``orders`` before the scored windows and them (stopped steps hidden), and
@@ -658,7 +660,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     """The benchmark's run (see :func:`benchmark_sim`); with ``series_dir``, each detector's series go there."""
     from pdm.baselines import make_detector
     from pdm.baselines.base import MeanEnsemble
-    from pdm.detect.errors import check_trim, last_steps, operating_ranges, training_envelope
+    from pdm.detect.errors import check_trim, last_steps, operating_ranges, window_running
     from pdm.detect.rebaseline import Rebaseline
     from pdm.detect.score import mostly_observed, work_orders
     from pdm.detect.stages import AlarmRule, ChannelCalibrator, POTThreshold
@@ -673,6 +675,8 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
     from pdm.model.pipeline import (
         FeatureConfig,
         build_grids,
+        fit_envelopes,
+        inside_calibration,
         read_labels,
         split_sets,
         training_windows,
@@ -762,13 +766,16 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
         rb_rule = Rebaseline()
         for note in notes:
             log.warning("%s", note)
+        envelopes = fit_envelopes(grids, fit_sets, feats)  # as pdm's calibration: the training windows' envelope
         for m, t in test_sets.items():
             g = grids[m]
-            cal, _, cal_gate = _hidden(g, cal_sets[m], cfg.window, scalers[m].rise_over, cfg.stops_as_gaps)
+            env = envelopes[m]
+            # Calibrated only inside it, as pdm.model.pipeline.calibrate (inside_calibration).
+            inside_cal = inside_calibration(env, cal_sets[m], window_running(g, cal_sets[m], cfg.window), feats)[0]
+            cal, _, cal_gate = _hidden(g, inside_cal, cfg.window, scalers[m].rise_over, cfg.stops_as_gaps)
             test, running, gate = _hidden(g, t, cfg.window, scalers[m].rise_over, cfg.stops_as_gaps)
-            env = training_envelope(g.rows(0, int(np.searchsorted(g.index.asi8, split.value))), cfg.window)
             # As pdm's scorer (orders_from): orders after which the calibration held less than a baseline.
-            seen = rb_rule.seen_until(cal_sets[m].start, feats.cal_stride() * step_ns)  # 0: no calibration windows
+            seen = rb_rule.seen_until(inside_cal.start, feats.cal_stride() * step_ns)  # 0: no calibration windows
             o = orders[m][orders[m] > seen] if seen else orders[m][orders[m] >= rb_rule.counted_from(split.value)]
             pre = pre_gate = None
             if len(o) and o[o < split.value].size:  # the last one's baseline may start before the scored windows

@@ -176,10 +176,12 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     # Healthy error statistics as scoring computes errors (what is hidden from the model, hidden here too).
     errors = {m: error_stats(scored_errors(model, grids[m], w, features, scalers[m].rise_over)[1])
               for m, w in sets.items()}
-    detect = calibrate(model, cal_sets, {m: grids[m] for m in cal_sets}, features, scalers)
+    detect = calibrate(model, cal_sets, {m: grids[m] for m in cal_sets}, features, scalers,
+                       envelopes=fit_envelopes(grids, fit_sets, features))
     for m, d in detect["machines"].items():
-        if d["threshold"].get("note"):
-            report.problems.append(f"{m}: {d['threshold']['note']}")
+        for note in (d["threshold"].get("note"), d.get("calibration_note")):
+            if note:
+                report.problems.append(f"{m}: {note}")
     report.problems += [f"{m}: {why}" for m, why in detect["skipped"].items()]
     bundle = ModelBundle(
         model, scalers, errors,
@@ -361,28 +363,41 @@ def recalibrate(store: Store, bundle: ModelBundle, models_dir: str | Path, *, st
         log.warning("%s: only %d healthy windows in %s .. %s; keeps its calibration", m, n, start, stop)
     if not sets:
         raise ValueError(f"no machine has {features.min_windows} healthy windows in {start} .. {stop} to recalibrate on")
-    _, cal_sets, notes = split_sets(grids, sets, features, bundle.scalers, read_labels(store))
+    fit_sets, cal_sets, notes = split_sets(grids, sets, features, bundle.scalers, read_labels(store))
     for note in notes:
         log.warning("%s", note)
-    detect = calibrate(bundle.model, cal_sets, grids, features, bundle.scalers)
-    machines = merge_calibration(bundle.detect.get("machines", {}), detect["machines"])
+    before = bundle.detect.get("machines", {})
+    # The envelope the weights trained in: on their own range, its training windows' (as training fitted it);
+    # on another range, the one saved with them (the weights never saw this range's operating points).
+    envelopes, saved = fit_envelopes(grids, fit_sets, features), saved_envelopes(before)
+    if (start, stop) != (pd.Timestamp(data["start"]), pd.Timestamp(data["stop"])):
+        envelopes.update(saved)
+    elif bundle.metadata.get("kind") == "finetune":  # its weights also know its base model's range
+        envelopes = {m: e.union(saved[m]) if m in saved else e for m, e in envelopes.items()}
+    detect = calibrate(bundle.model, cal_sets, grids, features, bundle.scalers, envelopes=envelopes)
+    for m, d in detect["machines"].items():
+        if d.get("calibration_note"):
+            log.warning("%s: %s", m, d["calibration_note"])
+    machines = merge_calibration(before, detect["machines"], widen=False)
     meta = {**bundle.metadata, "recalibrated": {"from_version": bundle.version, "start": str(start),
                                                  "stop": str(stop), "machines": sorted(cal_sets)}}
     return save(dataclasses.replace(bundle, detect={**detect, "machines": machines}, metadata=meta, path=None,
                                     version=""), models_dir)
 
 
-def merge_calibration(before: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """Per machine the new calibration, else the earlier; operating envelopes are joined.
+def merge_calibration(before: dict[str, Any], new: dict[str, Any], *, widen: bool = True) -> dict[str, Any]:
+    """Per machine the new calibration, else the earlier; with ``widen``, operating envelopes are joined.
 
-    The weights still know the range they were first trained on, so a
-    recalibration or a fine-tune on a recent period widens the envelope and
-    never narrows it.
+    A fine-tuned model still knows the range its base model was trained on,
+    so a fine-tune on a recent period widens the envelope and never narrows
+    it. A recalibration (``widen=False``) trains nothing: its envelope is the
+    one its weights trained in (:func:`recalibrate`), not joined with the
+    earlier calibration's.
     """
     from pdm.detect.stages import OperatingEnvelope
 
     out = {**before, **new}
-    for m, d in new.items():
+    for m, d in new.items() if widen else ():
         old = (before.get(m) or {}).get("envelope")
         if old and d.get("envelope"):
             joined = OperatingEnvelope.from_dict(d["envelope"]).union(OperatingEnvelope.from_dict(old))
@@ -434,9 +449,16 @@ MIN_REL_SPREAD = 0.1
 
 
 def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, MachineGrid],
-              features: FeatureConfig, scalers: dict[str, RobustScaler] | None = None) -> dict[str, Any]:
+              features: FeatureConfig, scalers: dict[str, RobustScaler] | None = None,
+              envelopes: dict[str, Any] | None = None) -> dict[str, Any]:
     """detect.json: per machine the error calibrator, POT threshold, healthy spatial-attention baseline
-    and the operating envelope of ``grids`` (the training range).
+    and the operating envelope the weights trained in.
+
+    ``envelopes`` (per machine an :class:`pdm.detect.stages.OperatingEnvelope`): that envelope, from
+    :func:`fit_envelopes` (the training windows'); a machine without one gets the envelope of its whole
+    grid. Only the calibration windows inside it are calibrated on (:func:`inside_calibration`): a
+    regime the model never trained on, calibrated as normal, would raise that channel's error scale
+    and leave it deaf afterwards; scoring treats such windows as excursions instead.
 
     Errors are those scoring computes (:func:`pdm.detect.errors.grid_windows_errors`: running steps only;
     with the machines' ``scalers``, the ambient channel hidden where temperatures are read as rises,
@@ -453,6 +475,8 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
     for m, w in cal_sets.items():
         rise_over = scalers[m].rise_over if scalers and m in scalers else None
         running = window_running(grids[m], w, features.window)  # cut once: errors and the counted share
+        env = (envelopes or {}).get(m) or training_envelope(grids[m], features.window)
+        w, running, outside, note = inside_calibration(env, w, running, features)
         w, err = scored_errors(model, grids[m], w, features, rise_over, running=running)
         calib = ChannelCalibrator().fit(err, min_rel_spread=MIN_REL_SPREAD)
         z = calib.channel_scores(err)
@@ -470,8 +494,11 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
             "calibrator": calib.to_dict(), "threshold": threshold.to_dict(),
             "baseline_spatial": mean_spatial(model, w).round(6).tolist(),
             "speed_max": _finite_or_none(grids[m].speed_max),
-            "envelope": training_envelope(grids[m], features.window).to_dict(),
+            "envelope": env.to_dict(),
             "calibration_windows": len(w),
+            # calibration windows left out as outside that envelope (a regime the weights never trained in)
+            "calibration_outside": outside,
+            **({"calibration_note": note} if note else {}),
             # the ambient channel hidden from the model (hide_environment): scoring hides it as well
             "environment_hidden": bool(rise_over),
             "calibration_from": int(w.start.min()), "calibration_to": calibration_end(w, features),
@@ -483,6 +510,52 @@ def calibrate(model: Any, cal_sets: dict[str, WindowSet], grids: dict[str, Machi
     return {"calibration": {"frac": features.calibration_frac, "min": features.min_calibration,
                             "stride": features.cal_stride()},
             "rule": AlarmRule().to_dict(), "machines": machines, "skipped": skipped}
+
+
+def fit_envelopes(grids: dict[str, MachineGrid], fit_sets: dict[str, WindowSet],
+                  features: FeatureConfig) -> dict[str, Any]:
+    """Per machine the operating envelope (kind "window") of the windows the weights trained on.
+
+    Not of the whole training range: its calibration windows come last and
+    were never trained on, so a product change in them (8317's line 1 ran at
+    1.35x load from two days into its calibration) would otherwise count as
+    known operation and be calibrated as normal.
+    """
+    from pdm.detect.errors import operating_ranges, window_running
+    from pdm.detect.stages import OperatingEnvelope
+
+    return {m: OperatingEnvelope.of_windows(operating_ranges(w, window_running(grids[m], w, features.window)))
+            for m, w in fit_sets.items() if m in grids}
+
+
+def saved_envelopes(machines: dict[str, Any]) -> dict[str, Any]:
+    """The operating envelopes a detect.json's ``machines`` hold (machines without one are left out)."""
+    from pdm.detect.stages import OperatingEnvelope
+
+    return {m: OperatingEnvelope.from_dict(d["envelope"]) for m, d in machines.items() if d.get("envelope")}
+
+
+def inside_calibration(envelope: Any, w: WindowSet, running: np.ndarray, features: FeatureConfig,
+                       ) -> tuple[WindowSet, np.ndarray, int, str]:
+    """(windows, their running values, how many were left out, note): the calibration windows ``w`` inside
+    ``envelope`` (:func:`pdm.detect.errors.inside_envelope`; a window in which the machine never ran is inside).
+
+    Fewer than a window length of them (at the calibration stride, and at least ``min_calibration``) say
+    too little about the error's spread: then all are kept and the note says so.
+    """
+    from pdm.detect.errors import inside_envelope
+
+    inside = inside_envelope(envelope, w, running)
+    outside = int((~inside).sum())
+    if not outside:
+        return w, running, 0, ""
+    need = max(features.min_calibration, -(-features.window // features.cal_stride()))
+    if inside.sum() < need:
+        return w, running, 0, (f"{outside} of its {len(w)} calibration windows ran outside the operating envelope "
+                               f"it was trained in, too few ({int(inside.sum())} < {need}) left to calibrate on: "
+                               "calibrated on all of them (thresholds may be too high; retrain on the new regime)")
+    keep = np.flatnonzero(inside)
+    return w.take(keep), running[keep], outside, ""
 
 
 def calibration_end(w: WindowSet, features: FeatureConfig) -> int:

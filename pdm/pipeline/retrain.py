@@ -105,8 +105,10 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
         bundle_windows,
         calibrate,
         error_stats,
+        fit_envelopes,
         merge_calibration,
         read_labels,
+        saved_envelopes,
         scored_errors,
         split_sets,
         training_windows,
@@ -147,8 +149,12 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
     errors = dict(bundle.errors)  # machines without recent windows keep their healthy statistics
     for m, w in sets.items():  # as scoring computes errors (pdm.model.pipeline.scored_errors)
         errors[m] = error_stats(scored_errors(model, grids[m], w, features, bundle.scalers[m].rise_over)[1])
-    detect = calibrate(model, cal_sets, grids, features, bundle.scalers)
+    # The envelope the tuned weights know: the fine-tuning windows' joined with the base model's.
+    saved = saved_envelopes(bundle.detect.get("machines", {}))
+    envelopes = {m: e.union(saved[m]) if m in saved else e for m, e in fit_envelopes(grids, fit_sets, features).items()}
+    detect = calibrate(model, cal_sets, grids, features, bundle.scalers, envelopes=envelopes)
     notes += [f"{m}: {why}" for m, why in detect["skipped"].items()]
+    notes += [f"{m}: {d['calibration_note']}" for m, d in detect["machines"].items() if d.get("calibration_note")]
     detect["machines"] = merge_calibration(bundle.detect.get("machines", {}), detect["machines"])
     tuned = ModelBundle(model, bundle.scalers, errors, {**bundle.config, "train": tcfg.to_dict()},
                         {**bundle.metadata, "data": {"start": str(pd.Timestamp(start)), "stop": str(pd.Timestamp(stop))},

@@ -185,3 +185,51 @@ def test_scored_hours_calibrates_on_each_windows_last_hours_and_a_whole_window_i
     assert FeatureConfig(step="10min", window=144, scored_hours=100).last_steps() == 144
     with pytest.raises(ValueError, match="scored_hours"):
         FeatureConfig(scored_hours=0)
+
+
+def test_a_product_change_in_the_calibration_period_is_left_out_of_it_not_calibrated_as_normal(trained, tmp_path):
+    """Fleet 8317's finding: a line's load stepped to 1.35x two days into its calibration period, which the
+    weights never trained on. With the training windows' envelope (``fit_envelopes``) the windows after the change
+    are outside it and left out of calibration; the whole range's envelope (``envelopes`` not given, as before)
+    took the change in and calibrated on it as normal."""
+    from pdm.detect.stages import OperatingEnvelope
+    from pdm.model.directory import load
+    from pdm.model.pipeline import (
+        bundle_features,
+        bundle_windows,
+        calibrate,
+        fit_envelopes,
+        read_labels,
+    )
+    from tests.detect.conftest import HEALTHY
+
+    bundle = load(trained.model)
+    feats = bundle_features(bundle)
+    store = trained.fresh_store(tmp_path / "s.duckdb")
+    grids, _, _ = bundle_windows(store, bundle, trained.start, trained.stop, feats)
+    labels = read_labels(store)
+    store.close()
+    grid, scaler = grids[HEALTHY], bundle.scalers[HEALTHY]
+
+    def split():
+        sets = {HEALTHY: make_windows(grid, scaler, feats.window, feats.stride)}
+        return split_sets({HEALTHY: grid}, sets, feats, bundle.scalers, labels)
+
+    before = split()[1][HEALTHY]
+    # the last sixth of the calibration windows' starts: the ones before them reaching into it are outside too
+    change = int(np.sort(before.start)[len(before) * 5 // 6])
+    grid.context.loc[grid.index.asi8 >= change, "load"] *= 1.35
+    fit, cal, _ = split()
+    assert len(cal[HEALTHY]) == len(before)  # the same windows, the later ones at the new load
+    mended = calibrate(bundle.model, cal, {HEALTHY: grid}, feats, bundle.scalers,
+                       envelopes=fit_envelopes({HEALTHY: grid}, fit, feats))["machines"][HEALTHY]
+    whole = calibrate(bundle.model, cal, {HEALTHY: grid}, feats, bundle.scalers)["machines"][HEALTHY]
+    assert whole["calibration_outside"] == 0 and whole["calibration_windows"] == len(before)
+    assert mended["calibration_outside"] >= len(before) // 6
+    assert mended["calibration_windows"] + mended["calibration_outside"] == len(before)
+    window_ns = feats.window * pd.Timedelta(feats.step).value
+    assert mended["calibration_to"] - window_ns < change  # every window it calibrated on began before the change
+    new_load = grid.context["load"].to_numpy()[grid.index.asi8 >= change]
+    assert OperatingEnvelope.from_dict(mended["envelope"]).hi[1] < np.quantile(new_load, 0.1)
+    assert OperatingEnvelope.from_dict(whole["envelope"]).hi[1] > np.quantile(new_load, 0.9)
+    assert "calibration_note" not in mended and mended["calibrator"] != whole["calibrator"]

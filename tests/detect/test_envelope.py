@@ -59,16 +59,40 @@ def test_windows_outside_neither_raise_nor_clear_an_alarm():
     assert AlarmRule().apply(times, np.where(inside, scores, np.nan), 3.0) == []
 
 
-def test_a_recalibration_or_fine_tune_widens_the_envelope_and_never_narrows_it():
+def test_a_fine_tune_widens_the_envelope_and_never_narrows_it_a_recalibration_keeps_its_own():
     from pdm.model.pipeline import merge_calibration
 
     first = OperatingEnvelope(q=0.0, margin=0.0).fit({"speed": np.array([]), "load": np.array([0.5, 0.8])})
     recent = OperatingEnvelope(q=0.0, margin=0.0).fit({"speed": np.array([0.9, 1.0]), "load": np.array([0.7, 1.1])})
-    merged = merge_calibration({"m": {"envelope": first.to_dict(), "x": 1}, "k": {"x": 2}},
-                               {"m": {"envelope": recent.to_dict(), "x": 3}})
+    before = {"m": {"envelope": first.to_dict(), "x": 1}, "k": {"x": 2}}
+    merged = merge_calibration(before, {"m": {"envelope": recent.to_dict(), "x": 3}})
     env = OperatingEnvelope.from_dict(merged["m"]["envelope"])
     assert merged["m"]["x"] == 3 and merged["k"] == {"x": 2}
     assert env.lo == [0.9, 0.5] and env.hi == [1.0, 1.1]
+    # A recalibration trains nothing: the envelope its calibration was given stays as it is.
+    kept = merge_calibration(before, {"m": {"envelope": recent.to_dict(), "x": 3}}, widen=False)
+    assert kept["m"]["envelope"] == recent.to_dict() and kept["k"] == {"x": 2}
+
+
+def test_calibration_windows_outside_the_envelope_are_left_out_unless_too_few_remain():
+    from pdm.model.pipeline import FeatureConfig, inside_calibration
+
+    env = OperatingEnvelope.of_windows({"speed": np.full((50, 2), 0.9), "load": np.full((50, 2), 0.7)}, q=0.0)
+    features = FeatureConfig(window=64, stride=16)  # calibration stride 4: a window length is 16 windows
+    running = lambda w: w.context[:, CONTEXT_CHANNELS.index("running")]  # noqa: E731
+    # The product change comes in the calibration's last 10 windows: they are left out (one that never ran stays).
+    w = _windows(load=[0.7] * 20 + [1.05] * 10 + [0.0], running=[1.0] * 30 + [0.0])
+    got, ran_in, outside, note = inside_calibration(env, w, running(w), features)
+    assert outside == 10 and note == "" and len(got) == 21 and len(ran_in) == 21
+    assert got.start.tolist() == [*range(20), 30]
+    # All inside: unchanged.
+    w = _windows(load=[0.7] * 20, running=[1.0] * 20)
+    assert inside_calibration(env, w, running(w), features)[2:] == (0, "")
+    # Too few left (10 < 16): calibrated on all of them, and the note says so.
+    w = _windows(load=[0.7] * 10 + [1.05] * 20, running=[1.0] * 30)
+    got, _, outside, note = inside_calibration(env, w, running(w), features)
+    assert len(got) == 30 and outside == 0
+    assert "20 of its 30 calibration windows ran outside" in note and "calibrated on all" in note
 
 
 def _load_day(level: float, rng: np.random.Generator, n: int = 144) -> np.ndarray:

@@ -29,6 +29,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -172,6 +173,9 @@ def reevaluate(args: argparse.Namespace, tmp: Path, store: Any, res: dict[str, A
     for key in ("timings_s", "replay", "training", "scoring", "thresholds", "load_avg", "rescored"):
         if key in kept:
             res[key] = kept[key]
+    scored_by = tmp / "models" / str((kept.get("scoring") or {}).get("model_version"))
+    if (scored_by / "detect.json").exists():  # read again: what the current code says of the thresholds
+        res["thresholds"] = threshold_methods(scored_by)
     res["reevaluated"] = {"of": f"the kept run of {kept['date']}" if kept.get("date") else "a kept run that did not "
                           "finish (no results JSON: every stored model version judged, up to its last scored window)",
                           "note": "alarms and root causes as the kept run (--keep) stored them; evaluation by the "
@@ -267,16 +271,45 @@ def finish(args: argparse.Namespace, tmp: Path, store: Any, res: dict[str, Any],
 
 
 def threshold_methods(model_path: Path) -> dict[str, Any]:
-    """How each machine's threshold was set (POT fit or a fallback), from the model's detect.json."""
+    """How each machine's threshold was set (POT fit or a fallback) and to what, and the calibration windows left
+    out as outside the envelope its weights trained in (``outside``: machine -> [left out, calibrated on]), from
+    the model's detect.json."""
     doc = json.loads((Path(model_path) / "detect.json").read_text())
     methods: dict[str, int] = {}
-    notes = {}
+    notes, values, outside = {}, {}, {}
     for m, d in doc.get("machines", {}).items():
         t = d.get("threshold", {})
         methods[t.get("method", "?")] = methods.get(t.get("method", "?"), 0) + 1
         if t.get("note"):
             notes[m] = t["note"]
-    return {"methods": methods, "notes": notes}
+        if t.get("threshold") is not None:
+            values[m] = round(float(t["threshold"]), 2)
+        if d.get("calibration_outside"):
+            outside[m] = [int(d["calibration_outside"]), int(d.get("calibration_windows", 0))]
+    return {"methods": methods, "notes": notes, "values": values, "outside": outside}
+
+
+def threshold_lines(th: dict[str, Any]) -> list[str]:
+    """'What limits it' lines on the thresholds' spread and the calibration left out of the envelope."""
+    out = []
+    from pdm.model.pipeline import THRESHOLD_FLOOR
+
+    values = th.get("values", {})
+    if values:
+        med = float(statistics.median(values.values()))
+        high = sorted(((v, m) for m, v in values.items() if v > 3 * THRESHOLD_FLOOR), reverse=True)
+        if high:
+            out.append(f"- Thresholds (machine score, floor {THRESHOLD_FLOOR:g}): median {med:.1f}; {len(high)} "
+                       f"machine(s) above {3 * THRESHOLD_FLOOR:g} ({', '.join(f'{m} {v:.0f}' for v, m in high[:10])}"
+                       f"{', ...' if len(high) > 10 else ''}): set by a few calibration windows the model "
+                       "reconstructs far worse than the rest, and deaf to a fault whose score stays below them.")
+    if th.get("outside"):
+        left = sum(a for a, _ in th["outside"].values())
+        kept = sum(b for _, b in th["outside"].values())
+        out.append(f"- Calibration: {len(th['outside'])} machine(s) ran part of their calibration period outside the "
+                   f"operating envelope their weights trained in ({left} windows, left out; calibrated on the other "
+                   f"{kept}): a regime the model never trained on is scored as an excursion, not learnt as normal.")
+    return out
 
 
 def false_alarm_kinds(ev: Any) -> dict[str, int]:
@@ -399,6 +432,7 @@ def analysis(res: dict[str, Any], m: Any, ev: Any = None) -> list[str]:
         out.append(f"- Thresholds: {', '.join(f'{v} machine(s) by {k}' for k, v in fallback.items())} instead of a POT fit "
                    f"({example}). Too few healthy calibration windows make the threshold a high quantile of a small "
                    "sample, which sets the false-alarm rate more than the model does.")
+    out += threshold_lines(th)
     causes = m.false_alarms_by_cause
     if m.false_alarms:
         nuis = sum(v for k, v in causes.items() if k != "unexplained")

@@ -179,7 +179,7 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     detect = calibrate(model, cal_sets, {m: grids[m] for m in cal_sets}, features, scalers,
                        envelopes=fit_envelopes(grids, fit_sets, features))
     for m, d in detect["machines"].items():
-        for note in (d["threshold"].get("note"), d.get("calibration_note")):
+        for note in (d["threshold"].get("note"), d.get("calibration_note"), outside_note(d)):
             if note:
                 report.problems.append(f"{m}: {note}")
     report.problems += [f"{m}: {why}" for m, why in detect["skipped"].items()]
@@ -376,8 +376,9 @@ def recalibrate(store: Store, bundle: ModelBundle, models_dir: str | Path, *, st
         envelopes = {m: e.union(saved[m]) if m in saved else e for m, e in envelopes.items()}
     detect = calibrate(bundle.model, cal_sets, grids, features, bundle.scalers, envelopes=envelopes)
     for m, d in detect["machines"].items():
-        if d.get("calibration_note"):
-            log.warning("%s: %s", m, d["calibration_note"])
+        for note in (d.get("calibration_note"), outside_note(d)):
+            if note:
+                log.warning("%s: %s", m, note)
     machines = merge_calibration(before, detect["machines"], widen=False)
     meta = {**bundle.metadata, "recalibrated": {"from_version": bundle.version, "start": str(start),
                                                  "stop": str(stop), "machines": sorted(cal_sets)}}
@@ -533,6 +534,14 @@ def saved_envelopes(machines: dict[str, Any]) -> dict[str, Any]:
     from pdm.detect.stages import OperatingEnvelope
 
     return {m: OperatingEnvelope.from_dict(d["envelope"]) for m, d in machines.items() if d.get("envelope")}
+
+
+def outside_note(machine: dict[str, Any]) -> str:
+    """What a machine's detect.json entry says of calibration windows left out of its envelope ('' if none)."""
+    n = machine.get("calibration_outside") or 0
+    return (f"{n} of its calibration windows ran outside the operating envelope its weights trained in (a regime "
+            f"the model never trained on): left out, calibrated on the other {machine.get('calibration_windows')}; "
+            "retrain once that regime is normal operation") if n else ""
 
 
 def inside_calibration(envelope: Any, w: WindowSet, running: np.ndarray, features: FeatureConfig,

@@ -107,6 +107,7 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
         error_stats,
         fit_envelopes,
         merge_calibration,
+        outside_note,
         read_labels,
         saved_envelopes,
         scored_errors,
@@ -154,7 +155,8 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
     envelopes = {m: e.union(saved[m]) if m in saved else e for m, e in fit_envelopes(grids, fit_sets, features).items()}
     detect = calibrate(model, cal_sets, grids, features, bundle.scalers, envelopes=envelopes)
     notes += [f"{m}: {why}" for m, why in detect["skipped"].items()]
-    notes += [f"{m}: {d['calibration_note']}" for m, d in detect["machines"].items() if d.get("calibration_note")]
+    notes += [f"{m}: {n}" for m, d in detect["machines"].items()
+              for n in (d.get("calibration_note"), outside_note(d)) if n]
     detect["machines"] = merge_calibration(bundle.detect.get("machines", {}), detect["machines"])
     tuned = ModelBundle(model, bundle.scalers, errors, {**bundle.config, "train": tcfg.to_dict()},
                         {**bundle.metadata, "data": {"start": str(pd.Timestamp(start)), "stop": str(pd.Timestamp(stop))},

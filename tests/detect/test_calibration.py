@@ -199,6 +199,7 @@ def test_a_product_change_in_the_calibration_period_is_left_out_of_it_not_calibr
         bundle_windows,
         calibrate,
         fit_envelopes,
+        outside_note,
         read_labels,
     )
     from tests.detect.conftest import HEALTHY
@@ -233,3 +234,5 @@ def test_a_product_change_in_the_calibration_period_is_left_out_of_it_not_calibr
     assert OperatingEnvelope.from_dict(mended["envelope"]).hi[1] < np.quantile(new_load, 0.1)
     assert OperatingEnvelope.from_dict(whole["envelope"]).hi[1] > np.quantile(new_load, 0.9)
     assert "calibration_note" not in mended and mended["calibrator"] != whole["calibrator"]
+    assert outside_note(mended).startswith(f"{mended['calibration_outside']} of its calibration windows ran outside")
+    assert outside_note(whole) == ""

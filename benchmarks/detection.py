@@ -291,9 +291,9 @@ def threshold_methods(model_path: Path) -> dict[str, Any]:
 
 def threshold_lines(th: dict[str, Any]) -> list[str]:
     """'What limits it' lines on the thresholds' spread and the calibration left out of the envelope."""
-    out = []
     from pdm.model.pipeline import THRESHOLD_FLOOR
 
+    out = []
     values = th.get("values", {})
     if values:
         med = float(statistics.median(values.values()))

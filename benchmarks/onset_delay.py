@@ -164,13 +164,10 @@ def plot(rows: pd.DataFrame, path: Path, lead_h: float = LEAD_H) -> bool:
 
 
 def _pairs(items: list[str], what: str, results: Path) -> dict[str, Path]:
-    from pdm.evaluate.bench_sim import results_file
+    from pdm.evaluate.bench_sim import results_file, run_pairs
 
     out = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"{what} {item!r}: expected NAME=FILE")
-        name, f = item.split("=", 1)
+    for name, f in run_pairs(items, what).items():
         p = results_file(f, results)
         if not p.exists():
             raise ValueError(f"{what} {name}: no such file {p}")

@@ -85,7 +85,7 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pdm.evaluate.bench_sim import run_arguments, series_folders, write_results
+    from pdm.evaluate.bench_sim import run_arguments, run_pairs, series_folders, write_results
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     run_arguments(ap, "severity", RESULTS)
@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from pdm.evaluate.severity import pooled_severity
 
-    runs = dict(r.split("=", 1) for r in args.run)
     try:
+        runs = run_pairs(args.run)
         folders = series_folders(args.run, args.results, args.detector, ("--dev", args.dev))
     except ValueError as exc:
         print(f"severity: {exc}", file=sys.stderr)

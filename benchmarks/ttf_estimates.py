@@ -115,7 +115,7 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pdm.evaluate.bench_sim import run_arguments, series_folders, write_results
+    from pdm.evaluate.bench_sim import run_arguments, run_pairs, series_folders, write_results
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     run_arguments(ap, "ttf_estimates", RESULTS)
@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from pdm.evaluate.ttf import pooled_ttf
 
-    runs = dict(r.split("=", 1) for r in args.run)
     try:
+        runs = run_pairs(args.run)
         folders = series_folders(args.run, args.results, args.detector, ("--fit", args.fit))
     except ValueError as exc:
         print(f"ttf_estimates: {exc}", file=sys.stderr)

@@ -67,6 +67,7 @@ def test_the_results_files_say_it_by_mode(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args, message", [
     (["--run", "d=nope.json"], "no such file"),
     (["--run", "d"], "expected NAME=FILE"),
+    (["--run", "d=det.json", "--run", "d=det.json"], "--run d: given twice"),
     (["--run", "s=sim.json", "--detector", "pca"], "no detector 'pca'"),
 ])
 def test_bad_runs_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:

@@ -36,6 +36,7 @@ def test_each_grading_is_judged_level_by_level(tmp_path: Path) -> None:
     (tmp_path / "run.json").write_text("{}")
     assert main(["--run", "a=run.json", "--results", str(tmp_path), "--out", "s", "--dev", "b"]) == 2  # no such run
     assert main(["--run", "a=nothing.json", "--results", str(tmp_path), "--out", "s"]) == 2  # no series
+    assert main(["--run", "a", "--results", str(tmp_path), "--out", "s"]) == 2  # not NAME=FILE
     assert main(["--run", "a=run.json", "--results", str(tmp_path), "--out", "s", "--note", "hand-made"]) == 0
     doc = json.loads((tmp_path / "s.json").read_text())
     assert list(doc["by_run"]["a"]) == list(RULES) and doc["held_back"] == ["a"]

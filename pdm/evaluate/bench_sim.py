@@ -354,14 +354,27 @@ def write_results(results: Path, stem: str, doc: dict[str, Any], md: str) -> Non
     print(md)
 
 
+def run_pairs(items: list[str], what: str = "--run") -> dict[str, str]:
+    """``NAME=FILE`` command-line arguments as name -> file (as given). Raises ValueError for an argument
+    without ``=`` or a name given twice."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, eq, file = item.partition("=")
+        if not eq or not name or not file:
+            raise ValueError(f"{what} {item!r}: expected NAME=FILE")
+        if name in out:
+            raise ValueError(f"{what} {name}: given twice")
+        out[name] = file
+    return out
+
+
 def series_folders(runs: list[str], results: Path, detector: str, apart: tuple[str, list[str]] = ("", [])
                    ) -> dict[str, Path]:
     """``NAME=FILE`` arguments (a harness results JSON run with ``--series``; relative: under ``results``) as
     name -> the series folder beside it. Raises ValueError naming a run without ``detector``'s series, or a
     name of ``apart`` (option, names: runs a benchmark treats apart, such as development runs) that is no run."""
     folders = {}
-    for arg in runs:
-        name, _, file = arg.partition("=")
+    for name, file in run_pairs(runs).items():
         path = results_file(file, results)
         folder = path.with_name(path.stem + "_series")
         if not (folder / f"{detector}.parquet").exists():

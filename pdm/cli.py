@@ -370,6 +370,7 @@ def _benchmark_cmd(args: argparse.Namespace, settings: Settings) -> int:
         cfg_sim.count_scaling = args.count_scaling
     if args.stops_as_gaps is not None:
         cfg_sim.stops_as_gaps = args.stops_as_gaps
+    cfg_sim.stop_thresholds = args.stop_thresholds
     cfg_sim.tail_quantile = args.tail_quantile
     cfg_sim.last_steps = args.last_steps
     try:
@@ -580,6 +581,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sim (product stages): a stop inside a window, and the warm-up after a start, shown to every "
                         "detector as a gap in a running record, in training, calibration and scoring "
                         "(FeatureConfig.stops_as_gaps; default: off, as the product)")
+    p.add_argument("--stop-thresholds", dest="stop_thresholds", action="store_true",
+                   help="sim (product stages): windows in which the machine ran every step judged against a "
+                        "threshold fitted on the calibration windows run throughout (default: off, as the product)")
     p.add_argument("--tail-quantile", dest="tail_quantile", type=_tail_quantile, default=None, metavar="Q",
                    help="sim (product stages): each channel's z-scores divided by their calibration quantile Q "
                         "(pdm.detect.stages.tail_scale; default: not, as the product)")

@@ -73,6 +73,11 @@ class SimBenchConfig:
     #: running record, in training, calibration and scoring, as FeatureConfig.stops_as_gaps does
     #: (pdm.detect.errors.stops_as_gaps); off, as the product's default.
     stops_as_gaps: bool = False
+    #: Product stages: windows in which the machine ran every step (no stop, no start-up) judged against a
+    #: threshold of their own, fitted on the calibration windows run throughout (at least
+    #: :data:`FULL_CLASS_MIN` of them; else the machine's); windows holding a stop keep the machine's threshold
+    #: (:func:`stage_series`). Off, as the product.
+    stop_thresholds: bool = False
     detectors: tuple[str, ...] = ("tshae", "pca", "iforest", "conv_ae", "lstm_ae", "tst_mvp")
     #: "plain": calibration + POT + alarm rule on every window (the detectors alone);
     #: "product": every detector through pdm's scorer's stages as well (see :data:`STAGES`).
@@ -582,6 +587,13 @@ class StageInputs:
     inside: np.ndarray  # (n,) inside the operating envelope
     orders: np.ndarray  # work orders (ns) after the calibration windows
     ranges: dict[str, np.ndarray]  # field -> (n, 2) operating range
+    #: (n_cal,) / (n,): the machine ran every step of the window, past its warm-up (None: not recorded)
+    cal_full: np.ndarray | None = None
+    full: np.ndarray | None = None
+
+
+#: Calibration windows run throughout that a threshold of their own needs (``SimBenchConfig.stop_thresholds``).
+FULL_CLASS_MIN = 30
 
 
 def stage_inputs(det: Any, m: str, st: _Staged, times: np.ndarray, trim: float = 0.0,
@@ -597,16 +609,27 @@ def stage_inputs(det: Any, m: str, st: _Staged, times: np.ndarray, trim: float =
     part = slice(-last, None) if last is not None and hasattr(det, "step_errors") else slice(None)
     return StageInputs(m, list(st.test.channels), healthy, np.asarray(st.cal_gate[:, part], float).mean(axis=1), err,
                        np.asarray(starts), np.asarray(times), np.asarray(st.gate[:, part], float).mean(axis=1),
-                       np.asarray(st.inside, bool), np.asarray(st.orders), st.ranges)
+                       np.asarray(st.inside, bool), np.asarray(st.orders), st.ranges,
+                       np.all(np.asarray(st.cal_gate, bool), axis=1, keepdims=False).reshape(-1),
+                       np.all(np.asarray(st.gate, bool), axis=1, keepdims=False).reshape(-1))
 
 
 def stage_series(inp: StageInputs, window_ns: int, stride_ns: int, count_scaling: bool = False,
-                 tail_quantile: float | None = None, top_k: int | None = None) -> _Series | None:
+                 tail_quantile: float | None = None, top_k: int | None = None,
+                 stop_thresholds: bool = False) -> _Series | None:
     """One machine's series through the product's stages (None: no calibration window could be scored);
     ``count_scaling``: calibration and scored z-scores by :func:`pdm.detect.errors.count_scaled`;
     ``tail_quantile``: every channel's z-scores divided by their calibration quantile
     (:func:`pdm.detect.stages.tail_scale`; None: not); ``top_k``: the machine score's number of channels
-    (None: :data:`pdm.detect.stages.TOP_K`)."""
+    (None: :data:`pdm.detect.stages.TOP_K`).
+
+    ``stop_thresholds``: the windows run throughout (``full``) are judged against a threshold fitted on the
+    calibration windows run throughout alone, where there are :data:`FULL_CLASS_MIN` of them and it is the
+    lower: TSHAE reads a window holding a stop as a machine with another duty cycle (README, "Stops in a
+    window"), so on a line that stops at weekends the windows holding the stop set a threshold many times
+    what a weekday window ever scores. The series keeps one threshold per machine: a full window's score is
+    multiplied by (machine threshold / its own), which raises and grades alarms exactly as its own
+    threshold would."""
     from pdm.detect.errors import count_scaled
     from pdm.detect.excursion import IDLE, INSIDE, OUT, RESET, ExcursionBaseline
     from pdm.detect.rebaseline import Rebaseline
@@ -637,6 +660,12 @@ def stage_series(inp: StageInputs, window_ns: int, stride_ns: int, count_scaling
     exc = ExcursionBaseline().apply(z, kind, inp.times, stride_ns, window_ns=window_ns)
     scores = np.where(unscored | ~inp.inside, np.nan, scores)
     scores[exc.scored] = cal.score_z(exc.z[exc.scored], exclude=env)
+    if stop_thresholds and inp.cal_full is not None and inp.full is not None:
+        full_cal = h_scores[np.asarray(inp.cal_full, bool) & np.isfinite(h_scores)]
+        if len(full_cal) >= FULL_CLASS_MIN:
+            own = POTThreshold(min_scores=100, floor=THRESHOLD_FLOOR).fit(full_cal).threshold
+            if own < pot.threshold:
+                scores = np.where(np.asarray(inp.full, bool), scores * (pot.threshold / own), scores)
     state = np.where(unscored, SERIES_REBASELINE, np.where(inp.inside, SERIES_SCORED, np.where(
         exc.scored, SERIES_NEW_REGIME, SERIES_OUTSIDE))).astype(np.int8)
     return _Series(inp.machine, inp.times, scores, exc.z, pot.threshold, list(inp.channels), state=state,
@@ -651,6 +680,9 @@ def write_stage_inputs(inputs: list[StageInputs], path: Path) -> Path:
         index.append({"machine": inp.machine, "channels": list(inp.channels), "ranges": sorted(inp.ranges)})
         for name in ("healthy", "cal_counted", "errors", "starts", "times", "counted", "inside", "orders"):
             arrays[f"{i}/{name}"] = np.asarray(getattr(inp, name))
+        for name in ("cal_full", "full"):  # written since stop_thresholds; older files have none
+            if getattr(inp, name) is not None:
+                arrays[f"{i}/{name}"] = np.asarray(getattr(inp, name))
         for f, r in inp.ranges.items():
             arrays[f"{i}/range/{f}"] = np.asarray(r)
     arrays["index"] = np.frombuffer(json.dumps(index).encode(), dtype=np.uint8)
@@ -665,7 +697,9 @@ def read_stage_inputs(path: Path) -> list[StageInputs]:
         index = json.loads(bytes(z["index"]).decode())
         return [StageInputs(e["machine"], e["channels"], z[f"{i}/healthy"], z[f"{i}/cal_counted"], z[f"{i}/errors"],
                             z[f"{i}/starts"], z[f"{i}/times"], z[f"{i}/counted"], z[f"{i}/inside"], z[f"{i}/orders"],
-                            {f: z[f"{i}/range/{f}"] for f in e["ranges"]}) for i, e in enumerate(index)]
+                            {f: z[f"{i}/range/{f}"] for f in e["ranges"]},
+                            z[f"{i}/cal_full"] if f"{i}/cal_full" in z else None,
+                            z[f"{i}/full"] if f"{i}/full" in z else None) for i, e in enumerate(index)]
 
 
 def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] | None = print,
@@ -855,7 +889,7 @@ def run_sim(cfg: SimBenchConfig, workdir: Path, progress: Callable[[str], None] 
                 inp = stage_inputs(det, m, staged[m], times, cfg.error_trim, cfg.last_steps or None)
                 inputs.append(inp)
                 got = stage_series(inp, cfg.window * step_ns, cfg.stride * step_ns, cfg.count_scaling,
-                                   cfg.tail_quantile)
+                                   cfg.tail_quantile, stop_thresholds=cfg.stop_thresholds)
                 if got is None:
                     log.warning("%s: %s: no calibration window could be scored; machine not scored", key, m)
                     continue

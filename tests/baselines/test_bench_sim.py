@@ -118,6 +118,9 @@ def test_sim_benchmark_with_the_products_stages(tmp_path: Path) -> None:
 
     inputs = read_stage_inputs(folder / "pca_errors.npz")
     assert sorted(i.machine for i in inputs) == sorted(frame["machine"].unique())
+    # which windows ran throughout travels too (stop_thresholds)
+    assert all(i.full is not None and len(i.full) == len(i.times) and i.cal_full is not None
+               and len(i.cal_full) == len(i.healthy) for i in inputs)
     assert aggregation(["--run", f"a={tmp_path / 'out' / 'sim_quick_product_t1.json'}", "--results",
                         str(tmp_path / "agg"), "--quantile", "0.9"]) == 0
     agg = json.loads((tmp_path / "agg" / "score_aggregation.json").read_text())
@@ -477,3 +480,40 @@ def test_the_results_header_says_how_window_errors_and_z_scores_were_taken() -> 
     both = _trim_note({"config": {"error_trim": 0.02, "count_scaling": True, "stages": "product"}})
     assert "largest 2%" in both and "count_scaled" in both
     assert "count_scaled" not in _trim_note({"config": {"count_scaling": True, "stages": "plain"}})  # product only
+
+
+def test_stop_thresholds_judge_windows_run_throughout_against_their_own_calibration() -> None:
+    """A line that stops at weekends: the calibration windows holding the stop score far higher than the ones run
+    throughout (TSHAE's weekend bias) and set the machine's threshold; with ``stop_thresholds`` a weekday window is
+    judged against the weekday windows' own threshold, a window holding a stop as before."""
+    from pdm.evaluate.bench_sim import FULL_CLASS_MIN, StageInputs, _Series, stage_series
+
+    rng = np.random.default_rng(3)
+    step_ns = 600 * 10**9
+    n_full, n_stop, n = 90, 10, 40
+    healthy = rng.normal(1.0, 0.05, (n_full + n_stop, 3))
+    healthy[n_full:, :2] += 2.0  # the windows holding the weekend stop: imputed far off
+    errors = rng.normal(1.0, 0.05, (n, 3))
+    errors[:20, :2] += 0.6  # a fault in weekday windows: far above their calibration, below the weekend's
+    cal_full = np.r_[np.ones(n_full, bool), np.zeros(n_stop, bool)]
+    full = np.r_[np.ones(20, bool), np.zeros(20, bool)]
+    starts = np.arange(n, dtype=np.int64) * 12 * step_ns
+
+    def staged(cal_f: np.ndarray | None, f: np.ndarray | None, on: bool) -> _Series:
+        inp = StageInputs("m", ["a", "b", "c"], healthy, np.ones(len(healthy)), errors, starts, starts + 143 * step_ns,
+                          np.ones(n), np.ones(n, bool), np.zeros(0, np.int64), {"load": np.zeros((n, 2))}, cal_f, f)
+        got = stage_series(inp, 144 * step_ns, 12 * step_ns, stop_thresholds=on)
+        assert got is not None
+        return got
+
+    plain, own = staged(cal_full, full, False), staged(cal_full, full, True)
+    assert own.threshold == plain.threshold
+    assert (plain.scores[:20] < plain.threshold).all() and (own.scores[:20] > own.threshold).all()
+    assert np.array_equal(own.scores[20:], plain.scores[20:])  # windows holding a stop: as before
+    ratio = own.scores[:20] / plain.scores[:20]
+    assert np.allclose(ratio, ratio[0]) and ratio[0] > 3
+    # too few weekday calibration windows, or none recorded: the machine's threshold for all
+    few = cal_full.copy()
+    few[FULL_CLASS_MIN - 1:n_full] = False
+    assert np.array_equal(staged(few, full, True).scores, plain.scores, equal_nan=True)
+    assert np.array_equal(staged(None, None, True).scores, plain.scores, equal_nan=True)

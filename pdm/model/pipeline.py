@@ -179,7 +179,7 @@ def train_fleet(store: Store, models_dir: Path, *, machines: list[str] | None = 
     detect = calibrate(model, cal_sets, {m: grids[m] for m in cal_sets}, features, scalers,
                        envelopes=fit_envelopes(grids, fit_sets, features))
     for m, d in detect["machines"].items():
-        for note in (d["threshold"].get("note"), d.get("calibration_note"), outside_note(d)):
+        for note in (d["threshold"].get("note"), *calibration_notes(d)):
             if note:
                 report.problems.append(f"{m}: {note}")
     report.problems += [f"{m}: {why}" for m, why in detect["skipped"].items()]
@@ -373,12 +373,11 @@ def recalibrate(store: Store, bundle: ModelBundle, models_dir: str | Path, *, st
     if (start, stop) != (pd.Timestamp(data["start"]), pd.Timestamp(data["stop"])):
         envelopes.update(saved)
     elif bundle.metadata.get("kind") == "finetune":  # its weights also know its base model's range
-        envelopes = {m: e.union(saved[m]) if m in saved else e for m, e in envelopes.items()}
+        envelopes = joined_envelopes(envelopes, saved)
     detect = calibrate(bundle.model, cal_sets, grids, features, bundle.scalers, envelopes=envelopes)
     for m, d in detect["machines"].items():
-        for note in (d.get("calibration_note"), outside_note(d)):
-            if note:
-                log.warning("%s: %s", m, note)
+        for note in calibration_notes(d):
+            log.warning("%s: %s", m, note)
     machines = merge_calibration(before, detect["machines"], widen=False)
     meta = {**bundle.metadata, "recalibrated": {"from_version": bundle.version, "start": str(start),
                                                  "stop": str(stop), "machines": sorted(cal_sets)}}
@@ -534,6 +533,18 @@ def saved_envelopes(machines: dict[str, Any]) -> dict[str, Any]:
     from pdm.detect.stages import OperatingEnvelope
 
     return {m: OperatingEnvelope.from_dict(d["envelope"]) for m, d in machines.items() if d.get("envelope")}
+
+
+def joined_envelopes(envelopes: dict[str, Any], saved: dict[str, Any]) -> dict[str, Any]:
+    """Each machine's envelope joined with its ``saved`` one, where it has one: what a fine-tune's weights know
+    (its own windows' and its base model's)."""
+    return {m: e.union(saved[m]) if m in saved else e for m, e in envelopes.items()}
+
+
+def calibration_notes(machine: dict[str, Any]) -> list[str]:
+    """What a machine's detect.json entry says of its calibration windows (kept all though few were inside the
+    envelope; windows left out as outside it), for training's, recalibration's and fine-tuning's reports."""
+    return [n for n in (machine.get("calibration_note"), outside_note(machine)) if n]
 
 
 def outside_note(machine: dict[str, Any]) -> str:

@@ -104,10 +104,11 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
         bundle_features,
         bundle_windows,
         calibrate,
+        calibration_notes,
         error_stats,
         fit_envelopes,
+        joined_envelopes,
         merge_calibration,
-        outside_note,
         read_labels,
         saved_envelopes,
         scored_errors,
@@ -152,11 +153,10 @@ def finetune_fleet(store: Store, production: str | Path, models_dir: str | Path,
         errors[m] = error_stats(scored_errors(model, grids[m], w, features, bundle.scalers[m].rise_over)[1])
     # The envelope the tuned weights know: the fine-tuning windows' joined with the base model's.
     saved = saved_envelopes(bundle.detect.get("machines", {}))
-    envelopes = {m: e.union(saved[m]) if m in saved else e for m, e in fit_envelopes(grids, fit_sets, features).items()}
+    envelopes = joined_envelopes(fit_envelopes(grids, fit_sets, features), saved)
     detect = calibrate(model, cal_sets, grids, features, bundle.scalers, envelopes=envelopes)
     notes += [f"{m}: {why}" for m, why in detect["skipped"].items()]
-    notes += [f"{m}: {n}" for m, d in detect["machines"].items()
-              for n in (d.get("calibration_note"), outside_note(d)) if n]
+    notes += [f"{m}: {n}" for m, d in detect["machines"].items() for n in calibration_notes(d)]
     detect["machines"] = merge_calibration(bundle.detect.get("machines", {}), detect["machines"])
     tuned = ModelBundle(model, bundle.scalers, errors, {**bundle.config, "train": tcfg.to_dict()},
                         {**bundle.metadata, "data": {"start": str(pd.Timestamp(start)), "stop": str(pd.Timestamp(stop))},
